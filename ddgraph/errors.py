@@ -1,0 +1,45 @@
+"""Exception classes: every failure ddgraph reports names what failed and where."""
+
+
+class DDGraphError(Exception):
+    """Base class of every error ddgraph raises on purpose."""
+
+
+class TraceError(DDGraphError):
+    """Neither tracer could turn the model into a graph."""
+
+
+class LabelError(DDGraphError):
+    """The labeller met a graph it cannot label consistently (e.g. conflicting dead coordinates)."""
+
+
+class RuleFileError(DDGraphError):
+    """A rule file is malformed: the message names the file, the field and what was expected."""
+
+
+class ExprError(DDGraphError):
+    """A valuation expression failed to parse or refers to an unknown name."""
+
+
+class NoRuleError(DDGraphError):
+    """A primitive was asked for a rule it does not have."""
+
+
+class ConfigError(DDGraphError):
+    """The approach configuration (alpha, beta, regime, loss) is invalid for this model."""
+
+
+class TargetError(DDGraphError):
+    """A command-line TARGET could not be loaded."""
+
+
+class ProbeError(DDGraphError):
+    """The probe could not measure the model (e.g. no weight on the dead path)."""
+
+
+class FitError(DDGraphError):
+    """A slope could not be fitted (too few finite points)."""
+
+
+class GaugeError(DDGraphError):
+    """A gauge specification is invalid, overlaps another, or does not match the optimiser state."""
