@@ -1,0 +1,240 @@
+"""Dead coordinates: which entry of every channel space is dead, tracked through the graph.
+
+Every tensor gets a *mask* of its own shape holding, per entry, the dead class it belongs to
+(0 = bulk, j = dead direction j). Masks are computed by running the graph's shape-only ops on the
+masks themselves, so views, transposes, head splits and merges, slices and concatenations are
+followed exactly, whatever form they were traced in.
+
+Where the dead coordinate sits in a freshly produced channel space (a model input, a weight
+output) is chosen so that the space's consumers agree: the space is cut into *segments* by how it is
+used downstream (split into q, k, v; viewed into heads; halved by a rotary embedding), and the last
+``n_dead`` indices of each segment are dead (DESIGN §2: default the last index).
+"""
+from __future__ import annotations
+
+import networkx as nx
+import torch
+
+from . import primitives
+from .errors import LabelError
+from .graph import Graph
+
+_SHAPE_LIKE = ("shape", "concat", "reduce_tokens")
+
+
+def _fx_args(g: nx.DiGraph, name: str, env: dict, fill=None):
+    """The fx node's args/kwargs with tensor operands replaced from ``env`` (or ``fill``)."""
+    fx = g.nodes[name]["fx"]
+
+    def sub(a):
+        if a.name in g:
+            if a.name in env:
+                return env[a.name]
+            if fill is not None:
+                return fill(a.name)
+            raise KeyError(a.name)
+        return a.meta.get("ddgraph_value")
+
+    return torch.fx.node.map_arg(fx.args, sub), torch.fx.node.map_arg(fx.kwargs, sub)
+
+
+def _run_shape_op(g: nx.DiGraph, name: str, env: dict, fill=None):
+    """Execute a shape-only node on substitute tensors (masks or index maps)."""
+    d = g.nodes[name]
+    fx = d["fx"]
+    args, kwargs = _fx_args(g, name, env, fill)
+    if d["op"] in ("to", "dropout", "identity", "alias", "detach", "contiguous", "clone"):
+        return args[0]  # dtype casts, eval dropout and copies leave positions alone
+    if fx.op == "call_method":
+        return getattr(args[0], fx.target)(*args[1:], **kwargs)
+    return fx.target(*args, **kwargs)
+
+
+def _axis_row(mask: torch.Tensor, axis: int, where: str) -> torch.Tensor:
+    """The mask's pattern along ``axis`` (it must not vary along the other axes)."""
+    rows = mask.movedim(axis, -1).reshape(-1, mask.shape[axis])
+    row = rows.amax(0)
+    if rows.shape[0] > 1 and not torch.equal(rows.amin(0), row):
+        raise LabelError(f"{where}: the dead coordinate differs between tokens along axis {axis}; "
+                         "cannot read one dead index per channel")
+    return row
+
+
+def _varies(mask: torch.Tensor, axis: int) -> bool:
+    return bool((mask != mask.narrow(axis, 0, 1)).any())
+
+
+def _fibers(index: torch.Tensor) -> list[frozenset[int]]:
+    """Groups of source indices that sit together along the last axis the index map varies on."""
+    axes = [k for k in range(index.dim()) if index.shape[k] > 1 and _varies(index, k)]
+    if not axes:
+        vals = index.unique()
+        return [frozenset(int(v) for v in vals if v >= 0)]
+    rows = index.movedim(axes[-1], -1).reshape(-1, index.shape[axes[-1]]).unique(dim=0)
+    return [frozenset(int(v) for v in row if v >= 0) for row in rows]
+
+
+def _segments(g: nx.DiGraph, src: str, axis: int) -> list[list[int]]:
+    """Cut the channel space of ``src`` into segments by how its shape-only descendants are used."""
+    d = g.nodes[src]
+    shape = d["shape"]
+    n = shape[axis]
+    view = [1] * len(shape)
+    view[axis] = n
+    env = {src: torch.arange(n, dtype=torch.float64).view(view).expand(shape).clone()}
+    families: list[list[frozenset[int]]] = []
+    stack = [src]
+    while stack:
+        u = stack.pop()
+        for c in g.successors(u):
+            cp = g.nodes[c].get("primitive")
+            if cp in ("shape", "concat") and c not in env:
+                def fill(name, _g=g):
+                    shp = _g.nodes[name]["shape"]
+                    return torch.full(shp, -1.0, dtype=torch.float64)
+                env[c] = _run_shape_op(g, c, env, fill)
+                stack.append(c)
+            elif cp not in ("shape", "concat"):
+                val = env[u]
+                for t in (val if isinstance(val, (tuple, list)) else [val]):
+                    families.append(_fibers(t))
+    signature: dict[int, list] = {i: [] for i in range(n)}
+    for fam in families:
+        where = {}
+        for k, fib in enumerate(fam):
+            for i in fib:
+                where[i] = k
+        for i in range(n):
+            signature[i].append(where.get(i))
+    groups: dict[tuple, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(tuple(signature[i]), []).append(i)
+    return sorted(groups.values(), key=lambda s: s[0])
+
+
+def _space_mask(g, name: str, axis: int, n_dead: int) -> tuple[torch.Tensor, dict[int, list[int]]]:
+    """The mask of a fresh channel space: the last ``n_dead`` indices of each segment are dead."""
+    shape = g.nodes[name]["shape"]
+    row = torch.zeros(shape[axis])
+    dead: dict[int, list[int]] = {j: [] for j in range(1, n_dead + 1)}
+    for seg in _segments(g, name, axis):
+        for j in range(1, min(n_dead, len(seg)) + 1):
+            row[seg[-j]] = j
+            dead[j].append(seg[-j])
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    return row.view(view).expand(shape).clone(), dead
+
+
+def _union(masks: list[torch.Tensor], shape, where: str) -> torch.Tensor:
+    out = torch.zeros(shape)
+    for m in masks:
+        m = m.expand(shape)
+        clash = (out > 0) & (m > 0) & (out != m)
+        if clash.any():
+            raise LabelError(f"{where}: operands put different dead directions on the same entry")
+        out = torch.maximum(out, m)
+    return out
+
+
+def _reduce_dims(fx: torch.fx.Node, ndim: int) -> tuple[list[int], bool]:
+    dim = fx.kwargs.get("dim", fx.args[1] if len(fx.args) > 1 else None)
+    keep = fx.kwargs.get("keepdim", fx.args[2] if len(fx.args) > 2 else False)
+    if dim is None:
+        return list(range(ndim)), bool(keep)
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    return [k % ndim for k in dims], bool(keep)
+
+
+def _softmax_dim(fx: torch.fx.Node, ndim: int) -> int:
+    dim = fx.kwargs.get("dim", fx.args[1] if len(fx.args) > 1 else -1)
+    return int(dim) % ndim
+
+
+def _input_axis(g, name: str) -> int:
+    for c in g.successors(name):
+        w = g.nodes[c].get("weight")
+        if w and w["kind"] == "conv":
+            return 1
+    return -1
+
+
+def assign(graph: Graph) -> None:
+    """Place dead coordinates on every node, settle channel-dependent labels, build class maps."""
+    g, m = graph.nx, graph.n_dead
+    masks: dict[str, object] = {}
+    for n in graph.order():
+        d = g.nodes[n]
+        prim = d["primitive"]
+        where = f"node {n!r} ({d['target']})"
+        roles = dict(d["roles"]) if prim not in ("concat", "unknown") else {}
+        if prim in primitives.INERT:
+            continue
+        if prim == "input":
+            if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
+                d["onehot"] = True
+                masks[n] = torch.zeros(d["shape"])
+            else:
+                masks[n], d["dead"] = _space_mask(g, n, _input_axis(g, n) % len(d["shape"]), m)
+            continue
+        if prim == "softmax?":
+            x = masks[roles["x"]]
+            over_channels = _varies(x, _softmax_dim(d["fx"], x.dim()))
+            d["primitive"] = prim = "softmax_channels" if over_channels else "softmax_tokens"
+        elif prim == "reduce?":
+            x = masks[roles["x"]]
+            dims, _ = _reduce_dims(d["fx"], x.dim())
+            d["primitive"] = prim = ("reduce_channels" if any(_varies(x, k) for k in dims)
+                                     else "reduce_tokens")
+        elif prim == "matmul?":
+            a, b = masks[roles["a"]], masks[roles["b"]]
+            if _varies(a, -1) or (b.dim() > 1 and _varies(b, -2)):
+                d["primitive"] = prim = "contraction"
+            else:
+                d["primitive"] = prim = "token_mix"
+        kind = primitives.get(prim).masks
+        shape = d["shape"]
+        if kind == "weight":
+            w = d["weight"]
+            if w["kind"] == "embedding":
+                vocab = g.nodes[w["operand"]]["shape"][w["w_in_axis"]]
+                w["dead_in"] = {j: [vocab - j] for j in range(1, m + 1)}
+            else:
+                row = _axis_row(masks[roles["x"]], w["x_axis"], where)
+                w["dead_in"] = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, m + 1)}
+            y_axis = w["y_axis"] % len(shape)
+            masks[n], w["dead_out"] = _space_mask(g, n, y_axis, m)
+        elif kind == "elementwise":
+            ops = [o for o in d["operands"] if o in masks]
+            masks[n] = _union([masks[o] for o in ops], shape, where)
+        elif kind == "same_as_x":
+            masks[n] = masks[roles["x"]].expand(shape).clone() if shape else masks[roles["x"]]
+        elif kind == "shape":
+            if prim == "reduce_tokens":
+                dims, keep = _reduce_dims(d["fx"], masks[roles["x"]].dim())
+                masks[n] = masks[roles["x"]].amax(dim=dims, keepdim=keep)
+            else:
+                masks[n] = _run_shape_op(g, n, masks, fill=lambda o, _g=g: torch.zeros(_g.nodes[o]["shape"]))
+        elif kind == "value":
+            v = masks[roles.get("v", roles.get("b"))]
+            masks[n] = v.amax(dim=-2, keepdim=True).expand(shape).clone()
+        elif kind == "channel_free":
+            masks[n] = torch.zeros(shape) if shape else tuple(torch.zeros(s) for s in d["tuple_shapes"])
+        else:
+            raise LabelError(f"{where}: primitive {prim} has no mask kind")
+    for n, mask in masks.items():
+        d = g.nodes[n]
+        d["mask"] = mask
+        parts = mask if isinstance(mask, (tuple, list)) else [mask]
+        classes = {0} | {int(c) for p in parts for c in p.unique().tolist()}
+        if d.get("onehot"):
+            classes |= set(range(m + 1))
+        d["classes"] = frozenset(classes)
+    for n, mask in masks.items():
+        d = g.nodes[n]
+        if primitives.get(d["primitive"]).masks == "elementwise" and isinstance(mask, torch.Tensor):
+            d["classmap"] = {}
+            for role, src in d["roles"]:
+                sm = masks[src].expand(mask.shape)
+                d["classmap"][role] = {c: int(sm[mask == c].max()) if (mask == c).any() else c
+                                       for c in d["classes"]}

@@ -1,0 +1,441 @@
+"""The labelling pass: assign every node of a traced graph a primitive.
+
+Patterns are plain functions ``pattern(g, name) -> Match | None`` tried in order (user patterns
+first). They work on the networkx graph and see module, functional and ATen forms alike through the
+canonical op names of :mod:`ddgraph.ops`. Fusing patterns (a hand-written RMSNorm) collapse a
+subgraph into its output node. After the patterns, :func:`ddgraph.channels.assign` places the dead
+coordinates and settles the labels that depend on which axes carry channels (softmax over channels
+or tokens, contraction Q K^T vs token mixing A V, reductions).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import attrs
+import networkx as nx
+import torch
+
+from . import primitives
+from .graph import Graph, tensor_operands
+from .ops import SHAPE_OPS
+
+RELU_OPS = frozenset({"relu", "leaky_relu", "hardtanh", "relu6", "prelu", "rrelu"})
+SMOOTH_OPS = frozenset({"gelu", "tanh", "silu", "elu", "selu", "celu", "mish", "hardswish",
+                        "softsign", "tanhshrink", "sin", "atan", "asinh", "erf", "hardshrink",
+                        "softshrink"})
+OFFSET_OPS = frozenset({"sigmoid", "softplus", "exp", "logsigmoid", "hardsigmoid", "cos", "log_sigmoid"})
+WEIGHT_OPS = frozenset({"linear", "matmul", "mm", "bmm", "addmm", "conv", "embedding", "einsum"})
+REDUCE_OPS = frozenset({"mean", "sum", "amax", "amin", "max", "min", "logsumexp"})
+CREATION_OPS = frozenset({"arange", "ones", "zeros", "full", "empty", "ones_like", "zeros_like",
+                          "full_like", "empty_like", "tensor", "scalar_tensor", "new_ones",
+                          "new_zeros", "new_full", "new_empty", "randn", "rand", "triu", "tril"})
+
+
+@attrs.define
+class Match:
+    """What a pattern found: the primitive, its operand roles, fused members and extra attributes."""
+
+    primitive: str
+    roles: list[tuple[str, str]]
+    members: list[str] = attrs.Factory(list)
+    attrs: dict = attrs.Factory(dict)
+
+
+Pattern = Callable[[nx.DiGraph, str], "Match | None"]
+_USER_PATTERNS: list[tuple[str, Pattern]] = []
+
+
+def register_pattern(primitive: str | primitives.Primitive, fn: Pattern) -> None:
+    """Register a user pattern, tried before the built-in ones.
+
+    Parameters
+    ----------
+    primitive : a known primitive name, or a new :class:`ddgraph.primitives.Primitive` to define.
+    fn : ``fn(g, name) -> Match | None``; ``g`` is the networkx graph, ``name`` the node to label.
+
+    Examples
+    --------
+    >>> from ddgraph.label import register_pattern, Match
+    >>> from ddgraph.primitives import Primitive
+    >>> sq = Primitive("square_act", ("x",), "elementwise", "x * x as an activation")
+    >>> def square(g, n):
+    ...     d = g.nodes[n]
+    ...     if d["op"] == "square":
+    ...         return Match("square_act", [("x", g.nodes[n]["operands"][0])])
+    >>> register_pattern(sq, square)
+    >>> unregister_pattern("square_act")
+    """
+    if isinstance(primitive, primitives.Primitive):
+        if primitive.name not in primitives.PRIMITIVES:
+            primitives.register(primitive)
+        primitive = primitive.name
+    primitives.get(primitive)
+    _USER_PATTERNS.append((primitive, fn))
+
+
+def unregister_pattern(primitive: str) -> None:
+    """Remove user patterns for ``primitive`` (and the primitive itself if the user defined it)."""
+    _USER_PATTERNS[:] = [(p, f) for p, f in _USER_PATTERNS if p != primitive]
+    if primitive not in {p.name for p in primitives._ALL}:
+        primitives.PRIMITIVES.pop(primitive, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Node kinds: what a node depends on (inputs, parameters, nothing)
+
+
+def _classify_dependence(g: nx.DiGraph) -> None:
+    """Set ``dep`` on every node: 'input', 'param' (a parameter or shape-only view), 'const', 'mixed'."""
+    for name in g.graph["order"]:
+        d = g.nodes[name]
+        fx = d["fx"]
+        ops = d["operands"] = tensor_operands(g, name)
+        if fx.op == "placeholder":
+            d["dep"] = "input"
+        elif fx.op == "get_attr":
+            d["dep"] = "param" if d["is_parameter"] else "const"
+        else:
+            deps = {g.nodes[o]["dep"] for o in ops}
+            if "input" in deps:
+                d["dep"] = "input"
+            elif not deps or deps == {"const"}:
+                d["dep"] = "const"
+            elif deps <= {"param", "const"} and d["op"] in SHAPE_OPS and len(ops) == 1:
+                d["dep"] = "param"
+                d["param"] = g.nodes[ops[0]]["param"]
+            else:
+                d["dep"] = "mixed"  # computed from parameters by a non-shape op
+
+
+def _is_scalar_like(g: nx.DiGraph, name: str) -> bool:
+    shape = g.nodes[name]["shape"]
+    return shape is not None and math.prod(shape) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in patterns
+
+
+def _const_arg(fx_node, name: str, pos: int, default=None):
+    if name in fx_node.kwargs:
+        return fx_node.kwargs[name]
+    return fx_node.args[pos] if len(fx_node.args) > pos else default
+
+
+def _weight(g, n) -> Match | None:
+    d = g.nodes[n]
+    op, fx, ops = d["op"], d["fx"], d["operands"]
+    if op not in WEIGHT_OPS or d["dep"] != "input":
+        return None
+    dep = {o: g.nodes[o]["dep"] for o in ops}
+    if op == "embedding":
+        weight = next((o for o in ops if dep[o] == "param"), None)
+        ids = next((o for o in ops if dep[o] != "param"), None)
+        if weight is None or ids is None:
+            return None
+        return Match("weight", [("x", ids)], attrs=dict(
+            weight=dict(kind="embedding", operand=weight, param=g.nodes[weight]["param"],
+                        w_in_axis=0, w_out_axis=1, x_axis=None, y_axis=-1, bias=None)))
+    if op in ("linear", "conv"):
+        x, w = fx.args[0].name, fx.args[1].name
+        bias = _const_arg(fx, "bias", 2)
+        if dep.get(w) != "param" or dep.get(x) != "input":
+            return None
+        conv = op == "conv"
+        return Match("weight", [("x", x)], attrs=dict(weight=dict(
+            kind="conv" if conv else "linear", operand=w, param=g.nodes[w]["param"], w_in_axis=1,
+            w_out_axis=0, x_axis=1 if conv else -1, y_axis=1 if conv else -1,
+            bias=_bias_param(g, bias))))
+    if op in ("matmul", "mm", "bmm", "addmm"):
+        args = [a.name if isinstance(a, torch.fx.Node) else None for a in fx.args[:3]]
+        bias = args[0] if op == "addmm" else None
+        a, b = (args[1], args[2]) if op == "addmm" else (args[0], args[1])
+        if a is None or b is None:
+            return None
+        if dep[a] == "input" and dep[b] == "param":
+            x, w, lay = a, b, dict(w_in_axis=-2, w_out_axis=-1, x_axis=-1, y_axis=-1)
+        elif dep[a] == "param" and dep[b] == "input":
+            x, w, lay = b, a, dict(w_in_axis=-1, w_out_axis=-2, x_axis=-2, y_axis=-2)
+        else:
+            return None
+        return Match("weight", [("x", x)], attrs=dict(weight=dict(
+            kind="matmul", operand=w, param=g.nodes[w]["param"], bias=_bias_param(g, bias), **lay)))
+    return None
+
+
+def _bias_param(g, bias) -> str | None:
+    if isinstance(bias, torch.fx.Node):
+        bias = bias.name
+    if bias is None or bias not in g:
+        return None
+    return g.nodes[bias]["param"] if g.nodes[bias]["dep"] == "param" else None
+
+
+def _binary(g, n) -> Match | None:
+    d = g.nodes[n]
+    op, ops = d["op"], d["operands"]
+    if op not in ("add", "sub", "mul", "div", "rsub", "neg") or d["dep"] != "input":
+        return None
+    acts = [o for o in ops if g.nodes[o]["dep"] == "input"]
+    others = [o for o in ops if g.nodes[o]["dep"] != "input"]
+    if op == "neg":
+        return Match("scale", [("x", acts[0])])
+    if len(acts) == 1:
+        x = acts[0]
+        if op in ("mul", "div"):
+            if op == "div" and d["fx"].args[0] is not d["fx"].args[-1] and \
+                    isinstance(d["fx"].args[1], torch.fx.Node) and d["fx"].args[1].name == x:
+                return None  # c / x is not a scaling
+            return Match("scale", [("x", x)], attrs=dict(scale_param=_param_of(g, others)))
+        if others and g.nodes[others[0]]["dep"] == "param":
+            return Match("bias_add", [("x", x)], attrs=dict(bias_param=_param_of(g, others)))
+        return Match("shift", [("x", x)])
+    if len(acts) == 2:
+        a, b = acts
+        if op in ("add", "sub"):
+            skip = a == b or nx.has_path(g, a, b) or nx.has_path(g, b, a)
+            return Match("skip_add" if skip else "add", [("a", a), ("b", b)])
+        if op == "mul":
+            return Match("gate" if _is_glu(g, a, b) else "product", [("a", a), ("b", b)])
+    return None
+
+
+def _param_of(g, others) -> str | None:
+    for o in others:
+        if g.nodes[o]["dep"] == "param":
+            return g.nodes[o]["param"]
+    return None
+
+
+def _weight_source(g, n, through_act: bool) -> str | None:
+    """The weight node feeding ``n`` through shape ops (and at most one activation)."""
+    seen_act = False
+    while True:
+        d = g.nodes[n]
+        if d.get("primitive") == "weight":
+            return n
+        if d["op"] in SHAPE_OPS and len(d["operands"]) == 1:
+            n = d["operands"][0]
+        elif through_act and not seen_act and d["op"] in (SMOOTH_OPS | RELU_OPS | OFFSET_OPS) \
+                and d["operands"]:
+            seen_act, n = True, d["operands"][0]
+        else:
+            return None
+
+
+def _is_glu(g, a, b) -> bool:
+    for gated, lin in ((a, b), (b, a)):
+        w1, w2 = _weight_source(g, gated, True), _weight_source(g, lin, False)
+        if w1 is None or w2 is None:
+            continue
+        x1 = g.nodes[w1]["roles"][0][1]
+        x2 = g.nodes[w2]["roles"][0][1]
+        acted = _weight_source(g, gated, False) is None
+        if acted and (x1 == x2 or w1 == w2):
+            return True
+    return False
+
+
+def _activation(g, n) -> Match | None:
+    d = g.nodes[n]
+    if d["dep"] != "input" or not d["operands"]:
+        return None
+    x = d["operands"][0]
+    if d["op"] in RELU_OPS:
+        return Match("act_relu", [("x", x)])
+    if d["op"] in SMOOTH_OPS:
+        return Match("act_smooth", [("x", x)])
+    if d["op"] in OFFSET_OPS:
+        return Match("act_offset", [("x", x)])
+    return None
+
+
+def _norms(g, n) -> Match | None:
+    d = g.nodes[n]
+    if d["op"] == "layer_norm" and d["dep"] == "input":
+        fx = d["fx"]
+        return Match("layernorm", [("x", fx.args[0].name)], attrs=dict(
+            norm_weight=_bias_param(g, _const_arg(fx, "weight", 2)),
+            norm_bias=_bias_param(g, _const_arg(fx, "bias", 3))))
+    if d["op"] == "rms_norm" and d["dep"] == "input":
+        fx = d["fx"]
+        return Match("rmsnorm", [("x", fx.args[0].name)], attrs=dict(
+            norm_weight=_bias_param(g, _const_arg(fx, "weight", 2))))
+    return None
+
+
+def _single_consumer(g, n) -> str | None:
+    succ = list(g.successors(n))
+    return succ[0] if len(succ) == 1 else None
+
+
+def _strip_casts(g, n) -> str:
+    while g.nodes[n]["op"] == "to" and g.nodes[n]["operands"]:
+        n = g.nodes[n]["operands"][0]
+    return n
+
+
+def _rmsnorm_written_out(g, n) -> Match | None:
+    """x * rsqrt(mean(x**2, -1, keepdim) + eps) [* weight], with optional dtype casts."""
+    d = g.nodes[n]
+    if d["op"] not in ("rsqrt",) or d["dep"] != "input":
+        return None
+    members = [n]
+    v = d["operands"][0]
+    if g.nodes[v]["op"] == "add":
+        members.append(v)
+        v = next((o for o in g.nodes[v]["operands"] if g.nodes[o]["dep"] == "input"), None)
+    if v is None or g.nodes[v]["op"] != "mean":
+        return None
+    members.append(v)
+    p = g.nodes[v]["operands"][0]
+    pd = g.nodes[p]
+    if pd["op"] == "pow" and _const_arg(pd["fx"], "exponent", 1) == 2:
+        x0 = pd["operands"][0]
+    elif pd["op"] == "mul" and len(set(pd["operands"])) == 1:
+        x0 = pd["operands"][0]
+    else:
+        return None
+    members.append(p)
+    m = _single_consumer(g, n)
+    if m is None or g.nodes[m]["op"] != "mul":
+        return None
+    xs = [o for o in g.nodes[m]["operands"] if o != n]
+    if len(xs) != 1 or _strip_casts(g, xs[0]) != _strip_casts(g, x0):
+        return None
+    members.append(m)
+    out, weight = m, None
+    nxt = _single_consumer(g, out)
+    if nxt is not None and g.nodes[nxt]["op"] == "to":
+        members.append(nxt)
+        out, nxt = nxt, _single_consumer(g, nxt)
+    if nxt is not None and g.nodes[nxt]["op"] == "mul":
+        other = [o for o in g.nodes[nxt]["operands"] if o != out]
+        if len(other) == 1 and g.nodes[other[0]]["dep"] == "param":
+            weight = g.nodes[other[0]]["param"]
+            members.append(nxt)
+            out = nxt
+    for mem in members:
+        if mem != out and any(s not in members for s in g.successors(mem)):
+            return None  # an intermediate value is used elsewhere: not a self-contained norm
+    return Match("rmsnorm", [("x", _strip_casts(g, x0))], members=members,
+                 attrs=dict(norm_weight=weight, fused_output=out, written_out=True))
+
+
+def _attention(g, n) -> Match | None:
+    d = g.nodes[n]
+    if d["op"] != "sdpa" or d["dep"] != "input":
+        return None
+    fx = d["fx"]
+    q, k, v = (a.name for a in fx.args[:3])
+    mask = _const_arg(fx, "attn_mask", 3)
+    extra = [m.name for m in [mask] if isinstance(m, torch.fx.Node) and g.nodes[m.name]["dep"] == "input"]
+    if extra:
+        return None  # an input-dependent mask is outside the attention rule
+    return Match("attention", [("q", q), ("k", k), ("v", v)],
+                 attrs=dict(gqa=bool(_const_arg(fx, "enable_gqa", 7, False))))
+
+
+def _provisional(g, n) -> Match | None:
+    """Ops whose label depends on channel axes; :mod:`ddgraph.channels` settles them."""
+    d = g.nodes[n]
+    if d["dep"] != "input":
+        return None
+    op, ops = d["op"], d["operands"]
+    acts = [o for o in ops if g.nodes[o]["dep"] == "input"]
+    if op in ("softmax", "log_softmax") and len(acts) == 1:
+        return Match("softmax?", [("x", acts[0])])
+    if op in REDUCE_OPS and len(acts) == 1 and len(ops) == 1:
+        return Match("reduce?", [("x", acts[0])])
+    if op in ("matmul", "bmm", "mm") and len(acts) == 2 and len(ops) == 2:
+        return Match("matmul?", [("a", ops[0]), ("b", ops[1])])
+    return None
+
+
+def _shape(g, n) -> Match | None:
+    d = g.nodes[n]
+    if d["op"] not in SHAPE_OPS or d["dep"] != "input":
+        return None
+    acts = [o for o in d["operands"] if g.nodes[o]["dep"] == "input"]
+    if d["op"] in ("cat", "stack"):
+        return Match("concat", [("xs", o) for o in d["operands"]])
+    if len(acts) == 1:
+        return Match("shape", [("x", acts[0])])
+    return None
+
+
+BUILTIN_PATTERNS: list[Pattern] = [_rmsnorm_written_out, _weight, _norms, _attention, _binary,
+                                   _activation, _provisional, _shape]
+
+
+def _label_node(g, n) -> Match:
+    d = g.nodes[n]
+    fx = d["fx"]
+    if fx.op == "placeholder":
+        return Match("input", [])
+    if fx.op == "output":
+        ops = d["operands"]
+        return Match("output", [("x", ops[0])] if ops else [])
+    if d["dep"] == "param":
+        return Match("param", [])
+    if d["dep"] == "const":
+        return Match("const", [])
+    for _, fn in _USER_PATTERNS:
+        m = fn(g, n)
+        if m is not None:
+            return m
+    for fn in BUILTIN_PATTERNS:
+        m = fn(g, n)
+        if m is not None:
+            return m
+    return Match("unknown", [("xs", o) for o in d["operands"] if g.nodes[o]["dep"] == "input"],
+                 attrs=dict(unknown_op=d["target"]))
+
+
+def _fuse(g: nx.DiGraph, out: str, members: list[str]) -> None:
+    """Collapse ``members`` into ``out``: inner nodes vanish, their outside inputs feed ``out``."""
+    inner = [m for m in members if m != out]
+    preds = {p for m in members for p in g.predecessors(m) if p not in members}
+    g.remove_nodes_from(inner)
+    for p in preds:
+        g.add_edge(p, out)
+    g.graph["order"] = [m for m in g.graph["order"] if m not in inner]
+
+
+def label(graph: Graph, *, n_dead: int = 1) -> Graph:
+    """Label every node of ``graph`` with a primitive and place the dead coordinates (in place).
+
+    Parameters
+    ----------
+    graph : a traced :class:`Graph`.
+    n_dead : number of dead directions per channel space (Thm 106); 1 by default.
+
+    Returns
+    -------
+    Graph
+        The same graph, with ``primitive``, ``roles`` and dead-coordinate data on every node.
+    """
+    from . import channels  # channels needs labels; labels that need channels are settled there
+
+    g = graph.nx
+    _classify_dependence(g)
+    for n in list(g.graph["order"]):
+        if n not in g or "primitive" in g.nodes[n]:
+            continue  # removed or already labelled by a fusing pattern
+        m = _label_node(g, n)
+        if m.members:
+            out = m.attrs.pop("fused_output")
+            _fuse(g, out, m.members)
+            n = out
+            g.nodes[n]["members"] = m.members
+            g.nodes[n]["operands"] = [src for _, src in m.roles]
+        d = g.nodes[n]
+        d["primitive"], d["roles"] = m.primitive, m.roles
+        d.update(m.attrs)
+    graph.n_dead = n_dead
+    channels.assign(graph)
+    for n, d in g.nodes(data=True):
+        primitives.get(d["primitive"])  # every label must be a defined primitive
+    graph.labelled = True
+    return graph

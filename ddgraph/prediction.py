@@ -1,0 +1,218 @@
+"""Predictions read off the valuations: the rate ladder, the KL order, LN kernels, stream sites."""
+from __future__ import annotations
+
+import math
+
+import attrs
+import networkx as nx
+import torch
+
+from . import __version__
+from .config import Approach
+from .engine import VALUATION, pair
+from .graph import Graph
+from .rules import RuleSet
+
+IN_REACH, BRACKET, NO_RULE = "in-reach", "bracket", "no-rule"
+
+
+@attrs.frozen
+class NodePrediction:
+    """Predicted K-FAC rates of one weight node, per dead direction (index 0 = direction 1)."""
+
+    node: str
+    param: str
+    module: str | None
+    primitive: str
+    kind: str
+    a_rates: tuple  # per direction: (lo, hi) pairs; (None, None) when no rule reached it
+    g_rates: tuple
+    status: str
+    lemmas: tuple[str, ...]
+    rules: tuple[str, ...]
+    reason: str = ""
+
+    @property
+    def a_rate(self):
+        return _point(self.a_rates[0])
+
+    @property
+    def g_rate(self):
+        return _point(self.g_rates[0])
+
+
+def _point(p):
+    """A number, ``inf``, a ``(lo, hi)`` bracket, or ``None``."""
+    lo, hi = p
+    if lo is None or hi is None:
+        return None
+    return lo if lo == hi else (lo, hi)
+
+
+def _json_rate(p):
+    v = _point(p)
+    if v is None or isinstance(v, tuple):
+        return None
+    return "inf" if math.isinf(v) else v
+
+
+@attrs.frozen
+class Prediction:
+    """Everything ddgraph predicts for one model under one approach."""
+
+    model: str
+    approach: Approach
+    kl_order: object  # number, (lo, hi) or None
+    nodes: tuple[NodePrediction, ...]
+    ln_kernels: tuple[dict, ...]
+    stream_sites: tuple[dict, ...]
+    unknown_ops: tuple[dict, ...]
+    graph: Graph = attrs.field(repr=False, eq=False)
+    tracer: str = ""
+
+    @property
+    def fisher_rate(self):
+        k = self.kl_order
+        if k is None or isinstance(k, tuple):
+            return None if k is None else (2 * k[0] - 2, 2 * k[1] - 2)
+        return math.inf if math.isinf(k) else 2 * k - 2
+
+    @property
+    def rlct(self):
+        k = self.kl_order
+        if k is None or isinstance(k, tuple):
+            return None if k is None else (1 / (2 * k[1]), 1 / (2 * k[0]))
+        return 0.0 if math.isinf(k) else 1 / (2 * k)
+
+    def counts(self) -> dict[str, int]:
+        out = {IN_REACH: 0, BRACKET: 0, NO_RULE: 0}
+        for n in self.nodes:
+            out[n.status] += 1
+        return out
+
+    def to_json(self) -> dict:
+        """The JSON contract other tools read (keys documented in the README)."""
+        def num(x):
+            if x is None or isinstance(x, tuple):
+                return None
+            return "inf" if math.isinf(x) else x
+        nodes = []
+        for n in self.nodes:
+            bracket = None
+            if n.status == BRACKET:
+                bracket = {"a_rate": list(n.a_rates[0]), "g_rate": list(n.g_rates[0])}
+            nodes.append({
+                "node": n.node, "param": n.param, "module": n.module, "primitive": n.primitive,
+                "kind": n.kind, "a_rate": _json_rate(n.a_rates[0]), "g_rate": _json_rate(n.g_rates[0]),
+                "status": n.status, "bracket": bracket, "lemmas": list(n.lemmas),
+                "rules": list(n.rules), "reason": n.reason,
+                "directions": [{"a_rate": _json_rate(a), "g_rate": _json_rate(g)}
+                               for a, g in zip(n.a_rates, n.g_rates)],
+            })
+        return {
+            "ddgraph_version": __version__, "model": self.model, "tracer": self.tracer,
+            "regime": self.approach.regime, "loss": self.approach.loss, "fisher": self.approach.fisher,
+            "kl_order": num(self.kl_order), "fisher_rate": num(self.fisher_rate), "rlct": num(self.rlct),
+            "kl_order_bracket": list(self.kl_order) if isinstance(self.kl_order, tuple) else None,
+            "nodes": nodes, "ln_kernels": list(self.ln_kernels), "stream_sites": list(self.stream_sites),
+            "unknown_ops": list(self.unknown_ops), "counts": self.counts(),
+        }
+
+
+def _double(p):
+    lo, hi = p
+    return (None if lo is None else 2 * lo, None if hi is None else 2 * hi)
+
+
+def _cites(g: nx.DiGraph, nodes, rules: RuleSet, approach: Approach) -> set[str]:
+    out = set()
+    for n in nodes:
+        r = rules.lookup(g.nodes[n].get("primitive"), approach.setting)
+        if r is not None:
+            out.update(r.cite)
+    return out
+
+
+def _status(*pairs) -> str:
+    if any(p[0] is None or p[1] is None for p in pairs):
+        return NO_RULE
+    if any(p[0] != p[1] for p in pairs):
+        return BRACKET
+    return IN_REACH
+
+
+def _ln_kernel(graph: Graph, d: dict) -> dict:
+    name = d.get("norm_weight")
+    entry = {"module": d.get("module") or d["fx"].name, "node": d["fx"].name}
+    width = d["shape"][-1]
+    if name is None:
+        entry["direction"] = [1 / math.sqrt(width)] * width
+        entry["source"] = "no affine weight: the kernel is the all-ones direction"
+        return entry
+    gamma = graph.gm.get_parameter(name).detach()
+    if gamma.device.type == "meta":
+        entry["direction"] = None
+        entry["source"] = f"{name} lives on the meta device: the direction 1/gamma needs real weights"
+        return entry
+    gamma = gamma.double().flatten()
+    zero = gamma == 0
+    u = torch.where(zero, torch.ones_like(gamma), torch.zeros_like(gamma)) if zero.any() else 1 / gamma
+    entry["direction"] = (u / u.norm()).tolist()
+    entry["source"] = f"1/{name}" if not zero.any() else f"e_i where {name}_i = 0"
+    return entry
+
+
+def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
+    """Collect per-node predictions from a graph whose valuations have been computed."""
+    g = graph.nx
+    order = graph.order()
+    nodes = []
+    for n in order:
+        d = g.nodes[n]
+        if d["primitive"] != "weight":
+            continue
+        x = d["roles"][0][1]
+        vx, vn = g.nodes[x][VALUATION], d[VALUATION]
+        a = tuple(_double(pair(vx.v, j)) for j in range(1, graph.n_dead + 1))
+        gr = tuple(_double(pair(vn.w, j)) for j in range(1, graph.n_dead + 1))
+        status = _status(*a, *gr)
+        anc, desc = nx.ancestors(g, n), nx.descendants(g, n)
+        lemmas = _cites(g, anc | desc | {n}, rules, approach)
+        used = {g.nodes[m][VALUATION].rule for m in anc | desc | {n}
+                if VALUATION in g.nodes[m] and g.nodes[m][VALUATION].rule}
+        reasons = sorted({g.nodes[m][VALUATION].reason for m in anc | desc | {n}
+                          if VALUATION in g.nodes[m] and g.nodes[m][VALUATION].rule is None
+                          and g.nodes[m][VALUATION].reason})
+        w = d["weight"]
+        nodes.append(NodePrediction(
+            node=n, param=w["param"], module=d.get("module"), primitive="weight", kind=w["kind"],
+            a_rates=a, g_rates=gr, status=status, lemmas=tuple(sorted(lemmas)),
+            rules=tuple(sorted(used)), reason="; ".join(reasons) if status == NO_RULE else ""))
+    out_node = next((n for n in order if g.nodes[n]["primitive"] == "output"), None)
+    kl = None
+    if out_node is not None and g.nodes[out_node]["roles"]:
+        x = g.nodes[out_node]["roles"][0][1]
+        dd = g.nodes[x][VALUATION].d
+        los = [dd[c][0] for c in g.nodes[x]["classes"]]
+        his = [dd[c][1] for c in g.nodes[x]["classes"]]
+        if all(v is not None for v in los + his):
+            lo, hi = min(los), min(his)
+            kl = lo if lo == hi else (lo, hi)
+    lns = tuple(_ln_kernel(graph, g.nodes[n]) for n in order if g.nodes[n]["primitive"] == "layernorm")
+    sites = []
+    for n in order:
+        d = g.nodes[n]
+        if d["primitive"] != "skip_add":
+            continue
+        v = d[VALUATION].v
+        finite = [v[c][0] for c in d["classes"] if v[c][0] is not None and not math.isinf(v[c][0])]
+        known = all(v[c][0] is not None for c in d["classes"])
+        sites.append({"node": n, "module": d.get("module"),
+                      "stream_rate": 2 * max(finite) if known and finite else None,
+                      "lemmas": ["Cor 58"]})
+    unknown = tuple({"node": n, "op": g.nodes[n].get("unknown_op", g.nodes[n]["target"]),
+                     "module": g.nodes[n].get("module")}
+                    for n in order if g.nodes[n]["primitive"] == "unknown")
+    return Prediction(model=graph.model_name, approach=approach, kl_order=kl, nodes=tuple(nodes),
+                      ln_kernels=lns, stream_sites=tuple(sites), unknown_ops=unknown, graph=graph,
+                      tracer=graph.tracer)

@@ -1,0 +1,225 @@
+"""Rule files: one declarative TOML file per primitive, parsed and validated at load time.
+
+A rule file holds::
+
+    primitive = "weight"                 # a name from ddgraph.primitives
+    cite = ["Thm 21"]                    # the results it reproduces
+    summary = "..."                      # one line for `ddgraph rules`
+    derivation = "..."                   # how the expressions follow from the local Jacobian
+    [when]                               # optional: loss = "mse"|"ce", regime = ..., fisher = ...
+    [forward]      v = "...", d = "..."  # or [forward.bulk] / [forward.dead]
+    [backward]     ROLE = "..."          # or [backward.bulk] / [backward.dead]
+    [probe]        case = "...", args = {...}
+
+An expression may be a two-element array ``[lower, upper]``: the rule then only gives a bracket.
+Built-in rules live in the top-level ``rules/`` directory (installed as ``ddgraph.builtin_rules``); a user
+directory layers on top for one run and never changes the built-ins.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import tomllib
+from pathlib import Path
+
+import attrs
+
+from . import primitives
+from .errors import ExprError, RuleFileError
+from .expr import parse, refs
+
+_TOP = {"primitive", "cite", "summary", "derivation", "when", "forward", "backward", "probe"}
+_WHEN = {"loss": ("mse", "ce"), "regime": ("noisy", "noise-free"), "fisher": ("expected", "empirical")}
+CLASS_KINDS = ("bulk", "dead")
+
+
+@attrs.frozen
+class Rule:
+    """A parsed rule: expression trees per class kind, as (lower, upper) pairs."""
+
+    primitive: str
+    cite: tuple[str, ...]
+    summary: str
+    forward: dict  # class kind -> {'v': (lo, hi), 'd': (lo, hi)}
+    backward: dict  # class kind -> {role: (lo, hi)}
+    when: dict
+    probe: dict | None
+    source: str
+    derivation: str = ""
+
+    @property
+    def is_bracket(self) -> bool:
+        blocks = list(self.forward.values()) + list(self.backward.values())
+        return any(lo is not hi for b in blocks for lo, hi in b.values())
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).stem
+
+
+def _fail(path, field, expected, got=None) -> RuleFileError:
+    tail = f", got {got!r}" if got is not None else ""
+    return RuleFileError(f"{path}: field '{field}': expected {expected}{tail}")
+
+
+def _expr_pair(path, field, raw, allowed_roles, params, dead_block, kinds):
+    if isinstance(raw, str):
+        texts = [raw, raw]
+    elif isinstance(raw, list) and len(raw) == 2 and all(isinstance(r, str) for r in raw):
+        texts = raw
+    else:
+        raise _fail(path, field, "an expression string or a [lower, upper] pair of strings", raw)
+    trees = []
+    for text in texts:
+        try:
+            tree = parse(text)
+        except ExprError as exc:
+            raise _fail(path, field, f"a valid expression ({exc})") from None
+        for r in refs(tree):
+            if r.kind == "param":
+                if r.role not in params:
+                    raise _fail(path, field, f"only {', '.join(params) or 'no parameters'} for this primitive", r.role)
+                if not dead_block:
+                    raise _fail(path, field, f"'{r.role}' inside a [*.dead] block (the bulk has none)", r.role)
+            elif r.kind not in kinds:
+                raise _fail(path, field, f"only {'/'.join(kinds)} valuations here", f"{r.kind}.{r.role}")
+            elif r.role not in allowed_roles:
+                raise _fail(path, field, f"a role among {', '.join(sorted(allowed_roles))}", r.role)
+        trees.append(tree)
+    lo, hi = trees
+    return (lo, lo) if texts[0] == texts[1] else (lo, hi)
+
+
+def _blocks(path, section, raw, keys, allowed_roles, params, kinds, variadic=()):
+    if not isinstance(raw, dict):
+        raise _fail(path, section, "a table", raw)
+    if set(raw) & set(CLASS_KINDS):
+        if set(raw) - set(CLASS_KINDS):
+            raise _fail(path, section, "either [.bulk]/[.dead] sub-tables or expressions, not both",
+                        sorted(raw))
+        missing = [k for k in CLASS_KINDS if k not in raw]
+        if missing:
+            raise _fail(path, f"{section}.{missing[0]}", "a table (both bulk and dead are needed)")
+        split = {k: raw[k] for k in CLASS_KINDS}
+    else:
+        split = {"bulk": raw, "dead": raw}
+        if raw is not None and any(k in str(raw) for k in ("alpha", "beta")):
+            pass  # validated per expression below (alpha needs a dead block)
+    out = {}
+    for kind, block in split.items():
+        if not isinstance(block, dict):
+            raise _fail(path, f"{section}.{kind}", "a table", block)
+        extra = set(block) - set(keys)
+        if extra:
+            raise _fail(path, f"{section}.{kind}", f"only keys {', '.join(keys)}", sorted(extra))
+        missing = [k for k in keys if k not in block]
+        if missing:
+            raise _fail(path, f"{section}.{kind}.{missing[0]}", "an expression (required)")
+        dead_block = kind == "dead" and "dead" in raw
+        out[kind] = {k: _expr_pair(path, f"{section}.{kind}.{k}" if "dead" in raw else f"{section}.{k}",
+                                   block[k], allowed_roles, params, dead_block, kinds) for k in keys}
+    return out
+
+
+def parse_rule(path: str | Path, text: str | None = None) -> Rule:
+    """Parse and validate one rule file; raises :class:`RuleFileError` naming file and field."""
+    path = str(path)
+    try:
+        data = tomllib.loads(text if text is not None else Path(path).read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleFileError(f"{path}: not valid TOML: {exc}") from None
+    extra = set(data) - _TOP
+    if extra:
+        raise _fail(path, sorted(extra)[0], f"one of the fields {', '.join(sorted(_TOP))}")
+    name = data.get("primitive")
+    if not isinstance(name, str):
+        raise _fail(path, "primitive", "a primitive name (string)", name)
+    try:
+        prim = primitives.get(name)
+    except KeyError as exc:
+        raise _fail(path, "primitive", str(exc.args[0])) from None
+    cite = data.get("cite", [])
+    if isinstance(cite, str):
+        cite = [cite]
+    if not isinstance(cite, list) or not all(isinstance(c, str) for c in cite):
+        raise _fail(path, "cite", "a list of strings", cite)
+    summary = data.get("summary", "")
+    if not isinstance(summary, str):
+        raise _fail(path, "summary", "a string", summary)
+    when = data.get("when", {})
+    if not isinstance(when, dict):
+        raise _fail(path, "when", "a table", when)
+    for k, v in when.items():
+        if k not in _WHEN or v not in _WHEN[k]:
+            raise _fail(path, f"when.{k}", f"one of {_WHEN.get(k, tuple(_WHEN))}", v)
+    roles = [r.rstrip("*") for r in prim.roles]
+    if "forward" not in data:
+        raise _fail(path, "forward", "a [forward] table with v and d")
+    if "backward" not in data:
+        raise _fail(path, "backward", "a [backward] table with one expression per operand role")
+    forward = _blocks(path, "forward", data["forward"], ("v", "d"), set(roles), prim.params, ("v", "d"))
+    backward = _blocks(path, "backward", data["backward"], tuple(roles), set(roles) | {"out"},
+                       prim.params, ("v", "d", "w"))
+    for kind, block in backward.items():
+        for role, pair in block.items():
+            for tree in pair:
+                bad = [r for r in refs(tree) if r.kind == "w" and r.role != "out"]
+                if bad:
+                    raise _fail(path, f"backward.{role}", "gradients read only from w.out", f"w.{bad[0].role}")
+    probe = data.get("probe")
+    if probe is not None and (not isinstance(probe, dict) or not isinstance(probe.get("case"), str)):
+        raise _fail(path, "probe", "a table with a 'case' name and optional 'args'", probe)
+    derivation = data.get("derivation", "")
+    return Rule(primitive=name, cite=tuple(cite), summary=summary, forward=forward,
+                backward=backward, when=dict(when), probe=probe, source=path,
+                derivation=derivation if isinstance(derivation, str) else "")
+
+
+def builtin_dir() -> Path:
+    """The directory of the built-in rules (the top-level ``rules/``, installed as ddgraph.builtin_rules)."""
+    return Path(str(importlib.resources.files("ddgraph.builtin_rules")))
+
+
+def _load_dir(directory: Path) -> list[Rule]:
+    if not directory.is_dir():
+        raise RuleFileError(f"{directory}: not a directory of rule files")
+    rules = [parse_rule(p) for p in sorted(directory.glob("*.toml"))]
+    seen: dict[tuple, str] = {}
+    for r in rules:
+        key = (r.primitive, tuple(sorted(r.when.items())))
+        if key in seen:
+            raise RuleFileError(f"{r.source}: primitive '{r.primitive}' (when {r.when or 'always'}) "
+                                f"is already defined by {seen[key]}")
+        seen[key] = r.source
+    return rules
+
+
+@attrs.define
+class RuleSet:
+    """The rules in force for one run: built-ins with user directories layered on top."""
+
+    rules: list[Rule]
+    overridden: list[str] = attrs.Factory(list)
+
+    @classmethod
+    def load(cls, *user_dirs: str | Path) -> "RuleSet":
+        rules = _load_dir(builtin_dir())
+        overridden = []
+        for d in user_dirs:
+            for r in _load_dir(Path(d)):
+                key = (r.primitive, r.when)
+                before = [old for old in rules if (old.primitive, old.when) == key]
+                overridden += [f"{old.source} -> {r.source}" for old in before]
+                rules = [old for old in rules if (old.primitive, old.when) != key] + [r]
+        return cls(rules, overridden)
+
+    def lookup(self, primitive: str, setting: dict) -> Rule | None:
+        """The rule for ``primitive`` whose ``when`` matches ``setting`` (most specific first)."""
+        hits = [r for r in self.rules if r.primitive == primitive
+                and all(setting.get(k) == v for k, v in r.when.items())]
+        if not hits:
+            return None
+        hits.sort(key=lambda r: -len(r.when))
+        return hits[0]
+
+    def primitives_covered(self) -> set[str]:
+        return {r.primitive for r in self.rules}
