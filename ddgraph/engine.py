@@ -29,6 +29,7 @@ class Valuation:
     v: dict = attrs.Factory(dict)
     d: dict = attrs.Factory(dict)
     w: dict = attrs.Factory(dict)
+    why: dict = attrs.Factory(dict)  # (kind, class) -> rule files the lower order rests on
     rule: str | None = None  # source file of the rule used, None when no rule
     reason: str = ""
 
@@ -81,7 +82,7 @@ def _lookup_factory(graph, d, res, alpha, beta, world, roles):
 
     def lookup(ref: Ref, cls: int):
         if ref.kind == "param":
-            return _node_param(d, ref.role, alpha, beta, cls)
+            return _node_param(d, ref.role, alpha, beta, cls), frozenset()
         srcs = [None] if ref.role == "out" else roles.get(ref.role, [])
         vals = []
         for src in srcs:
@@ -91,17 +92,16 @@ def _lookup_factory(graph, d, res, alpha, beta, world, roles):
             c = cls if (src is None or not cmap) else cmap[ref.role].get(cls, cls)
             classes = d["classes"] if src is None else g.nodes[src]["classes"]
             if c not in classes:
-                vals.append(INF)
+                vals.append((INF, frozenset()))
                 continue
-            table = getattr(val, ref.kind)
-            pair = table.get(c)
-            if pair is None:
+            pair = getattr(val, ref.kind).get(c)
+            if pair is None or pair[world] is None:
                 return None
-            v = pair[world]
-            if v is None:
-                return None
-            vals.append(v)
-        return min(vals, default=INF)
+            vals.append((pair[world], val.why.get((ref.kind, c), frozenset())))
+        if not vals:
+            return INF, frozenset()
+        best = min(v for v, _ in vals)
+        return best, frozenset().union(*(w for v, w in vals if v == best))
 
     return lookup
 
@@ -136,8 +136,10 @@ def _forward(graph, rules, setting, alpha, beta, res, world):
         for c in d["classes"]:
             block = rule.forward["bulk" if c == 0 else "dead"]
             for key in ("v", "d"):
-                tree = block[key][world]
-                getattr(val, key).setdefault(c, [None, None])[world] = evaluate(tree, lookup, c, all_classes)
+                out = evaluate(block[key][world], lookup, c, all_classes)
+                getattr(val, key).setdefault(c, [None, None])[world] = None if out is None else out[0]
+                if out is not None and world == 0:
+                    val.why[(key, c)] = out[1] | {rule.source}
 
 
 def _no_rule_reason(d: dict) -> str:
@@ -162,8 +164,13 @@ def _backward(graph, rules, setting, alpha, beta, res, world):
         val = res[n]
         for c in d["classes"]:
             contribs = acc[n].get(c, [])
-            w = None if any(x is None for x in contribs) else min(contribs, default=INF)
+            if any(x is None for x in contribs):
+                val.w.setdefault(c, [None, None])[world] = None
+                continue
+            w = min((x[0] for x in contribs), default=INF)
             val.w.setdefault(c, [None, None])[world] = w
+            if world == 0:
+                val.why[("w", c)] = frozenset().union(*(x[1] for x in contribs if x[0] == w))
         roles = _roles(d)
         rule = rules.lookup(d["primitive"], setting)
         cmap = d.get("classmap")
@@ -182,6 +189,8 @@ def _backward(graph, rules, setting, alpha, beta, res, world):
                     else:
                         block = rule.backward["bulk" if c_eval == 0 else "dead"]
                         contrib = evaluate(block[role][world], lookup, c_eval, all_classes)
+                        if contrib is not None:
+                            contrib = (contrib[0], contrib[1] | {rule.source})
                     acc[src].setdefault(c_src, []).append(contrib)
 
 

@@ -136,24 +136,35 @@ def refs(tree) -> set[Ref]:
     return set()
 
 
-Lookup = Callable[[Ref, int], "float | None"]
+Lookup = Callable[[Ref, int], "tuple[float, frozenset] | None"]
+_NONE = frozenset()
 
 
-def evaluate(tree, lookup: Lookup, cls: int, classes) -> float | None:
-    """Evaluate ``tree`` for class ``cls``; ``lookup(ref, cls)`` supplies names, ``classes`` feeds all()."""
+def evaluate(tree, lookup: Lookup, cls: int, classes) -> tuple[float, frozenset] | None:
+    """Evaluate ``tree`` for class ``cls``; returns ``(order, why)`` or ``None`` (no rule reached it).
+
+    ``lookup(ref, cls)`` supplies names as ``(order, why)``; ``why`` is the set of rules the order
+    rests on, kept along the terms that attain each ``min`` (the critical path), so a prediction can
+    name the lemmas it uses. ``classes`` are the classes ``all()`` ranges over.
+    """
     if isinstance(tree, Num):
-        return tree.value
+        return tree.value, _NONE
     if isinstance(tree, Ref):
         return lookup(tree, 0 if tree.bulk else cls)
     if isinstance(tree, Add):
         vals = [evaluate(t, lookup, cls, classes) for t in tree.terms]
-        return None if any(v is None for v in vals) else sum(vals)
+        if any(v is None for v in vals):
+            return None
+        return sum(v for v, _ in vals), frozenset().union(*(w for _, w in vals))
     if isinstance(tree, Call):
         if tree.func == "all":
             vals = [evaluate(tree.args[0], lookup, c, classes) for c in classes]
-            return None if any(v is None for v in vals) else min(vals, default=INF)
-        vals = [evaluate(a, lookup, cls, classes) for a in tree.args]
+        else:
+            vals = [evaluate(a, lookup, cls, classes) for a in tree.args]
         if any(v is None for v in vals):
             return None
-        return min(vals) if tree.func == "min" else max(vals)
+        if not vals:
+            return INF, _NONE
+        best = min(v for v, _ in vals) if tree.func in ("min", "all") else max(v for v, _ in vals)
+        return best, frozenset().union(*(w for v, w in vals if v == best))
     raise ExprError(f"not an expression tree: {tree!r}")

@@ -124,15 +124,6 @@ def _double(p):
     return (None if lo is None else 2 * lo, None if hi is None else 2 * hi)
 
 
-def _cites(g: nx.DiGraph, nodes, rules: RuleSet, approach: Approach) -> set[str]:
-    out = set()
-    for n in nodes:
-        r = rules.lookup(g.nodes[n].get("primitive"), approach.setting)
-        if r is not None:
-            out.update(r.cite)
-    return out
-
-
 def _status(*pairs) -> str:
     if any(p[0] is None or p[1] is None for p in pairs):
         return NO_RULE
@@ -177,9 +168,10 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
         gr = tuple(_double(pair(vn.w, j)) for j in range(1, graph.n_dead + 1))
         status = _status(*a, *gr)
         anc, desc = nx.ancestors(g, n), nx.descendants(g, n)
-        lemmas = _cites(g, anc | desc | {n}, rules, approach)
-        used = {g.nodes[m][VALUATION].rule for m in anc | desc | {n}
-                if VALUATION in g.nodes[m] and g.nodes[m][VALUATION].rule}
+        used = {vn.rule} if vn.rule else set()
+        for j in range(1, graph.n_dead + 1):
+            used |= vx.why.get(("v", j), frozenset()) | vn.why.get(("w", j), frozenset())
+        lemmas = {c for r in rules.rules if r.source in used for c in r.cite}
         reasons = sorted({g.nodes[m][VALUATION].reason for m in anc | desc | {n}
                           if VALUATION in g.nodes[m] and g.nodes[m][VALUATION].rule is None
                           and g.nodes[m][VALUATION].reason})
