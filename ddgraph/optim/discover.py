@@ -1,0 +1,186 @@
+"""Gauge discovery: read DDCAdam's gauge specs off ddgraph's labelled graph.
+
+Patterns (on labelled primitives, :mod:`ddgraph.primitives`):
+
+* **CE head** — the model output is a ``weight`` node (Linear): its bias gets ``CEShiftBias``, its
+  weight ``CEShiftRowShift`` (only when the loss is softmax cross-entropy).
+* **LayerNorm scale** — a ``layernorm`` with an affine weight whose every consumer is a Linear
+  ``weight`` node: ``LNScaleGauge(gamma, consumers, beta)``.
+* **ReLU rescale** — ``weight -> [bias_add] -> act_relu -> weight`` with single consumers. Runs of
+  such pairs whose inner layers are bias-free become one ``ChainedReLURescaleGauge``; otherwise
+  disjoint pairs are taken from the input side as per-channel ``ReLURescaleGauge``.
+
+Specs must act on disjoint tensors, so candidates are taken in that priority order and a later one
+that touches a claimed tensor is trimmed (chains) or dropped, with the reason recorded.
+"""
+from __future__ import annotations
+
+import attrs
+from torch import nn
+
+from ddgraph.optim.gauges import (CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge, LNScaleGauge,
+                                  ReLURescaleGauge)
+
+_LAYERS = ("linear", "conv")
+
+
+@attrs.define
+class Discovery:
+    """What :func:`discover_gauges` found: the specs in use and the candidates it dropped, with why."""
+
+    specs: list = attrs.Factory(list)
+    dropped: list = attrs.Factory(list)  # (description, reason)
+
+    def summary(self) -> list[str]:
+        return [repr(s) for s in self.specs] + [f"dropped {d}: {why}" for d, why in self.dropped]
+
+
+def discover_gauges(model: nn.Module, example_inputs, *, loss: str = "cross_entropy") -> Discovery:
+    """Trace and label ``model`` and return the disjoint gauge specs its graph carries.
+
+    Parameters
+    ----------
+    model : the module to inspect.
+    example_inputs : inputs to trace it with (see :func:`ddgraph.trace`).
+    loss : ``"cross_entropy"`` adds the CE-head shift gauges; anything else leaves them out.
+
+    Returns
+    -------
+    Discovery
+    """
+    from ddgraph.api import label, trace
+
+    g = label(trace(model, example_inputs)).nx
+    params = dict(model.named_parameters())
+    uses = _param_uses(g)
+    found, claimed = Discovery(), set()
+
+    def take(spec, what):
+        names = [n for n, p in params.items() if any(p is q for q in spec.params)]
+        clash = sorted(set(names) & claimed)
+        if clash:
+            found.dropped.append((what, f"overlaps an earlier gauge on {', '.join(clash)}"))
+            return
+        claimed.update(names)
+        found.specs.append(spec)
+
+    if loss == "cross_entropy":
+        for spec, what in _ce_head(g, params):
+            take(spec, what)
+    for spec, what in _layernorms(g, params, uses):
+        take(spec, what)
+    for run in _relu_runs(g, uses):
+        for spec, what in _relu_specs(run, params, claimed, found):
+            take(spec, what)
+    return found
+
+
+def _param_uses(g) -> dict[str, int]:
+    uses: dict[str, int] = {}
+    for n, d in g.nodes(data=True):
+        if d.get("primitive") == "param" and d.get("param"):
+            uses[d["param"]] = uses.get(d["param"], 0) + g.out_degree(n)
+    return uses
+
+
+def _layer(g, n):
+    """The ``weight`` attrs of node ``n`` if it is a Linear/conv layer, else None."""
+    d = g.nodes[n]
+    w = d.get("weight") if d.get("primitive") == "weight" else None
+    return w if w and w["kind"] in _LAYERS else None
+
+
+def _only_successor(g, n):
+    succ = list(g.successors(n))
+    return succ[0] if len(succ) == 1 else None
+
+
+def _ce_head(g, params):
+    out = [n for n, d in g.nodes(data=True) if d.get("primitive") == "output"]
+    if len(out) != 1:
+        return
+    src = g.nodes[out[0]]["roles"][0][1] if g.nodes[out[0]]["roles"] else None
+    w = _layer(g, src) if src else None
+    if w is None or w["kind"] != "linear":
+        return
+    if w["bias"]:
+        yield CEShiftBias(params[w["bias"]]), f"CE shift on {w['bias']}"
+    yield CEShiftRowShift(params[w["param"]]), f"CE row shift on {w['param']}"
+
+
+def _layernorms(g, params, uses):
+    for n, d in g.nodes(data=True):
+        if d.get("primitive") != "layernorm" or not d.get("norm_weight"):
+            continue
+        layers = [_layer(g, s) for s in g.successors(n)]
+        what = f"LayerNorm scale on {d['norm_weight']}"
+        if layers and all(w and w["kind"] == "linear" and uses.get(w["param"]) == 1 for w in layers):
+            beta = params[d["norm_bias"]] if d.get("norm_bias") else None
+            yield LNScaleGauge(params[d["norm_weight"]], [params[w["param"]] for w in layers], beta), what
+
+
+def _relu_next(g, n):
+    """The layer after ``n`` through ``[bias_add] -> act_relu``, and the bias met on the way."""
+    bias = _layer(g, n)["bias"]
+    nxt = _only_successor(g, n)
+    if nxt is not None and g.nodes[nxt].get("primitive") == "bias_add":
+        if bias:
+            return None, None
+        bias = next((g.nodes[p]["param"] for p in g.predecessors(nxt)
+                     if g.nodes[p].get("primitive") == "param"), None)
+        nxt = _only_successor(g, nxt)
+    if nxt is None or g.nodes[nxt].get("primitive") != "act_relu":
+        return None, None
+    after = _only_successor(g, nxt)
+    return (after, bias) if after is not None and _layer(g, after) else (None, None)
+
+
+def _relu_runs(g, uses):
+    """Maximal sequences ``[(layer_param, bias_param), ...]`` joined by ReLUs, from the input side."""
+    runs, seen = [], set()
+    for n in g.graph["order"]:
+        if n in seen or n not in g or _layer(g, n) is None:
+            continue
+        run, cur = [], n
+        while cur is not None and cur not in seen and uses.get(_layer(g, cur)["param"]) == 1:
+            seen.add(cur)
+            nxt, bias = _relu_next(g, cur)
+            run.append((_layer(g, cur)["param"], bias))
+            cur = nxt
+        if len(run) >= 2:
+            runs.append(run)
+    return runs
+
+
+def _relu_specs(run, params, claimed, found):
+    """Split ``run`` at layers claimed by earlier gauges, then specs for each stretch."""
+    stretch = []
+    for layer in run + [None]:
+        if layer is not None and layer[0] not in claimed:
+            stretch.append(layer)
+            continue
+        if layer is not None:
+            found.dropped.append((f"ReLU rescale through {layer[0]}", "layer claimed by an earlier gauge"))
+        yield from _stretch_specs(stretch, params)
+        stretch = []
+
+
+def _stretch_specs(run, params):
+    """Chained spec over bias-free stretches of ``run``, else disjoint per-channel pairs."""
+    i = 0
+    while i < len(run) - 1:
+        j = i + 1
+        while j < len(run) - 1 and run[j][1] is None:
+            j += 1
+        layers = run[i:j + 1]
+        if len(layers) >= 3:
+            names = [w for w, _ in layers]
+            b0 = params[layers[0][1]] if layers[0][1] else None
+            yield (ChainedReLURescaleGauge([params[w] for w in names], b0),
+                   f"chained ReLU rescale on {', '.join(names)}")
+            i = j + 1
+        else:
+            (w_in, b_in), (w_out, _) = run[i], run[i + 1]
+            yield (ReLURescaleGauge(params[w_in], params[w_out], params[b_in] if b_in else None),
+                   f"ReLU rescale on {w_in}, {w_out}")
+            i += 2
