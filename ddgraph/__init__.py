@@ -1,9 +1,10 @@
 """ddgraph: read the singular geometry of a PyTorch model off its architecture."""
 __version__ = "0.1.0"
 
-from .api import label, predict, trace  # noqa: E402
+from .api import check, label, predict, probe, trace  # noqa: E402
+from .diff import diff  # noqa: E402
 from .config import Approach  # noqa: E402
 from .graph import Graph  # noqa: E402
 from .rules import RuleSet  # noqa: E402
 
-__all__ = ["trace", "label", "predict", "Approach", "Graph", "RuleSet", "__version__"]
+__all__ = ["trace", "label", "predict", "probe", "diff", "check", "Approach", "Graph", "RuleSet", "__version__"]

@@ -73,3 +73,36 @@ def predict(model_or_graph, example_inputs=None, *, approach: Approach | None = 
     pred = assemble(graph, rules, approach)
     graph.nx.graph["predict_seconds"] = time.perf_counter() - t0
     return pred
+
+
+def probe(model_or_graph, example_inputs=None, **kwargs):
+    """Measure the rates on the model itself; see :func:`ddgraph.probe.measure.probe`."""
+    from .probe.measure import probe as _probe
+
+    return _probe(model_or_graph, example_inputs, **kwargs)
+
+
+def kernel_directions(pred) -> dict:
+    """LayerNorm kernel directions to check, and for RMSNorm the 1/gamma direction it lacks."""
+    from .prediction import _ln_kernel
+
+    out = {k["node"]: k["direction"] for k in pred.ln_kernels if k["direction"] is not None}
+    for n in pred.graph.nodes_with("rmsnorm"):
+        k = _ln_kernel(pred.graph, pred.graph[n])
+        if k["direction"] is not None:
+            out[n] = k["direction"]
+    return out
+
+
+def check(model, example_inputs=None, *, approach: Approach | None = None, rules: RuleSet | None = None,
+          tracer: str = "auto", grid=None, n_samples: int = 20000, progress: bool = True,
+          sampler=None, seed: int = 0, **approach_kwargs):
+    """Predict, probe and diff in one go; returns a :class:`ddgraph.diff.Diff`."""
+    from .diff import diff
+    from .probe.measure import probe as _probe
+
+    approach = approach or Approach(**approach_kwargs)
+    pred = predict(model, example_inputs, approach=approach, rules=rules, tracer=tracer)
+    meas = _probe(pred.graph, approach=approach, grid=grid, n_samples=n_samples, progress=progress,
+                  sampler=sampler, seed=seed, ln_directions=kernel_directions(pred))
+    return diff(pred, meas)

@@ -1,0 +1,82 @@
+"""Inputs, noise and label draws for the probe, reproducible chunk by chunk (common random numbers)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import attrs
+import torch
+
+from ..errors import ProbeError
+
+
+@attrs.define
+class Sampler:
+    """Draws chunk ``k`` of the sample identically every time it is asked (one seed per chunk)."""
+
+    make: Callable[[int, int, torch.Generator], tuple]  # (start row, size, generator) -> inputs
+    n: int
+    chunk: int
+    seed: int
+
+    def chunks(self):
+        """``(k, size)`` for every chunk."""
+        k, done = 0, 0
+        while done < self.n:
+            size = min(self.chunk, self.n - done)
+            yield k, size
+            k, done = k + 1, done + size
+
+    def generator(self, k: int, stream: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + k * 7919 + stream)
+
+    def inputs(self, k: int, size: int) -> tuple:
+        return self.make(k * self.chunk, size, self.generator(k, 0))
+
+
+def _spec(example):
+    if isinstance(example, torch.Tensor):
+        return (example,)
+    if isinstance(example, dict):
+        raise ProbeError("keyword example inputs are not supported by the probe yet; pass a tuple")
+    return tuple(example)
+
+
+def gaussian_like(example_inputs, vocab_hint: int | None = None):
+    """Gaussian samples in the example inputs' per-sample shapes; integer inputs get uniform ids."""
+    spec = _spec(example_inputs)
+
+    def make(start, size, gen):
+        out = []
+        for e in spec:
+            shape = (size, *e.shape[1:])
+            if e.dtype in (torch.int64, torch.int32, torch.long):
+                high = vocab_hint or int(e.max()) + 1
+                out.append(torch.randint(0, high, shape, generator=gen))
+            else:
+                out.append(torch.randn(shape, generator=gen, dtype=torch.float64))
+        return tuple(out)
+
+    return make
+
+
+def from_user(sampler) -> Callable:
+    """Adapt a user sampler ``fn(n, generator)`` or a tensor data set (a tensor or tuple of tensors)."""
+    if callable(sampler):
+        def make(start, size, gen):
+            out = sampler(size, gen)
+            return tuple(_to64(t) for t in (out if isinstance(out, (tuple, list)) else (out,)))
+        return make
+    data = sampler if isinstance(sampler, (tuple, list)) else (sampler,)
+    if not all(isinstance(t, torch.Tensor) for t in data):
+        raise ProbeError("sampler must be a callable fn(n, generator) or a tensor (or tuple of tensors)")
+    total = data[0].shape[0]
+
+    def make(start, size, gen):
+        idx = (torch.arange(size) + start) % total
+        return tuple(_to64(t[idx]) for t in data)
+
+    return make
+
+
+def _to64(t: torch.Tensor) -> torch.Tensor:
+    return t.double() if t.is_floating_point() else t

@@ -1,0 +1,280 @@
+"""The probe: sweep t at the canonical configuration and measure every predicted observable.
+
+For each t of the grid the canonical fp64 copy is run chunk by chunk over one fixed sample (common
+random numbers: the same inputs, noise and label uniforms at every t). A forward pass records the
+K-FAC input rows ``a`` of every weight node; one backward pass (no weight gradients: the parameters
+do not require grad) gives the output gradients ``g``. ``A = E[a a^T]`` and ``G = E[g g^T]`` are
+accumulated as means over rows (samples x positions), so memory does not grow with the sample count.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import attrs
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..config import Approach
+from ..errors import ProbeError
+from ..graph import Graph
+from .canonical import Canonical, canonicalise
+from .data import Sampler, from_user, gaussian_like
+from .observables import bottom_overlap, from_matrix, kernel_check
+from .sites import WeightSite, weight_sites
+
+DEFAULT_GRID = tuple(float(t) for t in np.geomspace(1e-2, 1e-4, 7))
+F0_CACHE_BYTES = 512 * 2**20
+
+
+@attrs.define
+class SiteSeries:
+    """Observables of one weight node over the grid: ``series[factor][name][class] -> list over t``."""
+
+    node: str
+    param: str
+    kind: str
+    series: dict = attrs.Factory(dict)
+    overlap: dict = attrs.Factory(dict)  # factor -> class -> bottom-eigvec overlap at the smallest t
+
+
+@attrs.define
+class Measurement:
+    """What the probe measured: per weight node, per LN node and per residual-stream site."""
+
+    model: str
+    approach: Approach
+    grid: tuple[float, ...]
+    n_samples: int
+    weights: dict[str, SiteSeries]
+    ln: dict[str, dict]
+    streams: dict[str, list[float]]
+    skipped: list[str]
+    nan: dict[float, str]  # t -> where the forward pass first produced a non-finite value
+    seconds_per_t: float = math.nan
+
+
+def _first(out):
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        return _first(next(iter(out.values())))
+    if isinstance(out, (tuple, list)):
+        return _first(out[0])
+    raise ProbeError(f"the model returned {type(out).__name__}; the probe needs a tensor output")
+
+
+class _Recorder(torch.fx.Interpreter):
+    """Runs the canonical copy, accumulating A at weight nodes and keeping outputs for G."""
+
+    def __init__(self, gm, sites: dict[str, WeightSite], watch: set[str], acc):
+        super().__init__(gm)
+        self.sites, self.watch, self.acc = sites, watch, acc
+        self.nodes = {n.name: n for n in gm.graph.nodes}
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.watched: dict[str, torch.Tensor] = {}
+
+    def run_node(self, n):
+        out = super().run_node(n)
+        site = self.sites.get(n.name)
+        if site is not None:
+            x = self.env[self.nodes[site.x_node]]
+            self.acc.add_a(site, x)
+            if not out.requires_grad:  # integer inputs: start the gradient tape here
+                out = out.detach().requires_grad_() + 0.0
+            self.outputs[n.name] = out
+        if n.name in self.watch:
+            self.watched[n.name] = out.detach()
+        return out
+
+    def first_non_finite(self) -> str | None:
+        for node, val in self.env.items():
+            if isinstance(val, torch.Tensor) and val.is_floating_point() and not torch.isfinite(val).all():
+                return node.name
+        return None
+
+
+@attrs.define
+class _Accumulators:
+    a: dict = attrs.Factory(dict)
+    g: dict = attrs.Factory(dict)
+    rows_a: dict = attrs.Factory(dict)
+    rows_g: dict = attrs.Factory(dict)
+    second: dict = attrs.Factory(dict)  # watched node -> (sum x x^T, sum x, rows)
+
+    def add_a(self, site: WeightSite, x: torch.Tensor) -> None:
+        if site.kind == "embedding":
+            counts = torch.bincount(x.reshape(-1), minlength=site.vocab).double()
+            self._add(self.a, self.rows_a, site.node, counts, x.numel())
+            return
+        rows = site.a_rows(x.detach())
+        self._add(self.a, self.rows_a, site.node, rows.T @ rows, rows.shape[0])
+
+    def add_g(self, site: WeightSite, grad: torch.Tensor | None, like: torch.Tensor) -> None:
+        rows = site.g_rows(grad if grad is not None else torch.zeros_like(like))
+        self._add(self.g, self.rows_g, site.node, rows.T @ rows, rows.shape[0])
+
+    def add_second(self, name: str, x: torch.Tensor) -> None:
+        rows = x.reshape(-1, x.shape[-1])
+        s, m, n = self.second.get(name, (0.0, 0.0, 0))
+        self.second[name] = (s + rows.T @ rows, m + rows.sum(0), n + rows.shape[0])
+
+    @staticmethod
+    def _add(store, counts, key, value, n):
+        store[key] = store[key] + value if key in store else value
+        counts[key] = counts.get(key, 0) + n
+
+
+def _loss_gradient(f: torch.Tensor, f0: torch.Tensor, approach: Approach, gen: torch.Generator,
+                   noise: float) -> torch.Tensor:
+    """The loss gradient at the model output for the approach's loss and regime."""
+    if approach.loss == "mse":
+        if approach.regime == "noisy":
+            eps = torch.randn(f.shape, generator=gen, dtype=f.dtype)
+            return f - (f0 + noise * eps)
+        return f - f0
+    logits = f0 if approach.fisher == "empirical" else f
+    p = torch.softmax(logits, dim=-1)
+    u = torch.rand(p.shape[:-1] + (1,), generator=gen, dtype=p.dtype)
+    labels = torch.searchsorted(p.cumsum(-1), u).clamp_max(p.shape[-1] - 1)
+    onehot = torch.zeros_like(p).scatter_(-1, labels, 1.0)
+    return torch.softmax(f, dim=-1) - onehot
+
+
+def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20000,
+          approach: Approach | None = None, sampler=None, seed: int = 0, chunk: int = 8192,
+          noise: float = 1.0, progress: bool = True, tracer: str = "auto", ln_directions=None,
+          **approach_kwargs) -> Measurement:
+    """Measure the model's K-FAC observables along the approach to its canonical configuration.
+
+    Parameters
+    ----------
+    model_or_graph : an ``nn.Module`` or a labelled :class:`~ddgraph.graph.Graph`.
+    example_inputs : example inputs (their per-sample shapes shape the default Gaussian sample).
+    grid : t values (default: 7 points from 1e-2 to 1e-4, geometric: inside the asymptotic window
+        of the linear, ReLU and LayerNorm ladders at default init).
+    n_samples : sample count; processed in chunks of ``chunk`` rows.
+    approach : an :class:`~ddgraph.config.Approach`, or its fields as keyword arguments.
+    sampler : ``fn(n, generator) -> inputs`` or a tensor data set; Gaussian by default.
+    noise : the noise scale of the MSE noisy regime.
+    ln_directions : ``{ln_node: predicted kernel direction}`` to check (Prop 63).
+
+    Returns
+    -------
+    Measurement
+    """
+    from ..api import label, trace
+    from ..graph import Graph as _Graph
+
+    approach = approach or Approach(**approach_kwargs)
+    if isinstance(model_or_graph, _Graph):
+        graph = model_or_graph
+    else:
+        graph = trace(model_or_graph, example_inputs, tracer=tracer)
+    if not graph.labelled or graph.n_dead != approach.n_dead:
+        label(graph, n_dead=approach.n_dead)
+    grid = tuple(sorted((float(t) for t in (grid or DEFAULT_GRID)), reverse=True))
+    if any(not (0 < t < 1) for t in grid) or len(grid) < 3:
+        raise ProbeError(f"the grid needs at least 3 values of t in (0, 1), got {grid}")
+    canon = canonicalise(graph, approach)
+    sites, skipped = weight_sites(graph)
+    site_map = {s.node: s for s in sites}
+    ln_nodes = [n for n in graph.order() if graph[n]["primitive"] in ("layernorm", "rmsnorm")]
+    stream_nodes = [n for n in graph.order() if graph[n]["primitive"] == "skip_add"]
+    vocab = next((s.vocab for s in sites if s.kind == "embedding"), None)
+    make = from_user(sampler) if sampler is not None else gaussian_like(graph.example_inputs, vocab)
+    data = Sampler(make, n_samples, chunk, seed)
+    f0_cache = _reference_outputs(canon, data, n_samples)
+    weights = {s.node: SiteSeries(s.node, s.param, s.kind) for s in sites}
+    ln = {n: {"ratio": [], "cosine": [], "node": n, "module": graph[n].get("module")} for n in ln_nodes}
+    streams = {n: [] for n in stream_nodes}
+    nan: dict[float, str] = {}
+    bar = tqdm(total=len(grid) * sum(1 for _ in data.chunks()), desc=f"probe {graph.model_name}",
+               unit="chunk", disable=not progress, leave=False)
+    t_start = time.perf_counter()
+    for t in grid:
+        canon.set_t(t)
+        acc = _Accumulators()
+        for k, size in data.chunks():
+            where = _run_chunk(canon, data, k, size, site_map, set(ln_nodes) | set(stream_nodes), acc,
+                               f0_cache, approach, noise)
+            if where and t not in nan:
+                nan[t] = where
+            bar.update(1)
+        _finish(acc, sites, weights, graph.n_dead, t == grid[-1])
+        _finish_sites(acc, ln, streams, ln_directions or {})
+    bar.close()
+    elapsed = (time.perf_counter() - t_start) / len(grid)
+    return Measurement(model=graph.model_name, approach=approach, grid=grid, n_samples=n_samples,
+                       weights=weights, ln=ln, streams=streams, skipped=skipped, nan=nan,
+                       seconds_per_t=elapsed)
+
+
+def _reference_outputs(canon: Canonical, data: Sampler, n: int):
+    """``f0(k, inputs)``: the model output at t = 0 for chunk k, cached when it fits in memory."""
+    at_zero = copy.deepcopy(canon)
+    at_zero.set_t(0.0)
+    cache: dict = {}
+
+    def f0(k, inputs):
+        if k in cache:
+            return cache[k]
+        with torch.no_grad():
+            out = _first(at_zero.gm(*[x.detach() for x in inputs]))
+        if (len(cache) + 1) * out.numel() * 8 <= F0_CACHE_BYTES:
+            cache[k] = out
+        return out
+
+    return f0
+
+
+def _run_chunk(canon, data, k, size, site_map, watch, acc, f0_cache, approach, noise) -> str | None:
+    inputs = [x.requires_grad_() if x.is_floating_point() else x for x in data.inputs(k, size)]
+    rec = _Recorder(canon.gm, site_map, watch, acc)
+    f = _first(rec.run(*inputs))
+    f0 = f0_cache(k, inputs)
+    bad = None if torch.isfinite(f).all() else (rec.first_non_finite() or "output")
+    gen = data.generator(k, 1)
+    g_out = _loss_gradient(f.detach(), f0, approach, gen, noise)
+    names = list(rec.outputs)
+    outs = [rec.outputs[n] for n in names]
+    grads = torch.autograd.grad((f * g_out).sum(), outs, allow_unused=True) if outs else []
+    for name, out, grad in zip(names, outs, grads):
+        acc.add_g(site_map[name], grad, out)
+    for name, val in rec.watched.items():
+        acc.add_second(name, val)
+    return bad
+
+
+def _finish(acc, sites, weights, n_dead, last: bool) -> None:
+    for s in sites:
+        series = weights[s.node].series
+        for factor, store, rows, dead in (("A", acc.a, acc.rows_a, s.dead_in), ("G", acc.g, acc.rows_g, s.dead_out)):
+            m = store[s.node] / rows[s.node]
+            all_dead = {i for idx in dead.values() for i in idx}
+            for j in range(1, n_dead + 1):
+                obs = from_matrix(m, dead.get(j, []), all_dead)
+                for name, value in obs.items():
+                    series.setdefault(factor, {}).setdefault(name, {}).setdefault(j, []).append(value)
+                if last:
+                    weights[s.node].overlap.setdefault(factor, {})[j] = bottom_overlap(m, dead.get(j, []))
+
+
+def _finish_sites(acc, ln, streams, directions) -> None:
+    for name, (s, total, n) in acc.second.items():
+        if name in streams:
+            m = s / n
+            diag = torch.diagonal(m)
+            active = torch.nonzero(diag > 0).flatten()
+            streams[name].append(float(torch.linalg.eigvalsh(m[active][:, active])[0]) if active.numel() else 0.0)
+        if name in ln:
+            mean = total / n
+            cov = s / n - torch.outer(mean, mean)
+            u = directions.get(name)
+            if u is None:
+                u = torch.ones(cov.shape[0], dtype=cov.dtype)  # no prediction: report against the mean direction
+            chk = kernel_check(cov, torch.as_tensor(u, dtype=cov.dtype))
+            ln[name]["ratio"].append(chk["ratio"])
+            ln[name]["cosine"].append(chk["cosine"])

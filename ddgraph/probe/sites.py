@@ -1,0 +1,98 @@
+"""What the probe records at each node: K-FAC rows at weight nodes, activations at LN and stream sites."""
+from __future__ import annotations
+
+import attrs
+import torch
+import torch.nn.functional as F
+
+from ..graph import Graph
+
+
+@attrs.define
+class WeightSite:
+    """A weight node: how to turn its input and output into K-FAC rows, and where its dead entries sit."""
+
+    node: str
+    param: str
+    kind: str
+    x_node: str
+    dead_in: dict  # class -> indices in A's coordinates
+    dead_out: dict  # class -> indices in G's coordinates
+    conv: dict | None = None
+    vocab: int | None = None
+    x_axis: int = -1
+    y_axis: int = -1
+
+    def a_rows(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "conv":
+            c = self.conv
+            spatial = x.dim() - 2
+            if spatial == 1:
+                x = x.unsqueeze(-1)
+            cols = F.unfold(x, c["kernel"], dilation=c["dilation"], padding=c["padding"], stride=c["stride"])
+            return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+        return x.movedim(self.x_axis, -1).reshape(-1, x.shape[self.x_axis])
+
+    def g_rows(self, y: torch.Tensor) -> torch.Tensor:
+        axis = 1 if self.kind == "conv" else self.y_axis
+        return y.movedim(axis, -1).reshape(-1, y.shape[axis])
+
+
+_CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+_CONVOLUTION_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "transposed",
+                     "output_padding", "groups")
+
+
+def _tuple(v, n: int) -> tuple:
+    v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+    return v * n if len(v) == 1 else v
+
+
+def _conv_geometry(d: dict, weight_shape) -> dict | None:
+    """Kernel, stride, padding and dilation as 2-d tuples (a 1-d conv gains a unit axis)."""
+    fx = d["fx"]
+    names = _CONVOLUTION_ARGS if "convolution" in d["target"] else _CONV_ARGS
+    a = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "transposed": False}
+    a.update(zip(names, fx.args))
+    a.update(fx.kwargs)
+    k = tuple(weight_shape[2:])
+    if a["groups"] != 1 or a["transposed"] or len(k) > 2:
+        return None  # grouped, transposed or 3-d convolutions are not measured
+    pad = a["padding"]
+    if isinstance(pad, str):
+        pad = tuple(s // 2 for s in k) if pad == "same" else 0
+    n = len(k)
+    geo = {"kernel": k, "stride": _tuple(a["stride"], n), "padding": _tuple(pad, n),
+           "dilation": _tuple(a["dilation"], n)}
+    if n == 1:
+        geo = {key: tuple(v) + ((1,) if key != "padding" else (0,)) for key, v in geo.items()}
+    return geo
+
+
+def weight_sites(graph: Graph) -> tuple[list[WeightSite], list[str]]:
+    """Sites for every weight node, and the nodes that cannot be measured (with reasons)."""
+    g = graph.nx
+    sites, skipped = [], []
+    for n in graph.order():
+        d = g.nodes[n]
+        if d["primitive"] != "weight":
+            continue
+        w = d["weight"]
+        x = d["roles"][0][1]
+        site = WeightSite(node=n, param=w["param"], kind=w["kind"], x_node=x,
+                          dead_in=dict(w["dead_in"]), dead_out=dict(w["dead_out"]),
+                          x_axis=w["x_axis"] if w["x_axis"] is not None else -1, y_axis=w["y_axis"])
+        if w["kind"] == "conv":
+            wshape = g.nodes[w["operand"]]["shape"]
+            geo = _conv_geometry(d, wshape)
+            if geo is None:
+                skipped.append(f"{n} ({w['param']}): grouped, 3-d or transposed convolution")
+                continue
+            site.conv = geo
+            taps = geo["kernel"][0] * geo["kernel"][1]
+            centre = (geo["kernel"][0] // 2) * geo["kernel"][1] + geo["kernel"][1] // 2
+            site.dead_in = {j: [c * taps + centre for c in idx] for j, idx in w["dead_in"].items()}
+        if w["kind"] == "embedding":
+            site.vocab = g.nodes[w["operand"]]["shape"][w["w_in_axis"]]
+        sites.append(site)
+    return sites, skipped
