@@ -1,28 +1,33 @@
-"""Channel views and per-block reductions shared by the step kernels and the orbit tools."""
+"""Per-channel reductions and broadcasts shared by the step kernels and the orbit tools.
+
+A multiplicative layout repeats over channels: a tensor's channel axis (or, for whole-tensor specs,
+one channel covering the tensor). Reductions return a length-``channels`` vector; broadcasts turn
+such a vector back into a shape that multiplies the tensor in place, so no transposed copies are made.
+"""
 from __future__ import annotations
 
 import torch
 
 
-def channel_view(t: torch.Tensor, channel_dim) -> torch.Tensor:
-    """``t`` as a ``(channels, rest)`` matrix: axis ``channel_dim`` first, or one row if None."""
+def channel_sum(t: torch.Tensor, channel_dim) -> torch.Tensor:
+    """Sum of ``t`` over every axis but ``channel_dim`` (all axes if None, giving length 1)."""
     if channel_dim is None:
-        return t.reshape(1, -1)
-    return t.movedim(channel_dim, 0).reshape(t.shape[channel_dim], -1)
+        return t.sum().reshape(1)
+    others = [d for d in range(t.dim()) if d != channel_dim]
+    return t.sum(dim=others) if others else t  # (sum over an empty list would reduce everything)
 
 
-def write_back(p: torch.Tensor, view: torch.Tensor, channel_dim) -> None:
-    """Copy a ``channel_view``-shaped matrix into ``p`` in place."""
+def per_channel(vec: torch.Tensor, like: torch.Tensor, channel_dim) -> torch.Tensor:
+    """``vec`` (length channels) shaped to broadcast against ``like`` along ``channel_dim``."""
     if channel_dim is None:
-        p.copy_(view.view_as(p))
-    else:
-        moved = list(p.shape)
-        moved.insert(0, moved.pop(channel_dim))
-        p.copy_(view.reshape(moved).movedim(0, channel_dim))
+        return vec.reshape([1] * like.dim())
+    shape = [1] * like.dim()
+    shape[channel_dim] = -1
+    return vec.reshape(shape)
 
 
 def block_sums(rows, layout, channels: int) -> torch.Tensor:
-    """Sum per-parameter row vectors (length ``channels`` or 1) into a ``(channels, n_blocks)`` matrix."""
+    """Sum per-tensor channel vectors (length ``channels`` or 1) into a ``(channels, n_blocks)`` matrix."""
     out = rows[0].new_zeros(channels, layout.n_blocks)
     for r, k in zip(rows, layout.blocks):
         out[:, k] += r
@@ -37,8 +42,7 @@ def n_channels(params, layout) -> int:
     return 1
 
 
-def block_log_norms(params, layout) -> torch.Tensor:
-    """Log-norms ``rho`` of every block, shape ``(channels, n_blocks)``."""
-    c = n_channels(params, layout)
-    views = [channel_view(p.detach(), cd) for p, cd in zip(params, layout.channel_dims)]
-    return 0.5 * torch.log(block_sums([(v * v).sum(1) for v in views], layout, c))
+def block_sq_norms(params, layout) -> torch.Tensor:
+    """Squared norms of every block, shape ``(channels, n_blocks)``."""
+    return block_sums([channel_sum(p * p, cd) for p, cd in zip(params, layout.channel_dims)], layout,
+                      n_channels(params, layout))

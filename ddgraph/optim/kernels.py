@@ -11,7 +11,7 @@ import math
 import torch
 
 from ddgraph.errors import GaugeError
-from ddgraph.optim.blocks import block_sums, channel_view, n_channels, write_back
+from ddgraph.optim.blocks import block_sq_norms, block_sums, channel_sum, n_channels, per_channel
 
 VERTICAL_MODES = ("frozen", "sgd", "adam")
 
@@ -77,14 +77,14 @@ def translation_step(p, g, state, hp, step):
 def multiplicative_step(params, grads, states, hp, layout, bases, step):
     """ReLU / LayerNorm / chained rescale gauges in log-norm coordinates (Algorithm 2, steps 2-7)."""
     u_orb, u_inv = bases
-    c = n_channels(params, layout)
-    views = [channel_view(p.detach(), cd) for p, cd in zip(params, layout.channel_dims)]
-    gviews = [channel_view(g, cd) for g, cd in zip(grads, layout.channel_dims)]
-    r2 = block_sums([(v * v).sum(1) for v in views], layout, c)
+    c, cds, blocks = n_channels(params, layout), layout.channel_dims, layout.blocks
+    views = [p.detach() for p in params]
+    r2 = block_sq_norms(views, layout)
     if not bool((r2 > 0).all()):
         raise GaugeError(f"{layout.kind}: a block has zero norm, where the gauge action is not free")
-    gam = block_sums([(v * g).sum(1) for v, g in zip(views, gviews)], layout, c)
-    sizes = block_sums([r2.new_full((1,), v.shape[1]) for v in views], layout, 1)
+    gam = block_sums([channel_sum(v * g, cd) for v, g, cd in zip(views, grads, cds)], layout, c)
+    sizes = block_sums([r2.new_full((1,), v.numel() / (v.shape[cd] if cd is not None else 1))
+                        for v, cd in zip(views, cds)], layout, 1)
     scale = (r2 / sizes).sqrt_()          # block RMS: tangential steps are relative to it
     coef = gam / r2
     gstate = states[0]
@@ -96,18 +96,19 @@ def multiplicative_step(params, grads, states, hp, layout, bases, step):
                                     hp["eps"], step)
     d_rho = d_xi @ u_inv.T + vertical_step(gam @ u_orb, gstate, hp, step) @ u_orb.T
     steps, dots = [], torch.zeros_like(r2)
-    for v, g, s, k in zip(views, gviews, states, layout.blocks):
+    for v, g, s, cd, k in zip(views, grads, states, cds, blocks):
         if "exp_avg" not in s:
             s["exp_avg"], s["exp_avg_sq"] = torch.zeros_like(v), torch.zeros_like(v)
-        tau = (g - coef[:, k, None] * v).mul_(scale[:, k, None])  # gauge-invariant tangential gradient
+        tau = (g - per_channel(coef[:, k], v, cd) * v).mul_(per_channel(scale[:, k], v, cd))  # invariant
         u = adam_direction(s["exp_avg"], s["exp_avg_sq"], tau, hp["betas"], hp["eps"], step)
-        dots[:, k] += (u * v).sum(1)
+        dots[:, k] += channel_sum(u * v, cd)
         steps.append(u)
     proj, usq = dots / r2, torch.zeros_like(r2)
-    for u, v, k in zip(steps, views, layout.blocks):
-        u.sub_(proj[:, k, None] * v)      # step 6: back onto the tangent space of the block sphere
-        usq[:, k] += (u * u).sum(1)
+    for u, v, cd, k in zip(steps, views, cds, blocks):
+        u.sub_(per_channel(proj[:, k], v, cd) * v)  # step 6: back onto the tangent space of the sphere
+        usq[:, k] += channel_sum(u * u, cd)
     move = rel_lr * scale
     factor = (r2 / (r2 + move * move * usq)).sqrt_().mul_(d_rho.exp()).mul_(1 - hp["lr"] * hp["weight_decay"])
-    for p, u, v, cd, k in zip(params, steps, views, layout.channel_dims, layout.blocks):
-        write_back(p.detach(), (v - move[:, k, None] * u).mul_(factor[:, k, None]), cd)
+    for v, u, cd, k in zip(views, steps, cds, blocks):
+        u.mul_(per_channel(-move[:, k], v, cd)).add_(v)
+        v.copy_(u.mul_(per_channel(factor[:, k], v, cd)))

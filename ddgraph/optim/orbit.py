@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ddgraph.optim.blocks import block_log_norms, block_sums, channel_view, n_channels, write_back
+from ddgraph.optim.blocks import block_sq_norms, n_channels, per_channel
 
 
 def random_element(spec, generator: torch.Generator, scale: float = 1.0):
@@ -28,7 +28,7 @@ def act(spec, element, tensors=None) -> None:
     e = torch.as_tensor(np.asarray(lay.exponents), dtype=torch.float64)
     factor = (element @ e.T).exp()
     for t, cd, k in zip(tensors, lay.channel_dims, lay.blocks):
-        write_back(t, channel_view(t, cd) * factor[:, k, None].to(t.dtype), cd)
+        t.mul_(per_channel(factor[:, k].to(t.dtype), t, cd))
 
 
 @torch.no_grad()
@@ -39,7 +39,7 @@ def gauge_coordinates(spec, tensors=None) -> torch.Tensor:
     if lay.translation:
         return tensors[0].double().mean(0)
     u_orb, _ = lay.bases()
-    return block_log_norms([t.double() for t in tensors], lay) @ torch.as_tensor(u_orb)
+    return 0.5 * block_sq_norms([t.double() for t in tensors], lay).log() @ torch.as_tensor(u_orb)
 
 
 @torch.no_grad()
@@ -50,7 +50,6 @@ def quotient_coordinates(spec, tensors=None) -> list[torch.Tensor]:
     if lay.translation:
         return [tensors[0] - tensors[0].mean(0)]
     _, u_inv = lay.bases()
-    rho = block_log_norms(tensors, lay)
-    views = [channel_view(t, cd) for t, cd in zip(tensors, lay.channel_dims)]
-    norms = block_sums([(v * v).sum(1) for v in views], lay, rho.shape[0]).sqrt()
-    return [rho @ torch.as_tensor(u_inv)] + [v / norms[:, k, None] for v, k in zip(views, lay.blocks)]
+    r2 = block_sq_norms(tensors, lay)
+    return [0.5 * r2.log() @ torch.as_tensor(u_inv)] + [
+        t / per_channel(r2[:, k].sqrt(), t, cd) for t, cd, k in zip(tensors, lay.channel_dims, lay.blocks)]
