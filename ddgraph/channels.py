@@ -19,7 +19,8 @@ from . import primitives
 from .errors import LabelError
 from .graph import Graph
 
-_SHAPE_LIKE = ("shape", "concat", "reduce_tokens")
+MASK = torch.int8  # dead class ids (0 = bulk) fit in a byte
+INDEX = torch.int32  # source indices in the segment analysis (-1: not from the source)
 
 
 def _fx_args(g: nx.DiGraph, name: str, env: dict, fill=None):
@@ -53,8 +54,8 @@ def _run_shape_op(g: nx.DiGraph, name: str, env: dict, fill=None):
 def _axis_row(mask: torch.Tensor, axis: int, where: str) -> torch.Tensor:
     """The mask's pattern along ``axis`` (it must not vary along the other axes)."""
     rows = mask.movedim(axis, -1).reshape(-1, mask.shape[axis])
-    row = rows.amax(0)
-    if rows.shape[0] > 1 and not torch.equal(rows.amin(0), row):
+    row = rows[0]
+    if rows.shape[0] > 1 and not bool((rows == row).all()):
         raise LabelError(f"{where}: the dead coordinate differs between tokens along axis {axis}; "
                          "cannot read one dead index per channel")
     return row
@@ -64,25 +65,31 @@ def _varies(mask: torch.Tensor, axis: int) -> bool:
     return bool((mask != mask.narrow(axis, 0, 1)).any())
 
 
-def _fibers(index: torch.Tensor) -> list[frozenset[int]]:
-    """Groups of source indices that sit together along the last axis the index map varies on."""
+def _family(index: torch.Tensor, n: int) -> torch.Tensor:
+    """Fiber id of every source index (-1 where absent): entries that sit together along the last
+    axis the index map varies on share an id."""
     axes = [k for k in range(index.dim()) if index.shape[k] > 1 and _varies(index, k)]
+    fam = torch.full((n,), -1, dtype=torch.long)
     if not axes:
-        vals = index.unique()
-        return [frozenset(int(v) for v in vals if v >= 0)]
-    rows = index.movedim(axes[-1], -1).reshape(-1, index.shape[axes[-1]]).unique(dim=0)
-    return [frozenset(int(v) for v in row if v >= 0) for row in rows]
+        vals = index.flatten()[:1].long()
+        fam[vals[vals >= 0]] = 0
+        return fam
+    rows = index.movedim(axes[-1], -1).reshape(-1, index.shape[axes[-1]])
+    ids = torch.arange(rows.shape[0]).unsqueeze(1).expand_as(rows)
+    valid = rows >= 0
+    # rows with the same entries are copies (broadcast tokens): the largest row id names the fiber
+    return fam.scatter_reduce_(0, rows[valid].long(), ids[valid], "amax")
 
 
-def _segments(g: nx.DiGraph, src: str, axis: int) -> list[list[int]]:
+def _segments(g: nx.DiGraph, src: str, axis: int) -> list[torch.Tensor]:
     """Cut the channel space of ``src`` into segments by how its shape-only descendants are used."""
     d = g.nodes[src]
     shape = d["shape"]
     n = shape[axis]
     view = [1] * len(shape)
     view[axis] = n
-    env = {src: torch.arange(n, dtype=torch.float64).view(view).expand(shape).clone()}
-    families: list[list[frozenset[int]]] = []
+    env = {src: torch.arange(n, dtype=INDEX).view(view).expand(shape)}
+    families = []
     stack = [src]
     while stack:
         u = stack.pop()
@@ -90,44 +97,42 @@ def _segments(g: nx.DiGraph, src: str, axis: int) -> list[list[int]]:
             cp = g.nodes[c].get("primitive")
             if cp in ("shape", "concat") and c not in env:
                 def fill(name, _g=g):
-                    shp = _g.nodes[name]["shape"]
-                    return torch.full(shp, -1.0, dtype=torch.float64)
+                    return torch.full(_g.nodes[name]["shape"], -1, dtype=INDEX)
                 env[c] = _run_shape_op(g, c, env, fill)
                 stack.append(c)
             elif cp not in ("shape", "concat"):
                 val = env[u]
-                for t in (val if isinstance(val, (tuple, list)) else [val]):
-                    families.append(_fibers(t))
-    signature: dict[int, list] = {i: [] for i in range(n)}
-    for fam in families:
-        where = {}
-        for k, fib in enumerate(fam):
-            for i in fib:
-                where[i] = k
-        for i in range(n):
-            signature[i].append(where.get(i))
-    groups: dict[tuple, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(tuple(signature[i]), []).append(i)
-    return sorted(groups.values(), key=lambda s: s[0])
+                families += [_family(t, n) for t in (val if isinstance(val, (tuple, list)) else [val])]
+    label = torch.zeros(n, dtype=torch.long)
+    for fam in families:  # common refinement of the partitions, kept compact by 1-D unique
+        _, label = torch.unique(label * (int(fam.max()) + 2) + fam + 1, return_inverse=True)
+    order = torch.argsort(label * n + torch.arange(n))
+    counts = torch.bincount(label)
+    return [seg for seg in torch.split(order, counts.tolist()) if seg.numel()]
 
 
 def _space_mask(g, name: str, axis: int, n_dead: int) -> tuple[torch.Tensor, dict[int, list[int]]]:
     """The mask of a fresh channel space: the last ``n_dead`` indices of each segment are dead."""
     shape = g.nodes[name]["shape"]
-    row = torch.zeros(shape[axis])
+    row = torch.zeros(shape[axis], dtype=MASK)
     dead: dict[int, list[int]] = {j: [] for j in range(1, n_dead + 1)}
     for seg in _segments(g, name, axis):
         for j in range(1, min(n_dead, len(seg)) + 1):
             row[seg[-j]] = j
-            dead[j].append(seg[-j])
+            dead[j].append(int(seg[-j]))
+    for j in dead:
+        dead[j].sort()
     view = [1] * len(shape)
     view[axis] = shape[axis]
     return row.view(view).expand(shape).clone(), dead
 
 
+def _count(mask: torch.Tensor) -> torch.Tensor:
+    return torch.bincount(mask.flatten().long())
+
+
 def _union(masks: list[torch.Tensor], shape, where: str) -> torch.Tensor:
-    out = torch.zeros(shape)
+    out = torch.zeros(shape, dtype=MASK)
     for m in masks:
         m = m.expand(shape)
         clash = (out > 0) & (m > 0) & (out != m)
@@ -173,7 +178,7 @@ def assign(graph: Graph) -> None:
         if prim == "input":
             if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
                 d["onehot"] = True
-                masks[n] = torch.zeros(d["shape"])
+                masks[n] = torch.zeros(d["shape"], dtype=MASK)
             else:
                 masks[n], d["dead"] = _space_mask(g, n, _input_axis(g, n) % len(d["shape"]), m)
             continue
@@ -214,19 +219,20 @@ def assign(graph: Graph) -> None:
                 dims, keep = _reduce_dims(d["fx"], masks[roles["x"]].dim())
                 masks[n] = masks[roles["x"]].amax(dim=dims, keepdim=keep)
             else:
-                masks[n] = _run_shape_op(g, n, masks, fill=lambda o, _g=g: torch.zeros(_g.nodes[o]["shape"]))
+                masks[n] = _run_shape_op(g, n, masks, fill=lambda o, _g=g: torch.zeros(_g.nodes[o]["shape"], dtype=MASK))
         elif kind == "value":
             v = masks[roles.get("v", roles.get("b"))]
             masks[n] = v.amax(dim=-2, keepdim=True).expand(shape).clone()
         elif kind == "channel_free":
-            masks[n] = torch.zeros(shape) if shape else tuple(torch.zeros(s) for s in d["tuple_shapes"])
+            masks[n] = (torch.zeros(shape, dtype=MASK) if shape
+                        else tuple(torch.zeros(s, dtype=MASK) for s in d["tuple_shapes"]))
         else:
             raise LabelError(f"{where}: primitive {prim} has no mask kind")
     for n, mask in masks.items():
         d = g.nodes[n]
         d["mask"] = mask
         parts = mask if isinstance(mask, (tuple, list)) else [mask]
-        classes = {0} | {int(c) for p in parts for c in p.unique().tolist()}
+        classes = {0} | {int(c) for p in parts for c in torch.nonzero(_count(p)).flatten().tolist()}
         if d.get("onehot"):
             classes |= set(range(m + 1))
         d["classes"] = frozenset(classes)
@@ -235,6 +241,9 @@ def assign(graph: Graph) -> None:
         if primitives.get(d["primitive"]).masks == "elementwise" and isinstance(mask, torch.Tensor):
             d["classmap"] = {}
             for role, src in d["roles"]:
-                sm = masks[src].expand(mask.shape)
-                d["classmap"][role] = {c: int(sm[mask == c].max()) if (mask == c).any() else c
-                                       for c in d["classes"]}
+                base = m + 1
+                keys = (mask.flatten().long() * base + masks[src].expand(mask.shape).flatten().long()).unique()
+                cmap: dict[int, int] = {}
+                for key in keys.tolist():  # the operand's class under each output class
+                    cmap[key // base] = max(key % base, cmap.get(key // base, 0))
+                d["classmap"][role] = {c: cmap.get(c, c) for c in d["classes"]}

@@ -12,7 +12,7 @@ import attrs
 import networkx as nx
 import torch
 
-from .ops import META_OPS, op_name, target_repr
+from .ops import op_name, target_repr
 
 
 @attrs.define
@@ -77,8 +77,8 @@ def build(gm: torch.fx.GraphModule, *, model_name: str, tracer: str, example_inp
         op = op_name(n)
         if n.op == "output":
             pass
-        elif op in META_OPS or n.op == "call_module" or not _is_tensor(value):
-            continue
+        elif n.op == "call_module" or not _is_tensor(value):
+            continue  # size queries, assertions and guards stay in the fx graph only
         module, mtype = _module_of(n)
         attrs_ = dict(fx=n, op=op, target=target_repr(n), module=module, module_type=mtype,
                       shape=tuple(value.shape) if isinstance(value, torch.Tensor) else None,

@@ -151,7 +151,7 @@ def _weight(g, n) -> Match | None:
         args = [a.name if isinstance(a, torch.fx.Node) else None for a in fx.args[:3]]
         bias = args[0] if op == "addmm" else None
         a, b = (args[1], args[2]) if op == "addmm" else (args[0], args[1])
-        if a is None or b is None:
+        if a not in dep or b not in dep:
             return None
         if dep[a] == "input" and dep[b] == "param":
             x, w, lay = a, b, dict(w_in_axis=-2, w_out_axis=-1, x_axis=-1, y_axis=-1)

@@ -34,14 +34,8 @@ SHAPE_OPS = frozenset({
     "view", "transpose", "permute", "t", "flatten", "unflatten", "unsqueeze", "squeeze",
     "contiguous", "expand", "clone", "dropout", "alias", "detach", "slice", "select", "split",
     "chunk", "getitem", "cat", "stack", "to", "narrow", "unbind", "repeat", "repeat_interleave",
-    "identity",
+    "identity", "getattr", "mT", "T",
 })
-
-#: Ops whose result is not a tensor that flows through the model (sizes, dtypes, asserts).
-META_OPS = frozenset({"size", "dim", "numel", "getattr", "_assert", "sym_constrain_range_for_size",
-                      "_assert_tensor_metadata", "_assert_scalar", "sym_numel", "sym_stride",
-                      "stride", "eq", "ne", "lt", "gt", "le", "ge", "and_", "or_", "floordiv_int"})
-
 
 def op_name(fx_node: torch.fx.Node) -> str:
     """The canonical lower-case name of the operation a node performs."""

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import ddgraph
-import chains
+from ddgraph.zoo import chain
 
 
 def rates(pred):
@@ -13,7 +13,7 @@ def rates(pred):
 @pytest.mark.parametrize("act", ["linear", "relu", "gelu", "tanh"])
 @pytest.mark.parametrize("depth", [2, 3, 4, 6])
 def test_chain_ladder(act, depth):
-    pred = ddgraph.predict(chains.chain(depth, act), torch.randn(4, 8))
+    pred = ddgraph.predict(chain(depth, act), torch.randn(4, 8))
     a, g = rates(pred)
     assert a == [2.0 * (l - 1) for l in range(1, depth + 1)]
     assert g == [2.0 * (depth - l) for l in range(1, depth + 1)]
@@ -22,26 +22,26 @@ def test_chain_ladder(act, depth):
 
 
 def test_noise_free_shift_is_2L():
-    noisy = ddgraph.predict(chains.chain(4, "relu"), torch.randn(4, 8))
-    free = ddgraph.predict(chains.chain(4, "relu"), torch.randn(4, 8), regime="noise-free")
+    noisy = ddgraph.predict(chain(4, "relu"), torch.randn(4, 8))
+    free = ddgraph.predict(chain(4, "relu"), torch.randn(4, 8), regime="noise-free")
     assert [f - n for f, n in zip(rates(free)[1], rates(noisy)[1])] == [8.0] * 4
     assert rates(free)[0] == rates(noisy)[0]
 
 
 def test_per_layer_exponents():
-    pred = ddgraph.predict(chains.chain(4), torch.randn(4, 8), alpha=[1, 2, 1, 3])
+    pred = ddgraph.predict(chain(4), torch.randn(4, 8), alpha=[1, 2, 1, 3])
     assert rates(pred)[1] == [12.0, 8.0, 6.0, 0.0]
 
 
 def test_ce_expected_equals_mse_noisy():
-    m = chains.chain(4, "relu")
+    m = chain(4, "relu")
     ce = ddgraph.predict(m, torch.randn(4, 8), loss="ce")
     mse = ddgraph.predict(m, torch.randn(4, 8))
     assert rates(ce) == rates(mse)
 
 
 def test_fx_and_export_agree():
-    m = chains.chain(4, "relu")
+    m = chain(4, "relu")
     fx = ddgraph.predict(m, torch.randn(4, 8), tracer="fx")
     ex = ddgraph.predict(m, torch.randn(4, 8), tracer="export")
     assert fx.tracer == "fx" and ex.tracer == "export"

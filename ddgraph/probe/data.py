@@ -17,6 +17,9 @@ class Sampler:
     n: int
     chunk: int
     seed: int
+    cache_bytes: int = 256 * 2**20
+    _cache: dict = attrs.field(factory=dict, init=False)
+    _bytes: int = attrs.field(default=0, init=False)
 
     def chunks(self):
         """``(k, size)`` for every chunk."""
@@ -30,7 +33,15 @@ class Sampler:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + k * 7919 + stream)
 
     def inputs(self, k: int, size: int) -> tuple:
-        return self.make(k * self.chunk, size, self.generator(k, 0))
+        """Chunk ``k``: drawn once, then served from a cache while it fits in ``cache_bytes``."""
+        if k in self._cache:
+            return self._cache[k]
+        out = self.make(k * self.chunk, size, self.generator(k, 0))
+        nbytes = sum(t.numel() * t.element_size() for t in out)
+        if self._bytes + nbytes <= self.cache_bytes:
+            self._cache[k] = out
+            self._bytes += nbytes
+        return out
 
 
 def _spec(example):

@@ -26,7 +26,6 @@ from .observables import bottom_overlap, from_matrix, kernel_check
 from .sites import WeightSite, weight_sites
 
 DEFAULT_GRID = tuple(float(t) for t in np.geomspace(1e-2, 1e-4, 7))
-F0_CACHE_BYTES = 512 * 2**20
 
 
 @attrs.define
@@ -127,26 +126,59 @@ class _Accumulators:
         counts[key] = counts.get(key, 0) + n
 
 
-def _loss_gradient(f: torch.Tensor, f0: torch.Tensor, approach: Approach, gen: torch.Generator,
-                   noise: float) -> torch.Tensor:
-    """The loss gradient at the model output for the approach's loss and regime."""
+class _Targets:
+    """What the loss needs besides the model output, drawn once per chunk (common random numbers).
+
+    MSE: the target ``f0 + noise * eps`` (noisy) or ``f0`` (noise-free), with ``f0`` the model at t = 0.
+    CE: label uniforms (expected Fisher: labels drawn from the current model with them) or fixed
+    labels drawn once from the model at t = 0 (empirical Fisher). Cached when they fit in memory.
+    """
+
+    def __init__(self, canon: Canonical, data: Sampler, approach: Approach, noise: float,
+                 cache_bytes: int):
+        self.at_zero = copy.deepcopy(canon)
+        self.at_zero.set_t(0.0)
+        self.data, self.approach, self.noise, self.cache_bytes = data, approach, noise, cache_bytes
+        self.cache: dict = {}
+        self.bytes = 0
+
+    def __call__(self, k: int, inputs) -> torch.Tensor:
+        if k in self.cache:
+            return self.cache[k]
+        with torch.no_grad():
+            f0 = _first(self.at_zero.gm(*[x.detach() for x in inputs]))
+        gen = self.data.generator(k, 1)
+        ap = self.approach
+        if ap.loss == "mse":
+            target = f0 + self.noise * torch.randn(f0.shape, generator=gen, dtype=f0.dtype) \
+                if ap.regime == "noisy" else f0
+        else:
+            u = torch.rand(f0.shape[:-1] + (1,), generator=gen, dtype=f0.dtype)
+            target = _draw(torch.softmax(f0, -1), u) if ap.fisher == "empirical" else u
+        if self.bytes + target.numel() * target.element_size() <= self.cache_bytes:
+            self.cache[k] = target
+            self.bytes += target.numel() * target.element_size()
+        return target
+
+
+def _draw(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Labels drawn from probabilities ``p`` with uniforms ``u`` (inverse CDF)."""
+    return torch.searchsorted(p.cumsum(-1), u).clamp_max(p.shape[-1] - 1)
+
+
+def _loss_gradient(f: torch.Tensor, target: torch.Tensor, approach: Approach) -> torch.Tensor:
+    """The loss gradient at the model output: ``f - y`` (MSE) or ``softmax(f) - onehot(y)`` (CE)."""
     if approach.loss == "mse":
-        if approach.regime == "noisy":
-            eps = torch.randn(f.shape, generator=gen, dtype=f.dtype)
-            return f - (f0 + noise * eps)
-        return f - f0
-    logits = f0 if approach.fisher == "empirical" else f
-    p = torch.softmax(logits, dim=-1)
-    u = torch.rand(p.shape[:-1] + (1,), generator=gen, dtype=p.dtype)
-    labels = torch.searchsorted(p.cumsum(-1), u).clamp_max(p.shape[-1] - 1)
-    onehot = torch.zeros_like(p).scatter_(-1, labels, 1.0)
-    return torch.softmax(f, dim=-1) - onehot
+        return f - target
+    p = torch.softmax(f, dim=-1)
+    labels = target if approach.fisher == "empirical" else _draw(p, target)
+    return p - torch.zeros_like(p).scatter_(-1, labels, 1.0)
 
 
 def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20000,
           approach: Approach | None = None, sampler=None, seed: int = 0, chunk: int = 8192,
           noise: float = 1.0, progress: bool = True, tracer: str = "auto", ln_directions=None,
-          **approach_kwargs) -> Measurement:
+          cache_mb: float = 256, **approach_kwargs) -> Measurement:
     """Measure the model's K-FAC observables along the approach to its canonical configuration.
 
     Parameters
@@ -160,6 +192,8 @@ def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20
     sampler : ``fn(n, generator) -> inputs`` or a tensor data set; Gaussian by default.
     noise : the noise scale of the MSE noisy regime.
     ln_directions : ``{ln_node: predicted kernel direction}`` to check (Prop 63).
+    cache_mb : memory for keeping each chunk's inputs and targets between t-points (a speed-up);
+        beyond it chunks are redrawn from their seeds, so memory stops growing with ``n_samples``.
 
     Returns
     -------
@@ -185,8 +219,8 @@ def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20
     stream_nodes = [n for n in graph.order() if graph[n]["primitive"] == "skip_add"]
     vocab = next((s.vocab for s in sites if s.kind == "embedding"), None)
     make = from_user(sampler) if sampler is not None else gaussian_like(graph.example_inputs, vocab)
-    data = Sampler(make, n_samples, chunk, seed)
-    f0_cache = _reference_outputs(canon, data, n_samples)
+    data = Sampler(make, n_samples, chunk, seed, cache_bytes=int(cache_mb * 2**19))
+    targets = _Targets(canon, data, approach, noise, cache_bytes=int(cache_mb * 2**19))
     weights = {s.node: SiteSeries(s.node, s.param, s.kind) for s in sites}
     ln = {n: {"ratio": [], "cosine": [], "node": n, "module": graph[n].get("module")} for n in ln_nodes}
     streams = {n: [] for n in stream_nodes}
@@ -199,7 +233,7 @@ def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20
         acc = _Accumulators()
         for k, size in data.chunks():
             where = _run_chunk(canon, data, k, size, site_map, set(ln_nodes) | set(stream_nodes), acc,
-                               f0_cache, approach, noise)
+                               targets, approach)
             if where and t not in nan:
                 nan[t] = where
             bar.update(1)
@@ -212,32 +246,12 @@ def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20
                        seconds_per_t=elapsed)
 
 
-def _reference_outputs(canon: Canonical, data: Sampler, n: int):
-    """``f0(k, inputs)``: the model output at t = 0 for chunk k, cached when it fits in memory."""
-    at_zero = copy.deepcopy(canon)
-    at_zero.set_t(0.0)
-    cache: dict = {}
-
-    def f0(k, inputs):
-        if k in cache:
-            return cache[k]
-        with torch.no_grad():
-            out = _first(at_zero.gm(*[x.detach() for x in inputs]))
-        if (len(cache) + 1) * out.numel() * 8 <= F0_CACHE_BYTES:
-            cache[k] = out
-        return out
-
-    return f0
-
-
-def _run_chunk(canon, data, k, size, site_map, watch, acc, f0_cache, approach, noise) -> str | None:
-    inputs = [x.requires_grad_() if x.is_floating_point() else x for x in data.inputs(k, size)]
+def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach) -> str | None:
+    inputs = [x.detach().requires_grad_() if x.is_floating_point() else x for x in data.inputs(k, size)]
     rec = _Recorder(canon.gm, site_map, watch, acc)
     f = _first(rec.run(*inputs))
-    f0 = f0_cache(k, inputs)
     bad = None if torch.isfinite(f).all() else (rec.first_non_finite() or "output")
-    gen = data.generator(k, 1)
-    g_out = _loss_gradient(f.detach(), f0, approach, gen, noise)
+    g_out = _loss_gradient(f.detach(), targets(k, inputs), approach)
     names = list(rec.outputs)
     outs = [rec.outputs[n] for n in names]
     grads = torch.autograd.grad((f * g_out).sum(), outs, allow_unused=True) if outs else []

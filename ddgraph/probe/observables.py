@@ -33,7 +33,9 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int]) -> dict[st
     block = m[d][:, d]
     if bulk.numel():
         cross = m[d][:, bulk]
-        sol = torch.linalg.lstsq(m[bulk][:, bulk], cross.T).solution
+        inner = m[bulk][:, bulk]
+        chol, info = torch.linalg.cholesky_ex(inner)
+        sol = torch.cholesky_solve(cross.T, chol) if int(info) == 0 else torch.linalg.lstsq(inner, cross.T).solution
         block = block - cross @ sol
     out["schur"] = float(torch.linalg.eigvalsh((block + block.T) / 2)[0])
     return out

@@ -1,0 +1,126 @@
+"""Probe cases: the small models that check each rule (named in the rule files' ``[probe]`` tables).
+
+A case returns ``(model, example_inputs, approach_kwargs)``. ``check_rule`` runs one through the
+full pipeline, so every rule is checked against a measurement, the way JAX checks every primitive's
+rule against finite differences.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .. import zoo
+from ..errors import ProbeError
+
+CASES: dict[str, Callable] = {}
+
+
+def case(fn: Callable) -> Callable:
+    if fn.__name__ in CASES:
+        raise ValueError(f"probe case {fn.__name__} defined twice")
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def _features(width=8, n=16):
+    return (torch.randn(n, width),)
+
+
+def _tokens(width=8, n=16, t=6):
+    return (torch.randn(n, t, width),)
+
+
+def _approach(**kw):
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+@case
+def chain(depth=4, act="linear", regime=None, loss=None, fisher=None, scale=None, alpha=None):
+    return zoo.chain(depth, act, scale=scale), _features(), _approach(
+        regime=regime, loss=loss, fisher=fisher, alpha=alpha)
+
+
+@case
+def bias(depth=4, beta=None, layer=None):
+    """A ReLU chain with separately added biases; ``beta`` puts ``t**beta`` on one layer's dead bias."""
+    model = zoo.BiasChain(depth)
+    betas = {f"biases.{depth - 2 if layer is None else layer}": beta} if beta is not None else None
+    return model, _features(), _approach(beta=betas)
+
+
+@case
+def residual(depth=4, start=1, stop=3):
+    return zoo.ResidualMLP(depth, start, stop), _features(), {}
+
+
+@case
+def two_branch():
+    return zoo.TwoBranch(), _features(), {}
+
+
+@case
+def shift():
+    return zoo.Shift(), _features(), {}
+
+
+@case
+def product():
+    return zoo.Product(), _features(), {}
+
+
+@case
+def swiglu(act="silu"):
+    return zoo.SwiGLU(act=act), _features(), {}
+
+
+@case
+def layernorm(depth=4, position=1):
+    return zoo.NormedChain(depth, position, "layernorm"), _features(), {}
+
+
+@case
+def rmsnorm(depth=4, position=1, hand=False):
+    return zoo.NormedChain(depth, position, "hand_rmsnorm" if hand else "rmsnorm"), _features(), {}
+
+
+@case
+def softmax_head():
+    return zoo.SoftmaxHead(), _features(), {}
+
+
+@case
+def attention_chain(blocks=2, explicit=False, heads=1):
+    return zoo.AttentionChain(blocks, 8, heads, explicit), _tokens(), {}
+
+
+@case
+def pool_head():
+    return zoo.PoolHead(), _features(), {}
+
+
+@case
+def token_pool():
+    return zoo.TokenPool(), _tokens(), {}
+
+
+@case
+def concat():
+    return zoo.Concat(), _features(), {}
+
+
+def build(spec: dict):
+    """Build a case from a rule's ``[probe]`` table."""
+    name = spec.get("case")
+    if name not in CASES:
+        raise ProbeError(f"unknown probe case {name!r}; known: {', '.join(sorted(CASES))}")
+    return CASES[name](**spec.get("args", {}))
+
+
+def check_rule(rule, rules=None, n_samples: int = 4000, grid=None):
+    """Run a rule's probe case: predict with ``rules`` (the built-ins by default), probe, diff."""
+    from ..api import check
+
+    torch.manual_seed(0)
+    model, inputs, kw = build(rule.probe or {})
+    return check(model, inputs, rules=rules, n_samples=n_samples, grid=grid, progress=False, **kw)
