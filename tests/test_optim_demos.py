@@ -20,13 +20,13 @@ def one_thread():
     ("SGD", False, 2.0), ("DDCAdam", False, 2.0), ("DDCAdam", True, 2.0), ("SGD", True, 4.0),
     ("Adam", True, 4.0)])
 def test_cell_a_readout(name, rotated, expected):
-    r = readout(trajectory(name, 600, rotated=rotated))
+    r = readout(trajectory(name, 300, rotated=rotated))
     assert r["G1"] == pytest.approx(expected, abs=0.02)
     assert r["min_cos"] == 1.0
 
 
 def test_ce_drift_adam_vs_ddcadam():
-    adam, ddc = run("Adam", 150), run("DDCAdam", 150)
+    adam, ddc = run("Adam", 100), run("DDCAdam", 100)
     assert adam["logit_shift"] > 1e-2 and adam["row_mean"] > 1e-2
     assert ddc["logit_shift"] < 1e-5 and ddc["relu_balance"] < 1e-3
     assert ddc["test_acc"] > 0.6

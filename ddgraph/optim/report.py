@@ -12,7 +12,7 @@ from ddgraph.optim.drift import drift_table
 from ddgraph.optim.equivariance import equivariance_table
 
 #: (equivariance steps, drift steps, drift seeds, cell-A steps, benchmark width, benchmark repeats)
-SIZES = {"full": (200, 3000, (0, 1, 2), 20000, 1024, 20), "quick": (40, 300, (0,), 1500, 256, 5)}
+SIZES = {"full": (200, 3000, (0, 1, 2), 5000, 1024, 20), "quick": (40, 300, (0,), 1500, 256, 5)}
 
 
 def _table(header, rows):
