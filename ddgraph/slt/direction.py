@@ -12,10 +12,13 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from ddgraph.fit import FIT_OK, FLOOR, FP64_FLOOR, NO_RULE, Fit, fit_rate, judge
+from ddgraph.fit import FIT_OK, FLOOR, NO_RULE, Fit, fit_rate, judge
 
 #: Verdict for a direction inside the singular set (KL identically zero along it).
 TANGENTIAL = "tangential"
+
+#: Absolute level (nats) at or below which a KL value counts as zero.
+KL_FLOOR = 1e-26
 
 DEFAULT_TS = tuple(np.geomspace(2e-3, 2e-2, 6))
 
@@ -39,12 +42,15 @@ def integer_order(fit: Fit, *, per: float = 2.0, offset: float = 0.0, tol: float
 
 
 def kl_fit(family, theta0, direction, ts, *, tol: float = 0.05) -> Fit:
-    """Fit ``KL(theta0 + t v)`` against t; ``floor`` when the KL is numerically zero relative to
-    the quadratic scale ``t^2`` (nats) a regular direction of unit Fisher would give."""
+    """Fit ``KL(theta0 + t v)`` against t; ``floor`` when the KL is numerically zero.
+
+    The KL is a sum of non-negative terms of size ``delta^2`` where ``delta`` is the log-density
+    deviation, computed to about 1e-13 absolute; so ``KL <= KL_FLOOR = 1e-26`` nats is zero.
+    """
     theta0, v = np.asarray(theta0, float), unit(direction)
     ts = np.asarray(ts, float)
     kls = np.array([family.kl(theta0 + t * v) for t in ts])
-    return fit_rate(ts, kls, tol=tol, scale=ts**2, floor=FP64_FLOOR), kls
+    return fit_rate(ts, kls, tol=tol, scale=np.ones_like(ts), floor=KL_FLOOR), kls
 
 
 @attrs.frozen

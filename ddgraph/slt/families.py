@@ -56,7 +56,7 @@ class DensityFamily:
 
     def scores(self, theta) -> torch.Tensor:
         """Per-node score vectors ``d log p(x_i | theta) / d theta``, shape ``(nodes, dim)``."""
-        return torch.func.jacrev(lambda th: self.logpdf(self.x, th))(_as_theta(theta))
+        return torch.func.jacfwd(lambda th: self.logpdf(self.x, th))(_as_theta(theta))
 
     def fisher(self, theta) -> np.ndarray:
         """Population Fisher ``E_{p_theta}[s s^T]`` by quadrature."""
@@ -93,7 +93,7 @@ class RegressionFamily:
 
     def jacobian(self, theta) -> torch.Tensor:
         """Jacobian of the flattened outputs with respect to theta, shape ``(outputs, dim)``."""
-        return torch.func.jacrev(lambda th: self.mean(th, self.X).reshape(-1))(_as_theta(theta))
+        return torch.func.jacfwd(lambda th: self.mean(th, self.X).reshape(-1))(_as_theta(theta))
 
     def fisher(self, theta) -> np.ndarray:
         """Per-sample Fisher ``J^T J / (n sigma^2)`` (exact for Gaussian noise)."""

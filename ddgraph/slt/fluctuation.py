@@ -17,9 +17,10 @@ cylinder functions: ``int_0^inf g^(a-1) exp(xi g - g^2/2) dg = Gamma(a) exp(xi^2
 Two independent numerical routes to ``nu(k)``:
 
 - :func:`nu_quadrature`: Gauss-Hermite over xi of the exact inner moments (parabolic cylinder);
-- :func:`nu_monte_carlo`: finite-n Monte Carlo over data sets of the functional variance of the
-  Bernoulli power model ``p(y=1 | w) = sigmoid(c w^k)`` with a grid posterior over w, from the full
-  per-sample log-likelihood (no renormalisation, no Gaussian limit).
+- :func:`nu_monte_carlo`: finite-n Monte Carlo over data sets of the functional variance of a
+  concrete power model (Bernoulli ``p(y=1 | w) = sigmoid(c w^k)`` or Gaussian ``N(c w^k, 1)``)
+  with a grid posterior over w, from the full per-sample log-likelihood (no renormalisation, no
+  Gaussian limit). Two different models landing on the same value is the universality check.
 """
 from __future__ import annotations
 
@@ -96,37 +97,53 @@ class MonteCarloNu:
     se: float
     n: int
     datasets: int
-    coef: float
+    model: str
 
 
-def nu_monte_carlo(k: int, domain: str = LINE, *, n: int = 10_000, datasets: int = 20_000,
-                   coef: float = 1.0, grid: int = 2001, seed: int = 0,
+MODELS = ("bernoulli", "gaussian")
+
+
+def nu_monte_carlo(k: int, domain: str = LINE, *, model: str = "bernoulli", n: int = 10_000,
+                   datasets: int = 20_000, coef: float = 1.0, grid: int = 2001, seed: int = 0,
                    chunk: int = 2000) -> MonteCarloNu:
-    """Functional-variance Monte Carlo on ``p(y=1 | w) = sigmoid(coef * w^k)``, truth ``w = 0``.
+    """Functional-variance Monte Carlo on a power model at its truth ``w = 0``.
 
-    Each data set of n Bernoulli(1/2) labels enters through its count S of ones (a sufficient
-    statistic, sampled exactly as Binomial(n, 1/2)); the posterior over a uniform w-grid uses the
-    full log-likelihood ``S g - n log(1 + e^g)``, ``g = coef w^k``, and the functional variance is
-    ``sum_i Var_w[log p(y_i|w)] = S (Var g - 2 Cov(g, L)) + n Var L`` with ``L = log(1 + e^g)``.
-    ``nu`` is half its mean over data sets.
+    Data sets enter through exact draws of their sufficient statistics: for ``bernoulli``
+    (``p(y=1|w) = sigmoid(g)``, ``g = coef w^k``) the count S ~ Binomial(n, 1/2), and
+    ``sum_i Var_w[log p(y_i|w)] = S (Var g - 2 Cov(g, L)) + n Var L`` with ``L = log(1 + e^g)``;
+    for ``gaussian`` (``N(g, 1)``) the sum S ~ N(0, n) and ``Q = sum x_i^2`` (``S^2/n`` plus an
+    independent chi-square with n - 1 degrees of freedom), and the functional variance is
+    ``Q Var g - S Cov(g, g^2) + n Var(g^2) / 4``. The posterior is exact on a uniform w-grid.
+    ``nu`` is half the mean functional variance over data sets.
     """
     _check(k, domain)
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     rng = np.random.default_rng(seed)
     half_width = (32.0 / (math.sqrt(n) * coef)) ** (1.0 / k)  # u^k = 16 covers |xi| <= 6
     w = np.linspace(0.0 if domain == HALF_LINE else -half_width, half_width, grid)
     g = coef * w**k
-    L = np.logaddexp(0.0, g)
-    S = rng.binomial(n, 0.5, size=datasets).astype(float)
+    if model == "bernoulli":
+        S = rng.binomial(n, 0.5, size=datasets).astype(float)
+        Q = None
+        loglik_base = np.logaddexp(0.0, g)
+    else:
+        S = rng.normal(0.0, math.sqrt(n), size=datasets)
+        Q = S**2 / n + rng.chisquare(n - 1, size=datasets)
+        loglik_base = 0.5 * g**2
     V = np.empty(datasets)
     for lo in range(0, datasets, chunk):
         s = S[lo:lo + chunk, None]
-        logpost = s * g - n * L
+        logpost = s * g - n * loglik_base
         p = np.exp(logpost - logpost.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        eg, eL = p @ g, p @ L
+        eg, eb = p @ g, p @ loglik_base
         var_g = p @ g**2 - eg**2
-        var_L = p @ L**2 - eL**2
-        cov = p @ (g * L) - eg * eL
-        V[lo:lo + chunk] = s[:, 0] * (var_g - 2 * cov) + n * var_L
+        var_b = p @ loglik_base**2 - eb**2
+        cov = p @ (g * loglik_base) - eg * eb
+        if model == "bernoulli":
+            V[lo:lo + chunk] = s[:, 0] * (var_g - 2 * cov) + n * var_b
+        else:
+            V[lo:lo + chunk] = Q[lo:lo + chunk] * var_g - 2 * s[:, 0] * cov + n * var_b
     return MonteCarloNu(float(V.mean() / 2), float(V.std(ddof=1) / 2 / math.sqrt(datasets)), n,
-                        datasets, coef)
+                        datasets, model)

@@ -92,8 +92,8 @@ class _DeadUnitNet(torch.nn.Module):
 _ACTS = {"linear": lambda x: x, "relu": torch.relu, "tanh": torch.tanh}
 
 
-def dead_unit_net(depth: int = 2, act: str = "linear", width: int = 6, d_in: int = 5,
-                  d_out: int = 3, n: int = 4000, seed: int = 0):
+def dead_unit_net(depth: int = 2, act: str = "linear", width: int = 4, d_in: int = 6,
+                  d_out: int = 5, n: int = 4000, seed: int = 0):
     """§4.3: a bias-free MLP whose last hidden unit is dead in every hidden layer.
 
     Dead rows and columns are zeroed; the dead direction moves the incoming row (``u``), every

@@ -34,6 +34,11 @@ from ddgraph.slt.selection import REACH_EXCEEDED
 
 RANK_TOL = 1e-9
 
+#: (M, N, H, r) settings of the devinterp comparison: in reach (H - r <= 1) and beyond.
+COMPARISON_SETTINGS = ((2, 2, 1, 0), (3, 4, 2, 1), (4, 3, 3, 2), (5, 5, 2, 1), (4, 4, 3, 1),
+                       (6, 6, 4, 2))
+QUICK_COMPARISON_SETTINGS = ((2, 2, 1, 0), (3, 4, 2, 1), (4, 4, 3, 1))
+
 
 def aoyagi_rlct(M: int, N: int, H: int, r: int) -> tuple[Fraction, int]:
     """Aoyagi & Watanabe (2005): RLCT and multiplicity of reduced-rank regression.
