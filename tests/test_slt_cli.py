@@ -1,0 +1,63 @@
+"""The ``slt`` click group and the devinterp comparison script."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ddgraph.slt import cases, report
+from ddgraph.slt.cli import slt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_prints_tables():
+    res = CliRunner().invoke(slt, ["demo"])
+    assert res.exit_code == 0, res.output
+    assert "Theorem 2" in res.output and "Theorem 89" in res.output
+
+
+@pytest.fixture
+def small_cases(monkeypatch):
+    """Cut every case down to its smallest meaningful run so the report renders fast."""
+    real = {name: getattr(cases, name) for name in ("dead_unit_network", "table8", "fluctuation",
+                                                    "rrr", "crossings")}
+    monkeypatch.setattr(cases, "dead_unit_network",
+                        lambda: real["dead_unit_network"](depths=(2,), acts=("linear",)))
+    monkeypatch.setattr(cases, "crossings", lambda: real["crossings"](((1, 2), (2, 2))))
+    monkeypatch.setattr(cases, "fluctuation", lambda ks, datasets, **kw: real["fluctuation"](
+        ks=(1, 2, 3), datasets=300, **kw))
+    monkeypatch.setattr(cases, "rrr", lambda: real["rrr"](((2, 2, 1, 0), (3, 3, 3, 0))))
+    monkeypatch.setattr(report, "QUICK_COMPARISON_SETTINGS", ((2, 2, 1, 0),))
+
+
+def test_report_writes_markdown(tmp_path, small_cases):
+    out = tmp_path / "SLT.md"
+    res = CliRunner().invoke(slt, ["report", "--quick", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    for heading in ("Theorem 2", "Table 8", "part (a)", "Theorem 89", "Theorem 96",
+                    "Aoyagi", "devinterp", "stated numbers"):
+        assert heading in text
+    assert "not run" in text  # no devinterp interpreter was given
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("slt_vs_devinterp",
+                                                  ROOT / "benchmarks" / "slt_vs_devinterp.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_comparison_script_without_devinterp(monkeypatch, capsys):
+    mod = _script()
+    monkeypatch.setattr(mod, "devinterp_available", lambda: False)
+    monkeypatch.setattr(mod, "QUICK_COMPARISON_SETTINGS", ((2, 2, 1, 0),))
+    assert mod.main(["--quick", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["devinterp"] == mod.MISSING
+    row = out["rows"][0]
+    assert row["aoyagi_lambda"] == "1" and row["ddgraph"]["lambda"] == "1"
+    assert "devinterp" not in row
