@@ -50,8 +50,8 @@ class _RRR(torch.nn.Module):
         return x @ self.A.T @ self.B.T
 
 
-def llc_devinterp(M, N, H, r, *, n=20_000, chains=4, steps=2000, burnin=500, batch=1000,
-                  lr=2e-4, localization=100.0, seed=0) -> dict:
+def llc_devinterp(M, N, H, r, *, n=20_000, chains=4, steps=3000, burnin=1000, batch=1000,
+                  lr=1e-4, localization=10.0, seed=0) -> dict:
     """devinterp SGLD estimate ``n beta (E_w[L_n(w)] - L_n(w*))`` at the canonical true parameter,
     ``n beta = n / log n`` (Lau et al. 2025). SGLD steps use minibatch gradients; ``L_n`` at each
     draw is the full-data loss, which removes the minibatch noise from the estimate."""
@@ -89,7 +89,8 @@ def llc_devinterp(M, N, H, r, *, n=20_000, chains=4, steps=2000, burnin=500, bat
                     losses.append(float(loss(model, slice(None))))
         per_chain.append(nbeta * (np.mean(losses) - init))
     return {"llc": float(np.mean(per_chain)), "llc_std": float(np.std(per_chain, ddof=1)),
-            "chains": chains, "steps": steps, "n": n}
+            "chains": chains, "steps": steps, "burnin": burnin, "n": n, "batch": batch, "lr": lr,
+            "localization": localization}
 
 
 def run(settings, *, quick=False) -> dict:
@@ -105,7 +106,7 @@ def run(settings, *, quick=False) -> dict:
                "ddgraph": reading.as_dict(), "ddgraph_seconds": t_dd}
         if have:
             t0 = time.perf_counter()
-            row["devinterp"] = llc_devinterp(M, N, H, r, **({"steps": 800, "burnin": 200,
+            row["devinterp"] = llc_devinterp(M, N, H, r, **({"steps": 1000, "burnin": 300,
                                                             "chains": 2} if quick else {}))
             row["devinterp_seconds"] = time.perf_counter() - t0
         rows.append(row)

@@ -61,3 +61,18 @@ def test_comparison_script_without_devinterp(monkeypatch, capsys):
     row = out["rows"][0]
     assert row["aoyagi_lambda"] == "1" and row["ddgraph"]["lambda"] == "1"
     assert "devinterp" not in row
+
+
+def test_report_reads_saved_devinterp_results(tmp_path, small_cases):
+    saved = {"devinterp": "available", "rows": [{
+        "M": 2, "N": 2, "H": 1, "r": 0, "devinterp_seconds": 12.5,
+        "devinterp": {"llc": 1.5, "llc_std": 0.1, "chains": 2, "steps": 10, "burnin": 2,
+                      "n": 100, "batch": 10, "lr": 1e-4, "localization": 10.0}}]}
+    src = tmp_path / "di.json"
+    src.write_text(json.dumps(saved))
+    out = tmp_path / "SLT.md"
+    res = CliRunner().invoke(slt, ["report", "--quick", "--out", str(out), "--devinterp-json", str(src)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert "1.50 ± 0.10" in text and "12.5" in text
+    assert "up to 50%" in text  # |1.5 - 1| / 1, computed from the saved row

@@ -21,12 +21,14 @@ def slt():
               help="An interpreter with devinterp installed, for the SGLD LLC column.")
 @click.option("--devinterp-script", default="benchmarks/slt_vs_devinterp.py", show_default=True,
               type=click.Path(dir_okay=False), help="The comparison script it runs.")
-def report(out, quick, devinterp_python, devinterp_script):
+@click.option("--devinterp-json", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Saved output of `benchmarks/slt_vs_devinterp.py --json` (instead of running it).")
+def report(out, quick, devinterp_python, devinterp_script, devinterp_json):
     """Run every worked case and write the report (docs/SLT.md)."""
     from ddgraph.slt.report import write
 
     path = write(out, quick=quick, devinterp_python=devinterp_python,
-                 devinterp_script=devinterp_script)
+                 devinterp_script=devinterp_script, devinterp_json=devinterp_json)
     click.echo(f"wrote {path}")
 
 
