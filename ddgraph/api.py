@@ -76,8 +76,8 @@ def predict(model_or_graph, example_inputs=None, *, approach: Approach | None = 
 
 
 def probe(model_or_graph, example_inputs=None, **kwargs):
-    """Measure the rates on the model itself; see :func:`ddgraph.probe.measure.probe`."""
-    from .probe.measure import probe as _probe
+    """Measure the rates on the model itself; see :func:`ddgraph.probing.measure.probe`."""
+    from .probing.measure import probe as _probe
 
     return _probe(model_or_graph, example_inputs, **kwargs)
 
@@ -88,7 +88,7 @@ def kernel_directions(pred) -> dict:
 
     out = {k["node"]: k["direction"] for k in pred.ln_kernels if k["direction"] is not None}
     for n in pred.graph.nodes_with("rmsnorm"):
-        k = _ln_kernel(pred.graph, pred.graph[n])
+        k = _ln_kernel(pred.graph, n)
         if k["direction"] is not None:
             out[n] = k["direction"]
     return out
@@ -99,7 +99,7 @@ def check(model, example_inputs=None, *, approach: Approach | None = None, rules
           sampler=None, seed: int = 0, **approach_kwargs):
     """Predict, probe and diff in one go; returns a :class:`ddgraph.diff.Diff`."""
     from .diff import diff
-    from .probe.measure import probe as _probe
+    from .probing.measure import probe as _probe
 
     approach = approach or Approach(**approach_kwargs)
     pred = predict(model, example_inputs, approach=approach, rules=rules, tracer=tracer)

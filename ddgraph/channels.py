@@ -44,8 +44,8 @@ def _run_shape_op(g: nx.DiGraph, name: str, env: dict, fill=None):
     d = g.nodes[name]
     fx = d["fx"]
     args, kwargs = _fx_args(g, name, env, fill)
-    if d["op"] in ("to", "dropout", "identity", "alias", "detach", "contiguous", "clone"):
-        return args[0]  # dtype casts, eval dropout and copies leave positions alone
+    if d["op"] in ("to", "dropout", "identity", "alias", "detach"):
+        return args[0]  # dtype casts and eval dropout leave positions alone
     if fx.op == "call_method":
         return getattr(args[0], fx.target)(*args[1:], **kwargs)
     return fx.target(*args, **kwargs)
@@ -88,7 +88,7 @@ def _segments(g: nx.DiGraph, src: str, axis: int) -> list[torch.Tensor]:
     n = shape[axis]
     view = [1] * len(shape)
     view[axis] = n
-    env = {src: torch.arange(n, dtype=INDEX).view(view).expand(shape)}
+    env = {src: torch.arange(n, dtype=INDEX).view(view).expand(shape).contiguous()}
     families = []
     stack = [src]
     while stack:

@@ -149,7 +149,7 @@ def _register_optional(group: click.Group) -> None:
     """Sub-command groups that live in their own packages (SLT, DDCAdam, probes)."""
     import importlib
 
-    for mod, attr in (("ddgraph.probe.cli", "commands"), ("ddgraph.slt.cli", "slt"),
+    for mod, attr in (("ddgraph.probing.cli", "commands"), ("ddgraph.slt.cli", "slt"),
                       ("ddgraph.optim.cli", "ddcadam")):
         try:
             module = importlib.import_module(mod)

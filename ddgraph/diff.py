@@ -8,7 +8,7 @@ import attrs
 
 from .fit import FLOOR, Fit, fit_rate, judge
 from .prediction import IN_REACH, Prediction
-from .probe.measure import Measurement
+from .probing.measure import Measurement
 
 TOL = 0.05
 #: Rules whose primitive carries an O(t) finite-t correction (DESIGN §5): their nodes get SMOOTH_TOL.

@@ -34,7 +34,7 @@ SHAPE_OPS = frozenset({
     "view", "transpose", "permute", "t", "flatten", "unflatten", "unsqueeze", "squeeze",
     "contiguous", "expand", "clone", "dropout", "alias", "detach", "slice", "select", "split",
     "chunk", "getitem", "cat", "stack", "to", "narrow", "unbind", "repeat", "repeat_interleave",
-    "identity", "getattr", "mT", "T",
+    "identity", "getattr", "mT", "T", "numpy_T", "adjoint", "mH", "H", "view_as_real",
 })
 
 def op_name(fx_node: torch.fx.Node) -> str:

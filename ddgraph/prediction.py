@@ -132,9 +132,10 @@ def _status(*pairs) -> str:
     return IN_REACH
 
 
-def _ln_kernel(graph: Graph, d: dict) -> dict:
+def _ln_kernel(graph: Graph, node: str) -> dict:
+    d = graph[node]
     name = d.get("norm_weight")
-    entry = {"module": d.get("module") or d["fx"].name, "node": d["fx"].name}
+    entry = {"module": d.get("module") or node, "node": node}
     width = d["shape"][-1]
     if name is None:
         entry["direction"] = [1 / math.sqrt(width)] * width
@@ -190,7 +191,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
         if all(v is not None for v in los + his):
             lo, hi = min(los), min(his)
             kl = lo if lo == hi else (lo, hi)
-    lns = tuple(_ln_kernel(graph, g.nodes[n]) for n in order if g.nodes[n]["primitive"] == "layernorm")
+    lns = tuple(_ln_kernel(graph, n) for n in order if g.nodes[n]["primitive"] == "layernorm")
     sites = []
     for n in order:
         d = g.nodes[n]

@@ -102,21 +102,21 @@ def _blocks(path, section, raw, keys, allowed_roles, params, kinds, variadic=())
         split = {k: raw[k] for k in CLASS_KINDS}
     else:
         split = {"bulk": raw, "dead": raw}
-        if raw is not None and any(k in str(raw) for k in ("alpha", "beta")):
-            pass  # validated per expression below (alpha needs a dead block)
     out = {}
     for kind, block in split.items():
         if not isinstance(block, dict):
             raise _fail(path, f"{section}.{kind}", "a table", block)
         extra = set(block) - set(keys)
         if extra:
-            raise _fail(path, f"{section}.{kind}", f"only keys {', '.join(keys)}", sorted(extra))
+            raise _fail(path, f"{section}.{kind}" if "dead" in raw else section,
+                        f"only keys {', '.join(keys)}", sorted(extra))
         missing = [k for k in keys if k not in block]
+        where = f"{section}.{kind}" if "dead" in raw else section
         if missing:
-            raise _fail(path, f"{section}.{kind}.{missing[0]}", "an expression (required)")
+            raise _fail(path, f"{where}.{missing[0]}", "an expression (required)")
         dead_block = kind == "dead" and "dead" in raw
-        out[kind] = {k: _expr_pair(path, f"{section}.{kind}.{k}" if "dead" in raw else f"{section}.{k}",
-                                   block[k], allowed_roles, params, dead_block, kinds) for k in keys}
+        out[kind] = {k: _expr_pair(path, f"{where}.{k}", block[k], allowed_roles, params, dead_block, kinds)
+                     for k in keys}
     return out
 
 

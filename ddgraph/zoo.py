@@ -203,7 +203,7 @@ class TwoBranch(nn.Module):
         self.a, self.b, self.c = (nn.Linear(width, width, bias=False) for _ in range(3))
 
     def forward(self, x):
-        return self.c(torch.relu(self.a(x) + self.b(self.a(x))))
+        return self.c(torch.relu(self.a(x) + self.b(x)))
 
 
 class Shift(nn.Module):

@@ -11,3 +11,8 @@ sys.path.insert(0, str(ROOT / "examples"))
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def fixtures():
+    return ROOT / "tests" / "fixtures"

@@ -278,6 +278,13 @@ def _finish(acc, sites, weights, n_dead, last: bool) -> None:
 
 def _finish_sites(acc, ln, streams, directions) -> None:
     for name, (s, total, n) in acc.second.items():
+        if not bool(torch.isfinite(s).all()):
+            if name in streams:
+                streams[name].append(math.nan)
+            if name in ln:
+                ln[name]["ratio"].append(math.nan)
+                ln[name]["cosine"].append(math.nan)
+            continue
         if name in streams:
             m = s / n
             diag = torch.diagonal(m)

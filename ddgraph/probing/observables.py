@@ -15,6 +15,8 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int]) -> dict[st
     dead : the indices of this class's dead coordinates.
     all_dead : indices of every dead class (excluded from the bulk the Schur complement uses).
     """
+    if not bool(torch.isfinite(m).all()):
+        return dict.fromkeys(NAMES, float("nan"))  # the fit turns NaN into an 'unfittable' verdict
     if m.dim() == 1:
         diag = m
         active = diag > 0
@@ -43,10 +45,12 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int]) -> dict[st
 
 def bottom_overlap(m: torch.Tensor, dead: list[int]) -> float:
     """Norm of the bottom eigenvector's component on the dead coordinates (1: it is the dead one)."""
-    if m.dim() == 1 or not dead:
+    if m.dim() == 1 or not dead or not bool(torch.isfinite(m).all()):
         return float("nan")
     diag = torch.diagonal(m)
     active = torch.nonzero(diag > 0).flatten()
+    if not active.numel():
+        return float("nan")
     _, vecs = torch.linalg.eigh(m[active][:, active])
     v = torch.zeros(m.shape[0], dtype=m.dtype)
     v[active] = vecs[:, 0]

@@ -1,0 +1,105 @@
+"""The probe and the diff: examples pass, wrong predictions fail, bad sweeps get honest verdicts."""
+import importlib
+import math
+
+import pytest
+import torch
+
+import ddgraph
+from ddgraph import zoo
+from ddgraph.errors import ProbeError
+
+FAST = dict(n_samples=1500, grid=[1e-2, 1e-3, 1e-4, 1e-5], progress=False)
+EXAMPLES = [("chains", "deep_linear"), ("chains", "deep_relu"), ("chains", "deep_gelu"), ("chains", "deep_tanh"),
+            ("blocks", "residual_mlp"), ("blocks", "swiglu_mlp"), ("blocks", "layernorm_chain"),
+            ("blocks", "rmsnorm_chain"), ("blocks", "hand_rmsnorm_chain"), ("blocks", "biased_chain"),
+            ("attention", "attention_chain"), ("attention", "transformer_block")]
+
+
+@pytest.mark.parametrize("module,factory", EXAMPLES)
+def test_every_example_passes_its_diff(module, factory):
+    model, inputs = getattr(importlib.import_module(module), factory)()
+    d = ddgraph.check(model, inputs, **FAST)
+    assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict, c.fit.reason) for c in d.failures]
+    assert all(c.verdict == "pass" for c in d.primary)
+
+
+def test_transformer_with_embedding_passes_inside_its_window():
+    model, inputs = importlib.import_module("transformer").small_transformer()
+    d = ddgraph.check(model, inputs, loss="ce", n_samples=1500, grid=[1e-5, 1e-6, 1e-7, 1e-8], progress=False)
+    assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.failures]
+
+
+@pytest.mark.parametrize("kw", [dict(loss="ce"), dict(loss="ce", fisher="empirical"), dict(regime="noise-free"),
+                                dict(alpha=[1, 2, 1, 3])])
+def test_regimes_and_exponents_are_measured(kw):
+    d = ddgraph.check(zoo.chain(4, "relu"), torch.randn(4, 8), **kw, **FAST)
+    assert d.ok
+
+
+def test_outside_the_asymptotic_window_is_not_a_pass():
+    model = zoo.NormedChain(4, 1)
+    d = ddgraph.check(model, torch.randn(4, 8), n_samples=1500, grid=[0.9, 0.6, 0.3, 0.1], progress=False)
+    verdicts = {c.verdict for c in d.primary}
+    assert "not-asymptotic" in verdicts and not d.ok
+
+
+def test_nan_in_the_forward_pass_gets_a_verdict_not_a_crash():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8, bias=False), zoo.Scale(float("nan")),
+                                torch.nn.Linear(8, 8, bias=False))
+    d = ddgraph.check(model, torch.randn(4, 8), **FAST)
+    assert d.measurement.nan, "the NaN was not located"
+    assert not d.ok
+    assert {c.verdict for c in d.primary} <= {"unfittable", "pass", "floor"}
+    assert any(c.verdict == "unfittable" for c in d.primary)
+
+
+def test_the_users_model_is_never_mutated():
+    model = zoo.chain(3, "relu", bias=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ddgraph.check(model, torch.randn(4, 8), **FAST)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) and after[k].dtype == torch.float32 for k in before)
+
+
+def test_measurement_schema_and_kronecker_lift():
+    d = ddgraph.check(zoo.chain(3, "linear"), torch.randn(4, 8), **FAST)
+    series = d.measurement.weights[d.prediction.nodes[1].node]
+    for factor in ("A", "G"):
+        assert set(series.series[factor]) == {"dd", "schur", "lmin", "lmax"}
+        assert len(series.series[factor]["dd"][1]) == len(FAST["grid"])
+    # middle layer: both dead entries decay, so the bottom eigenvectors are the dead coordinates (Cor 28)
+    assert series.overlap["A"][1] > 0.999 and series.overlap["G"][1] > 0.999
+
+
+def test_meta_models_cannot_be_probed():
+    with torch.device("meta"):
+        model = zoo.chain(2)
+    with pytest.raises(ProbeError, match="meta device"):
+        ddgraph.probe(model, torch.randn(4, 8).to("meta"), progress=False)
+
+
+def test_bad_grid_is_refused():
+    with pytest.raises(ProbeError, match="at least 3 values"):
+        ddgraph.probe(zoo.chain(2), torch.randn(4, 8), grid=[0.1, 0.01], progress=False)
+
+
+def test_user_sampler_and_tensor_dataset():
+    data = torch.randn(3000, 8)
+    d1 = ddgraph.check(zoo.chain(3, "relu"), torch.randn(4, 8), sampler=data, **{**FAST, "n_samples": 3000})
+    d2 = ddgraph.check(zoo.chain(3, "relu"), torch.randn(4, 8),
+                       sampler=lambda n, gen: torch.rand(n, 8, generator=gen, dtype=torch.float64) - 0.5, **FAST)
+    assert d1.ok and d2.ok
+
+
+def test_json_contract_of_diff():
+    d = ddgraph.check(zoo.chain(2, "relu"), torch.randn(4, 8), **FAST)
+    data = d.to_json()
+    for key in ("ddgraph_version", "model", "regime", "loss", "kl_order", "fisher_rate", "rlct", "nodes",
+                "ln_kernels"):
+        assert key in data
+    node = data["nodes"][0]
+    for key in ("param", "module", "primitive", "a_rate", "g_rate", "status", "bracket", "lemmas",
+                "measured", "se", "verdict"):
+        assert key in node
+    assert node["verdict"]["g_rate"] == "pass" and math.isclose(node["measured"]["g_rate"], 2.0, abs_tol=0.01)
