@@ -150,7 +150,8 @@ def _register_optional(group: click.Group) -> None:
     import importlib
 
     for mod, attr in (("ddgraph.probing.cli", "commands"), ("ddgraph.slt.cli", "slt"),
-                      ("ddgraph.optim.cli", "ddcadam")):
+                      ("ddgraph.optim.cli", "ddcadam"), ("ddgraph.conformance.cli", "conformance"),
+                      ("ddgraph.inspect_cli", "inspect")):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

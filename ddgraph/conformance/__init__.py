@@ -1,0 +1,1 @@
+"""Conformance: every graph-level claim of the paper, predicted and measured."""
