@@ -21,14 +21,15 @@ def test_demo_prints_tables():
 @pytest.fixture
 def small_cases(monkeypatch):
     """Cut every case down to its smallest meaningful run so the report renders fast."""
-    real = {name: getattr(cases, name) for name in ("dead_unit_network", "table8", "fluctuation",
-                                                    "rrr", "crossings")}
+    real = {name: getattr(cases, name) for name in ("dead_unit_network", "fluctuation", "rrr",
+                                                    "rrr_grid", "crossings")}
     monkeypatch.setattr(cases, "dead_unit_network",
                         lambda: real["dead_unit_network"](depths=(2,), acts=("linear",)))
     monkeypatch.setattr(cases, "crossings", lambda: real["crossings"](((1, 2), (2, 2))))
     monkeypatch.setattr(cases, "fluctuation", lambda ks, datasets, **kw: real["fluctuation"](
         ks=(1, 2, 3), datasets=300, **kw))
     monkeypatch.setattr(cases, "rrr", lambda: real["rrr"](((2, 2, 1, 0), (3, 3, 3, 0))))
+    monkeypatch.setattr(cases, "rrr_grid", lambda max_dim: real["rrr_grid"](2))
     monkeypatch.setattr(report, "QUICK_COMPARISON_SETTINGS", ((2, 2, 1, 0),))
 
 

@@ -4,8 +4,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from ddgraph.slt.rrr import aoyagi_rlct, rrr_rate_rlct
-from ddgraph.slt.selection import REACH_EXCEEDED
+from ddgraph.slt.rrr import UPPER_BOUND, aoyagi_rlct, rrr_rate_rlct
 
 dims = st.integers(1, 5)
 
@@ -45,8 +44,8 @@ def test_rate_reading_equals_closed_form_in_reach(M, N, r, dead):
     assert (R.lam, R.m) == aoyagi_rlct(M, N, H, r)
 
 
-@pytest.mark.parametrize("setting", [(4, 4, 3, 1), (3, 3, 3, 0)])
-def test_out_of_reach_gives_an_upper_bound(setting):
+@pytest.mark.parametrize("setting", [(4, 4, 3, 1), (3, 3, 3, 0), (2, 5, 4, 1)])
+def test_interacting_dead_units_give_an_upper_bound(setting):
     R = rrr_rate_rlct(*setting)
-    assert R.verdict == REACH_EXCEEDED and R.lam is None
+    assert R.verdict == UPPER_BOUND and R.lam is None and R.m is None
     assert R.upper >= aoyagi_rlct(*setting)[0]

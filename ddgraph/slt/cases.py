@@ -5,6 +5,8 @@ Every row carries what the theory predicts, what ddgraph measured and the verdic
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ddgraph.slt import models
@@ -154,3 +156,30 @@ def rrr(settings=((1, 1, 1, 0), (2, 2, 1, 0), (3, 3, 2, 1), (3, 4, 2, 1), (4, 3,
                      "upper": None if r.upper is None else str(r.upper), "d_nd": r.d_nd,
                      "verdict": r.verdict})
     return rows
+
+
+def rrr_grid(max_dim: int = 5) -> dict:
+    """Every (M, N, H, r) with dimensions up to ``max_dim``: how often ddgraph's reading (the
+    exact value in reach, the upper bound beyond) equals Aoyagi-Watanabe's lambda (and m in reach),
+    and whether any upper bound falls below it (impossible unless something is wrong)."""
+    out = {"settings": 0, "in_reach": 0, "exact_in_reach": 0, "bounds": 0, "bound_attained": 0,
+           "bound_violated": [], "mismatch": []}
+    for M, N, H in itertools.product(range(1, max_dim + 1), repeat=3):
+        for r in range(min(M, N, H) + 1):
+            lam, m = aoyagi_rlct(M, N, H, r)
+            R = rrr_rate_rlct(M, N, H, r)
+            out["settings"] += 1
+            if R.lam is not None:
+                out["in_reach"] += 1
+                if (R.lam, R.m) == (lam, m):
+                    out["exact_in_reach"] += 1
+                else:
+                    out["mismatch"].append((M, N, H, r))
+            elif R.upper is not None:
+                out["bounds"] += 1
+                out["bound_attained"] += R.upper == lam
+                if R.upper < lam:
+                    out["bound_violated"].append((M, N, H, r))
+            else:
+                out["mismatch"].append((M, N, H, r))
+    return out

@@ -14,10 +14,12 @@ The rate-based reading (no sampling):
   ``{P' a = 0}`` (codim ``N - r``). Theorem 89's protocol reads both KL orders from rates, and
   ``lambda = d_nd / 2 + min_i c_i / (2 k_i)`` (variables separate, so the regular part adds);
 - with ``H - r >= 2`` the dead units interact (``|sum_j b_j a_j^T|^2`` is not a normal crossing in
-  any coordinates the rates see): **reach exceeded**. ddgraph then reports only the upper bound
-  ``min(rank I(theta_a), rank I(theta_b)) / 2`` read at two smooth points of the true set (dead
-  rows generic with dead columns zero, and vice versa), since the RLCT is the minimum of the local
-  RLCTs over the true set and a smooth point's local RLCT is half its Fisher rank.
+  any coordinates the rates see), so the deepest point is out of reach. ddgraph reads instead the
+  local RLCT at ``H - r`` other points of the true set: p of the dead units get a generic row (their
+  column stays zero), the other ``H - r - 1 - p`` a generic column, and the last stays dead, so
+  the same one-unit crossing reading applies there. The RLCT is the minimum of the local RLCTs over
+  the true set, so the minimum over these points is an **upper bound** (verdict ``upper-bound``;
+  no multiplicity is claimed).
 """
 from __future__ import annotations
 
@@ -30,9 +32,11 @@ import torch
 from ddgraph.fit import PASS
 from ddgraph.slt.crossing import CrossingReading, read_crossing
 from ddgraph.slt.families import RegressionFamily
-from ddgraph.slt.selection import REACH_EXCEEDED
 
 RANK_TOL = 1e-9
+
+#: Verdict when only an upper bound on the RLCT is read (interacting dead units).
+UPPER_BOUND = "upper-bound"
 
 #: (M, N, H, r) settings of the devinterp comparison: in reach (H - r <= 1) and beyond.
 COMPARISON_SETTINGS = ((2, 2, 1, 0), (3, 4, 2, 1), (4, 3, 3, 2), (5, 5, 2, 1), (4, 4, 3, 1),
@@ -78,24 +82,25 @@ class RRRProblem:
     A0: np.ndarray  # (H, N), teacher rows then dead rows
     B0: np.ndarray  # (M, H)
 
-    def embed(self, dA=None, dB=None) -> np.ndarray:
+    def embed(self, A=None, B=None) -> np.ndarray:
         """A parameter vector ``(vec A, vec B)`` from blocks (zeros where omitted)."""
-        dA = np.zeros((self.H, self.N)) if dA is None else dA
-        dB = np.zeros((self.M, self.H)) if dB is None else dB
-        return np.concatenate([dA.reshape(-1), dB.reshape(-1)])
+        A = np.zeros((self.H, self.N)) if A is None else A
+        B = np.zeros((self.M, self.H)) if B is None else B
+        return np.concatenate([A.reshape(-1), B.reshape(-1)])
 
     def complements(self):
         """Orthonormal bases of the complements of the teacher's row space (N x (N-r)) and
         column space (M x (M-r))."""
-        A, B = self.A0[: self.r], self.B0[:, : self.r]
-        return _complement(A.T, self.N), _complement(B, self.M)
+        return _complement(self.A0.T, self.N), _complement(self.B0, self.M)
 
 
 def _complement(span, dim):
-    if span.shape[1] == 0:
+    """Orthonormal basis of the orthogonal complement of the column span of ``span``."""
+    if span.size == 0:
         return np.eye(dim)
-    Q, _ = np.linalg.qr(span, mode="complete")
-    return Q[:, span.shape[1]:]
+    U, sv, _ = np.linalg.svd(span, full_matrices=True)
+    rank = int(np.sum(sv > RANK_TOL * max(sv[0], 1e-300))) if sv.size else 0
+    return U[:, rank:]
 
 
 def rrr_problem(M: int, N: int, H: int, r: int, seed: int = 0) -> RRRProblem:
@@ -150,33 +155,44 @@ class RRRReading:
 def rrr_rate_rlct(M: int, N: int, H: int, r: int, seed: int = 0, **crossing_kw) -> RRRReading:
     """Read the RLCT of reduced-rank regression from Fisher ranks and rates (module docstring)."""
     P = rrr_problem(M, N, H, r, seed)
-    fam, theta0 = P.family, P.family.theta_star
-    d_nd = fisher_rank(fam, theta0)
-    head = dict(M=M, N=N, H=H, r=r, d_nd=d_nd)
-    if H == r:
-        return RRRReading(**head, lam=Fraction(d_nd, 2), m=1, upper=None, crossing=None,
-                          verdict=PASS, reason="no dead unit: Morse-Bott point, lambda = rank / 2")
-    Qa, Qb = P.complements()
-    if H - r >= 2:
-        rng = np.random.default_rng(seed + 1)
-        dA = np.zeros((H, N))
-        dA[r:] = rng.standard_normal((H - r, N))
-        dB = np.zeros((M, H))
-        dB[:, r:] = rng.standard_normal((M, H - r))
-        ranks = [fisher_rank(fam, theta0 + P.embed(dA=dA)), fisher_rank(fam, theta0 + P.embed(dB=dB))]
-        return RRRReading(**head, lam=None, m=None, upper=Fraction(min(ranks), 2), crossing=None,
-                          verdict=REACH_EXCEEDED,
-                          reason=f"{H - r} dead units interact: not a normal crossing; "
-                                 f"upper bound from smooth-point Fisher ranks {ranks}")
+    dead = H - r
+    if dead == 0:
+        d_nd = fisher_rank(P.family, P.family.theta_star)
+        return RRRReading(M, N, H, r, d_nd, Fraction(d_nd, 2), 1, None, None, PASS,
+                          "no dead unit: Morse-Bott point, lambda = rank / 2")
+    rng = np.random.default_rng(seed + 1)
+    readings = []
+    for p in range(dead):  # p dead units get a generic row, dead - 1 - p a generic column
+        A, B = P.A0.copy(), P.B0.copy()
+        A[r:r + p] = rng.standard_normal((p, N))
+        B[:, r + p:H - 1] = rng.standard_normal((M, dead - 1 - p))
+        readings.append(_local_reading(P, A, B, crossing_kw))
+    if dead == 1:
+        d_nd, lam, m, cr, verdict, reason = readings[0]
+        return RRRReading(M, N, H, r, d_nd, lam, m, None, cr, verdict, reason)
+    bad = [rd for rd in readings if rd[4] != PASS]
+    if bad:
+        return RRRReading(M, N, H, r, bad[0][0], None, None, None, bad[0][3], bad[0][4], bad[0][5])
+    best = min(readings, key=lambda rd: rd[1])
+    return RRRReading(M, N, H, r, best[0], None, None, best[1], best[3], UPPER_BOUND,
+                      f"{dead} dead units interact (not a normal crossing); local RLCTs read at "
+                      f"{dead} points of the true set: {[str(rd[1]) for rd in readings]}")
+
+
+def _local_reading(P: RRRProblem, A, B, crossing_kw):
+    """Local RLCT at the true point ``(A, B)`` whose last hidden unit is dead and every other
+    unit is non-degenerate: ``rank I / 2`` plus the last unit's normal-crossing contribution."""
+    fam = P.family
+    theta = P.embed(A, B)
+    d_nd = fisher_rank(fam, theta)
+    Qa, Qb = _complement(A[:-1].T, P.N), _complement(B[:, :-1], P.M)
     if Qa.shape[1] == 0 or Qb.shape[1] == 0:
-        return RRRReading(**head, lam=Fraction(d_nd, 2), m=1, upper=None, crossing=None,
-                          verdict=PASS, reason="the dead unit is absorbed by the live ones")
-    na = [P.embed(dA=_row(H, N, Qa[:, i])) for i in range(Qa.shape[1])]
-    nb = [P.embed(dB=_col(M, H, Qb[:, i])) for i in range(Qb.shape[1])]
-    cr = read_crossing(fam, theta0, [np.array(na), np.array(nb)], **crossing_kw)
+        return d_nd, Fraction(d_nd, 2), 1, None, PASS, "the dead unit is absorbed by the others"
+    na = [P.embed(_row(P.H, P.N, Qa[:, i]), None) for i in range(Qa.shape[1])]
+    nb = [P.embed(None, _col(P.M, P.H, Qb[:, i])) for i in range(Qb.shape[1])]
+    cr = read_crossing(fam, theta, [np.array(na), np.array(nb)], **crossing_kw)
     lam = None if cr.lam is None else Fraction(d_nd, 2) + cr.lam
-    return RRRReading(**head, lam=lam, m=cr.m, upper=None, crossing=cr, verdict=cr.verdict,
-                      reason=cr.reason)
+    return d_nd, lam, cr.m, cr, cr.verdict, cr.reason
 
 
 def _row(H, N, v):
@@ -197,5 +213,5 @@ def dead_unit_direction(P: RRRProblem, seed: int = 0) -> np.ndarray:
     Qa, Qb = P.complements()
     u = Qa @ rng.standard_normal(Qa.shape[1])
     v = Qb @ rng.standard_normal(Qb.shape[1])
-    d = P.embed(dA=_row(P.H, P.N, u / np.linalg.norm(u)), dB=_col(P.M, P.H, v / np.linalg.norm(v)))
+    d = P.embed(_row(P.H, P.N, u / np.linalg.norm(u)), _col(P.M, P.H, v / np.linalg.norm(v)))
     return d / np.linalg.norm(d)
