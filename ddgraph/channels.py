@@ -13,6 +13,7 @@ used downstream (split into q, k, v; viewed into heads; halved by a rotary embed
 from __future__ import annotations
 
 import networkx as nx
+import numpy as np
 import torch
 
 from . import primitives
@@ -69,16 +70,18 @@ def _family(index: torch.Tensor, n: int) -> torch.Tensor:
     """Fiber id of every source index (-1 where absent): entries that sit together along the last
     axis the index map varies on share an id."""
     axes = [k for k in range(index.dim()) if index.shape[k] > 1 and _varies(index, k)]
-    fam = torch.full((n,), -1, dtype=torch.long)
     if not axes:
-        vals = index.flatten()[:1].long()
-        fam[vals[vals >= 0]] = 0
+        fam = torch.full((n,), -1, dtype=torch.long)
+        first = int(index.flatten()[0])
+        if first >= 0:
+            fam[first] = 0
         return fam
-    rows = index.movedim(axes[-1], -1).reshape(-1, index.shape[axes[-1]])
+    rows = index.movedim(axes[-1], -1).reshape(-1, index.shape[axes[-1]]).long()
     ids = torch.arange(rows.shape[0]).unsqueeze(1).expand_as(rows)
-    valid = rows >= 0
+    sink = torch.full((n + 1,), -1, dtype=torch.long)  # entries not from the source land in slot n
     # rows with the same entries are copies (broadcast tokens): the largest row id names the fiber
-    return fam.scatter_reduce_(0, rows[valid].long(), ids[valid], "amax")
+    sink.scatter_reduce_(0, torch.where(rows >= 0, rows, n).flatten(), ids.flatten(), "amax")
+    return sink[:n]
 
 
 def _segments(g: nx.DiGraph, src: str, axis: int) -> list[torch.Tensor]:
@@ -103,12 +106,13 @@ def _segments(g: nx.DiGraph, src: str, axis: int) -> list[torch.Tensor]:
             elif cp not in ("shape", "concat"):
                 val = env[u]
                 families += [_family(t, n) for t in (val if isinstance(val, (tuple, list)) else [val])]
-    label = torch.zeros(n, dtype=torch.long)
-    for fam in families:  # common refinement of the partitions, kept compact by 1-D unique
-        _, label = torch.unique(label * (int(fam.max()) + 2) + fam + 1, return_inverse=True)
-    order = torch.argsort(label * n + torch.arange(n))
-    counts = torch.bincount(label)
-    return [seg for seg in torch.split(order, counts.tolist()) if seg.numel()]
+    label = np.zeros(n, dtype=np.int64)
+    for fam in families:  # common refinement of the partitions, kept compact (numpy's unique is fast)
+        fam = fam.numpy()
+        _, label = np.unique(label * (int(fam.max()) + 2) + fam + 1, return_inverse=True)
+    order = np.argsort(label * n + np.arange(n), kind="stable")
+    bounds = np.cumsum(np.bincount(label))[:-1]
+    return [torch.from_numpy(seg) for seg in np.split(order, bounds) if seg.size]
 
 
 def _space_mask(g, name: str, axis: int, n_dead: int) -> tuple[torch.Tensor, dict[int, list[int]]]:
@@ -127,16 +131,11 @@ def _space_mask(g, name: str, axis: int, n_dead: int) -> tuple[torch.Tensor, dic
     return row.view(view).expand(shape).clone(), dead
 
 
-def _count(mask: torch.Tensor) -> torch.Tensor:
-    return torch.bincount(mask.flatten().long())
-
-
-def _union(masks: list[torch.Tensor], shape, where: str) -> torch.Tensor:
+def _union(masks: list[torch.Tensor], shape, where: str, n_dead: int) -> torch.Tensor:
     out = torch.zeros(shape, dtype=MASK)
     for m in masks:
         m = m.expand(shape)
-        clash = (out > 0) & (m > 0) & (out != m)
-        if clash.any():
+        if n_dead > 1 and bool(((out > 0) & (m > 0) & (out != m)).any()):
             raise LabelError(f"{where}: operands put different dead directions on the same entry")
         out = torch.maximum(out, m)
     return out
@@ -164,42 +163,54 @@ def _input_axis(g, name: str) -> int:
     return -1
 
 
+def _settle(d: dict, masks: dict, roles: dict) -> str:
+    """Labels that depend on which axes carry channels: softmax, reductions, activation products."""
+    prim = d["primitive"]
+    if prim == "softmax?":
+        x = masks[roles["x"]]
+        prim = "softmax_channels" if _varies(x, _softmax_dim(d["fx"], x.dim())) else "softmax_tokens"
+    elif prim == "reduce?":
+        x = masks[roles["x"]]
+        dims, _ = _reduce_dims(d["fx"], x.dim())
+        prim = "reduce_channels" if any(_varies(x, k) for k in dims) else "reduce_tokens"
+    elif prim == "matmul?":
+        a, b = masks[roles["a"]], masks[roles["b"]]
+        prim = "contraction" if _varies(a, -1) or (b.dim() > 1 and _varies(b, -2)) else "token_mix"
+    d["primitive"] = prim
+    return prim
+
+
+def _present(parts, m: int) -> frozenset:
+    return frozenset({0} | {j for j in range(1, m + 1) if any(bool((p == j).any()) for p in parts)})
+
+
 def assign(graph: Graph) -> None:
-    """Place dead coordinates on every node, settle channel-dependent labels, build class maps."""
+    """Place dead coordinates on every node, settle channel-dependent labels, build class maps.
+
+    Each node gets ``mask`` (its dead-class mask) and ``classes`` (the classes present); weight
+    nodes get ``dead_in``/``dead_out`` (indices per class); element-wise nodes get ``classmap``.
+    """
     g, m = graph.nx, graph.n_dead
     masks: dict[str, object] = {}
+    classes: dict[str, frozenset] = {}
+    every = frozenset(range(m + 1))
     for n in graph.order():
         d = g.nodes[n]
-        prim = d["primitive"]
+        if d["primitive"] in primitives.INERT:
+            continue
         where = f"node {n!r} ({d['target']})"
-        roles = dict(d["roles"]) if prim not in ("concat", "unknown") else {}
-        if prim in primitives.INERT:
-            continue
-        if prim == "input":
-            if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
-                d["onehot"] = True
-                masks[n] = torch.zeros(d["shape"], dtype=MASK)
-            else:
-                masks[n], d["dead"] = _space_mask(g, n, _input_axis(g, n) % len(d["shape"]), m)
-            continue
-        if prim == "softmax?":
-            x = masks[roles["x"]]
-            over_channels = _varies(x, _softmax_dim(d["fx"], x.dim()))
-            d["primitive"] = prim = "softmax_channels" if over_channels else "softmax_tokens"
-        elif prim == "reduce?":
-            x = masks[roles["x"]]
-            dims, _ = _reduce_dims(d["fx"], x.dim())
-            d["primitive"] = prim = ("reduce_channels" if any(_varies(x, k) for k in dims)
-                                     else "reduce_tokens")
-        elif prim == "matmul?":
-            a, b = masks[roles["a"]], masks[roles["b"]]
-            if _varies(a, -1) or (b.dim() > 1 and _varies(b, -2)):
-                d["primitive"] = prim = "contraction"
-            else:
-                d["primitive"] = prim = "token_mix"
+        roles = dict(d["roles"]) if d["primitive"] not in ("concat", "unknown") else {}
+        prim = _settle(d, masks, roles)
         kind = primitives.get(prim).masks
         shape = d["shape"]
-        if kind == "weight":
+        if kind == "source":
+            if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
+                d["onehot"] = True  # token ids: the dead class is a dead token, present as a one-hot
+                masks[n], classes[n] = torch.zeros(shape, dtype=MASK), every
+            else:
+                masks[n], d["dead"] = _space_mask(g, n, _input_axis(g, n) % len(shape), m)
+                classes[n] = frozenset({0} | {j for j, idx in d["dead"].items() if idx})
+        elif kind == "weight":
             w = d["weight"]
             if w["kind"] == "embedding":
                 vocab = g.nodes[w["operand"]]["shape"][w["w_in_axis"]]
@@ -207,43 +218,44 @@ def assign(graph: Graph) -> None:
             else:
                 row = _axis_row(masks[roles["x"]], w["x_axis"], where)
                 w["dead_in"] = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, m + 1)}
-            y_axis = w["y_axis"] % len(shape)
-            masks[n], w["dead_out"] = _space_mask(g, n, y_axis, m)
+            masks[n], w["dead_out"] = _space_mask(g, n, w["y_axis"] % len(shape), m)
+            classes[n] = frozenset({0} | {j for j, idx in w["dead_out"].items() if idx})
         elif kind == "elementwise":
             ops = [o for o in d["operands"] if o in masks]
-            masks[n] = _union([masks[o] for o in ops], shape, where)
+            masks[n] = _union([masks[o] for o in ops], shape, where, m)
+            classes[n] = frozenset().union(*(classes[o] for o in ops))
         elif kind == "same_as_x":
             masks[n] = masks[roles["x"]].expand(shape).clone() if shape else masks[roles["x"]]
+            classes[n] = classes[roles["x"]]
+        elif kind == "shape" and prim == "reduce_tokens":
+            dims, keep = _reduce_dims(d["fx"], masks[roles["x"]].dim())
+            masks[n], classes[n] = masks[roles["x"]].amax(dim=dims, keepdim=keep), classes[roles["x"]]
         elif kind == "shape":
-            if prim == "reduce_tokens":
-                dims, keep = _reduce_dims(d["fx"], masks[roles["x"]].dim())
-                masks[n] = masks[roles["x"]].amax(dim=dims, keepdim=keep)
-            else:
-                masks[n] = _run_shape_op(g, n, masks, fill=lambda o, _g=g: torch.zeros(_g.nodes[o]["shape"], dtype=MASK))
+            masks[n] = _run_shape_op(g, n, masks, fill=lambda o: torch.zeros(g.nodes[o]["shape"], dtype=MASK))
+            classes[n] = _present(masks[n] if isinstance(masks[n], (tuple, list)) else [masks[n]], m)
         elif kind == "value":
-            v = masks[roles.get("v", roles.get("b"))]
-            masks[n] = v.amax(dim=-2, keepdim=True).expand(shape).clone()
+            v = roles.get("v", roles.get("b"))
+            masks[n] = masks[v].amax(dim=-2, keepdim=True).expand(shape).clone()
+            classes[n] = classes[v]
         elif kind == "channel_free":
             masks[n] = (torch.zeros(shape, dtype=MASK) if shape
                         else tuple(torch.zeros(s, dtype=MASK) for s in d["tuple_shapes"]))
+            classes[n] = frozenset({0})
         else:
             raise LabelError(f"{where}: primitive {prim} has no mask kind")
-    for n, mask in masks.items():
-        d = g.nodes[n]
-        d["mask"] = mask
-        parts = mask if isinstance(mask, (tuple, list)) else [mask]
-        classes = {0} | {int(c) for p in parts for c in torch.nonzero(_count(p)).flatten().tolist()}
-        if d.get("onehot"):
-            classes |= set(range(m + 1))
-        d["classes"] = frozenset(classes)
-    for n, mask in masks.items():
-        d = g.nodes[n]
-        if primitives.get(d["primitive"]).masks == "elementwise" and isinstance(mask, torch.Tensor):
-            d["classmap"] = {}
-            for role, src in d["roles"]:
-                base = m + 1
-                keys = (mask.flatten().long() * base + masks[src].expand(mask.shape).flatten().long()).unique()
-                cmap: dict[int, int] = {}
-                for key in keys.tolist():  # the operand's class under each output class
-                    cmap[key // base] = max(key % base, cmap.get(key // base, 0))
-                d["classmap"][role] = {c: cmap.get(c, c) for c in d["classes"]}
+        d["mask"], d["classes"] = masks[n], classes[n]
+        if kind == "elementwise":
+            d["classmap"] = {role: _classmap(masks[n], masks[src], classes[n], m) for role, src in d["roles"]}
+
+
+def _classmap(out: torch.Tensor, operand: torch.Tensor, classes, m: int) -> dict[int, int]:
+    """For each class of an element-wise output, the class of the operand entries under it."""
+    operand = operand.expand(out.shape)
+    if torch.equal(out, operand):
+        return {c: c for c in classes}
+    base = m + 1
+    pair = out.flatten().long() * base + operand.flatten().long()
+    cmap: dict[int, int] = {}
+    for key in torch.nonzero(torch.bincount(pair)).flatten().tolist():
+        cmap[key // base] = max(key % base, cmap.get(key // base, 0))
+    return {c: cmap.get(c, c) for c in classes}
