@@ -11,7 +11,8 @@ from .config import Approach
 from .engine import run
 from .inputs import infer_example_inputs, to_meta_if_needed
 from .rules import RuleSet
-from .trace import propagate_shapes, trace_module
+from .errors import TraceError
+from .trace import SMALL, one_token_inputs, propagate_shapes, trace_module
 
 
 def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> graph_mod.Graph:
@@ -35,7 +36,15 @@ def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> gra
     t0 = time.perf_counter()
     gm, used = trace_module(model, example_inputs, tracer=tracer)
     propagate_shapes(gm, example_inputs)
-    g = graph_mod.build(gm, model_name=type(model).__name__, tracer=used, example_inputs=example_inputs)
+    small = False
+    if used == "fx":  # fx graphs size their views from the input: a one-token copy is cheap to label
+        try:
+            propagate_shapes(gm, one_token_inputs(example_inputs), key=SMALL)
+            small = True
+        except TraceError:
+            pass
+    g = graph_mod.build(gm, model_name=type(model).__name__, tracer=used, example_inputs=example_inputs,
+                        small=small)
     g.nx.graph["trace_seconds"] = time.perf_counter() - t0
     return g
 

@@ -19,14 +19,20 @@ import torch
 from . import primitives
 from .errors import LabelError
 from .graph import Graph
+from .trace import SMALL
 
 MASK = torch.int8  # dead class ids (0 = bulk) fit in a byte
 INDEX = torch.int32  # source indices in the segment analysis (-1: not from the source)
 
 
-def _fx_args(g: nx.DiGraph, name: str, env: dict, fill=None):
+def _shape(d: dict, small: bool):
+    return d["small_shape"] if small else d["shape"]
+
+
+def _fx_args(g: nx.DiGraph, name: str, env: dict, fill=None, small: bool = False):
     """The fx node's args/kwargs with tensor operands replaced from ``env`` (or ``fill``)."""
     fx = g.nodes[name]["fx"]
+    key = SMALL if small else "ddgraph_value"
 
     def sub(a):
         if a.name in g:
@@ -35,16 +41,16 @@ def _fx_args(g: nx.DiGraph, name: str, env: dict, fill=None):
             if fill is not None:
                 return fill(a.name)
             raise KeyError(a.name)
-        return a.meta.get("ddgraph_value")
+        return a.meta.get(key)
 
     return torch.fx.node.map_arg(fx.args, sub), torch.fx.node.map_arg(fx.kwargs, sub)
 
 
-def _run_shape_op(g: nx.DiGraph, name: str, env: dict, fill=None):
+def _run_shape_op(g: nx.DiGraph, name: str, env: dict, fill=None, small: bool = False):
     """Execute a shape-only node on substitute tensors (masks or index maps)."""
     d = g.nodes[name]
     fx = d["fx"]
-    args, kwargs = _fx_args(g, name, env, fill)
+    args, kwargs = _fx_args(g, name, env, fill, small)
     if d["op"] in ("to", "dropout", "identity", "alias", "detach"):
         return args[0]  # dtype casts and eval dropout leave positions alone
     if fx.op == "call_method":
@@ -84,10 +90,10 @@ def _family(index: torch.Tensor, n: int) -> torch.Tensor:
     return sink[:n]
 
 
-def _segments(g: nx.DiGraph, src: str, axis: int) -> list[torch.Tensor]:
+def _segments(g: nx.DiGraph, src: str, axis: int, small: bool) -> list[torch.Tensor]:
     """Cut the channel space of ``src`` into segments by how its shape-only descendants are used."""
     d = g.nodes[src]
-    shape = d["shape"]
+    shape = _shape(d, small)
     n = shape[axis]
     view = [1] * len(shape)
     view[axis] = n
@@ -100,8 +106,8 @@ def _segments(g: nx.DiGraph, src: str, axis: int) -> list[torch.Tensor]:
             cp = g.nodes[c].get("primitive")
             if cp in ("shape", "concat") and c not in env:
                 def fill(name, _g=g):
-                    return torch.full(_g.nodes[name]["shape"], -1, dtype=INDEX)
-                env[c] = _run_shape_op(g, c, env, fill)
+                    return torch.full(_shape(_g.nodes[name], small), -1, dtype=INDEX)
+                env[c] = _run_shape_op(g, c, env, fill, small)
                 stack.append(c)
             elif cp not in ("shape", "concat"):
                 val = env[u]
@@ -115,12 +121,12 @@ def _segments(g: nx.DiGraph, src: str, axis: int) -> list[torch.Tensor]:
     return [torch.from_numpy(seg) for seg in np.split(order, bounds) if seg.size]
 
 
-def _space_mask(g, name: str, axis: int, n_dead: int) -> tuple[torch.Tensor, dict[int, list[int]]]:
+def _space_mask(g, name: str, axis: int, n_dead: int, small: bool) -> tuple[torch.Tensor, dict[int, list[int]]]:
     """The mask of a fresh channel space: the last ``n_dead`` indices of each segment are dead."""
-    shape = g.nodes[name]["shape"]
+    shape = _shape(g.nodes[name], small)
     row = torch.zeros(shape[axis], dtype=MASK)
     dead: dict[int, list[int]] = {j: [] for j in range(1, n_dead + 1)}
-    for seg in _segments(g, name, axis):
+    for seg in _segments(g, name, axis, small):
         for j in range(1, min(n_dead, len(seg)) + 1):
             row[seg[-j]] = j
             dead[j].append(int(seg[-j]))
@@ -189,7 +195,33 @@ def assign(graph: Graph) -> None:
 
     Each node gets ``mask`` (its dead-class mask) and ``classes`` (the classes present); weight
     nodes get ``dead_in``/``dead_out`` (indices per class); element-wise nodes get ``classmap``.
+    The analysis runs on one-token shapes when the graph has them (masks never vary along token
+    axes), and again on the full shapes if any weight then sees a channel width it does not have
+    (a model that flattens tokens into channels).
     """
+    if graph.nx.graph.get("small"):
+        saved = {n: dict(d) for n, d in graph.nx.nodes(data=True)}
+        _assign(graph, small=True)
+        if _widths_agree(graph):
+            return
+        for n, d in saved.items():
+            graph.nx.nodes[n].clear()
+            graph.nx.nodes[n].update(d)
+    _assign(graph, small=False)
+
+
+def _widths_agree(graph: Graph) -> bool:
+    for n in graph.nodes_with("weight"):
+        d = graph[n]
+        w, x = d["weight"], graph[d["roles"][0][1]]
+        if w["kind"] == "embedding":
+            continue
+        if x["mask"].shape[w["x_axis"]] != x["shape"][w["x_axis"]]:
+            return False
+    return True
+
+
+def _assign(graph: Graph, small: bool) -> None:
     g, m = graph.nx, graph.n_dead
     masks: dict[str, object] = {}
     classes: dict[str, frozenset] = {}
@@ -202,13 +234,13 @@ def assign(graph: Graph) -> None:
         roles = dict(d["roles"]) if d["primitive"] not in ("concat", "unknown") else {}
         prim = _settle(d, masks, roles)
         kind = primitives.get(prim).masks
-        shape = d["shape"]
+        shape = _shape(d, small)
         if kind == "source":
             if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
                 d["onehot"] = True  # token ids: the dead class is a dead token, present as a one-hot
                 masks[n], classes[n] = torch.zeros(shape, dtype=MASK), every
             else:
-                masks[n], d["dead"] = _space_mask(g, n, _input_axis(g, n) % len(shape), m)
+                masks[n], d["dead"] = _space_mask(g, n, _input_axis(g, n) % len(shape), m, small)
                 classes[n] = frozenset({0} | {j for j, idx in d["dead"].items() if idx})
         elif kind == "weight":
             w = d["weight"]
@@ -218,7 +250,7 @@ def assign(graph: Graph) -> None:
             else:
                 row = _axis_row(masks[roles["x"]], w["x_axis"], where)
                 w["dead_in"] = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, m + 1)}
-            masks[n], w["dead_out"] = _space_mask(g, n, w["y_axis"] % len(shape), m)
+            masks[n], w["dead_out"] = _space_mask(g, n, w["y_axis"] % len(shape), m, small)
             classes[n] = frozenset({0} | {j for j, idx in w["dead_out"].items() if idx})
         elif kind == "elementwise":
             ops = [o for o in d["operands"] if o in masks]
@@ -231,7 +263,7 @@ def assign(graph: Graph) -> None:
             dims, keep = _reduce_dims(d["fx"], masks[roles["x"]].dim())
             masks[n], classes[n] = masks[roles["x"]].amax(dim=dims, keepdim=keep), classes[roles["x"]]
         elif kind == "shape":
-            masks[n] = _run_shape_op(g, n, masks, fill=lambda o: torch.zeros(g.nodes[o]["shape"], dtype=MASK))
+            masks[n] = _run_shape_op(g, n, masks, lambda o: torch.zeros(_shape(g.nodes[o], small), dtype=MASK), small)
             classes[n] = _present(masks[n] if isinstance(masks[n], (tuple, list)) else [masks[n]], m)
         elif kind == "value":
             v = roles.get("v", roles.get("b"))
@@ -239,7 +271,8 @@ def assign(graph: Graph) -> None:
             classes[n] = classes[v]
         elif kind == "channel_free":
             masks[n] = (torch.zeros(shape, dtype=MASK) if shape
-                        else tuple(torch.zeros(s, dtype=MASK) for s in d["tuple_shapes"]))
+                        else tuple(torch.zeros(s, dtype=MASK) for s in
+                                   d["small_tuple_shapes" if small else "tuple_shapes"]))
             classes[n] = frozenset({0})
         else:
             raise LabelError(f"{where}: primitive {prim} has no mask kind")

@@ -58,10 +58,16 @@ def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation
     setting = approach.setting
     results = {n: Valuation() for n, d in graph.nx.nodes(data=True)
                if d["primitive"] not in primitives.INERT}
-    worlds = (0, 1)
-    for world in worlds:
+    bracket = any(r is not None and r.is_bracket for r in
+                  (rules.lookup(graph.nx.nodes[n]["primitive"], setting) for n in results))
+    for world in ((0, 1) if bracket else (0,)):
         _forward(graph, rules, setting, alpha, beta, results, world)
         _backward(graph, rules, setting, alpha, beta, results, world)
+    if not bracket:  # every rule is exact: the upper world equals the lower one
+        for val in results.values():
+            for table in (val.v, val.d, val.w):
+                for pair in table.values():
+                    pair[1] = pair[0]
     for n, val in results.items():
         graph.nx.nodes[n][VALUATION] = val
     return results

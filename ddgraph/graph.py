@@ -62,12 +62,20 @@ def _is_tensor(value) -> bool:
         isinstance(v, torch.Tensor) for v in value)
 
 
-def build(gm: torch.fx.GraphModule, *, model_name: str, tracer: str, example_inputs=None) -> Graph:
+def _shape_of(value):
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def build(gm: torch.fx.GraphModule, *, model_name: str, tracer: str, example_inputs=None,
+          small: bool = False) -> Graph:
     """Turn a shape-propagated GraphModule into a :class:`Graph` (unlabelled).
 
     Only nodes whose value is a tensor (or a tuple of tensors, as ``split`` returns) become graph
-    nodes; size queries and assertions stay in the fx graph only.
+    nodes; size queries and assertions stay in the fx graph only. With ``small``, nodes also carry
+    ``small_shape``: their shape under one-token inputs (see :func:`ddgraph.trace.one_token_inputs`).
     """
+    from .trace import SMALL
+
     params = dict(gm.named_parameters())
     buffers = dict(gm.named_buffers())
     g = nx.DiGraph()
@@ -85,6 +93,10 @@ def build(gm: torch.fx.GraphModule, *, model_name: str, tracer: str, example_inp
                       dtype=str(value.dtype).removeprefix("torch.") if isinstance(value, torch.Tensor) else None,
                       tuple_shapes=[tuple(v.shape) for v in value] if isinstance(value, (tuple, list)) else None,
                       param=None, is_parameter=False, stack=n.meta.get("stack_trace"))
+        if small:
+            sv = n.meta.get(SMALL)
+            attrs_["small_shape"] = _shape_of(sv)
+            attrs_["small_tuple_shapes"] = [tuple(v.shape) for v in sv] if isinstance(sv, (tuple, list)) else None
         if n.op == "get_attr":
             attrs_["param"] = str(n.target)
             attrs_["is_parameter"] = str(n.target) in params
@@ -96,6 +108,7 @@ def build(gm: torch.fx.GraphModule, *, model_name: str, tracer: str, example_inp
             if a.name in g:
                 g.add_edge(a.name, n.name)
     g.graph["order"] = order
+    g.graph["small"] = small
     return Graph(nx=g, gm=gm, model_name=model_name, tracer=tracer, example_inputs=example_inputs)
 
 

@@ -15,6 +15,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from .errors import TraceError
 
 TRACERS = ("auto", "fx", "export")
+SMALL = "ddgraph_small_value"  # node.meta key of values propagated from one-token inputs
 
 
 class _TraceThrough(torch.fx.Tracer):
@@ -92,7 +93,11 @@ def trace_module(model: torch.nn.Module, example_inputs=None, *, tracer: str = "
 
 
 class _ValueRecorder(torch.fx.Interpreter):
-    """Runs a GraphModule on fake tensors and keeps every node's (fake) value in ``node.meta``."""
+    """Runs a GraphModule on fake tensors and keeps every node's (fake) value in ``node.meta[key]``."""
+
+    def __init__(self, gm, key: str):
+        super().__init__(gm)
+        self.key = key
 
     def run_node(self, n):
         try:
@@ -100,12 +105,12 @@ class _ValueRecorder(torch.fx.Interpreter):
         except Exception as exc:
             raise TraceError(f"shape propagation failed at node {n.name!r} ({n.format_node()}): "
                              f"{_short_failure(exc)}") from None
-        n.meta["ddgraph_value"] = value
+        n.meta[self.key] = value
         return value
 
 
-def propagate_shapes(gm: torch.fx.GraphModule, example_inputs) -> None:
-    """Record shapes and dtypes of every node, without computing anything (fake tensors)."""
+def propagate_shapes(gm: torch.fx.GraphModule, example_inputs, key: str = "ddgraph_value") -> None:
+    """Record shapes and dtypes of every node under ``node.meta[key]``, computing nothing (fake tensors)."""
     args, kwargs = _as_tuple(example_inputs), _as_kwargs(example_inputs)
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
@@ -119,4 +124,26 @@ def propagate_shapes(gm: torch.fx.GraphModule, example_inputs) -> None:
         if len(flat) != len(placeholders):
             raise TraceError(f"the traced graph takes {len(placeholders)} inputs "
                              f"({', '.join(p.name for p in placeholders)}) but {len(flat)} were given")
-        _ValueRecorder(gm).run(*flat)
+        _ValueRecorder(gm, key).run(*flat)
+
+
+def one_token_inputs(example_inputs):
+    """The example inputs with batch and token axes shrunk to 1 (channel and spatial axes kept).
+
+    The dead-coordinate analysis only needs channel structure, so it runs on these when the traced
+    graph allows (fx graphs compute their view sizes from the input); see :mod:`ddgraph.channels`.
+    """
+    def shrink(v):
+        if not isinstance(v, torch.Tensor) or v.dim() == 0:
+            return v
+        if not v.is_floating_point():
+            return v[(slice(0, 1),) * v.dim()]  # ids: one sample, one token
+        if v.dim() == 3:
+            return v[:1, :1]  # (batch, tokens, features)
+        return v[:1]  # (batch, features) or (batch, channels, *spatial)
+
+    if isinstance(example_inputs, dict):
+        return {k: shrink(v) for k, v in example_inputs.items()}
+    if isinstance(example_inputs, torch.Tensor):
+        return shrink(example_inputs)
+    return tuple(shrink(v) for v in example_inputs)
