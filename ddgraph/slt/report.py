@@ -229,10 +229,11 @@ def _render(res, secs, comparison, quick) -> str:
         "is `N(xi, 1)` and its variance does not depend on xi. The paper's claim that nu0 "
         "'misses' the regular anchor holds only for its closed form, which is the half-line "
         f"formula (nu0 = (1 - 2/pi)/2 = {nu[(1, 'half-line')]['nu0']} at k = 1).")
-    add("- **Which nu0.** For even k the line and the half-line coincide. For odd k on the line, "
+    add(f"- **Which nu0.** For even k the line and the half-line coincide. For odd k on the line, "
         "`u^k` is odd, so `E_0[u^k] = 0` and nu0 = 1/(2k) exactly, not the paper's Gamma-ratio "
-        "formula. With that correction nu0 is *not* monotone in k on the line (0.136 at k = 2 < "
-        "0.167 at k = 3), contrary to Remark 97. The paper's 'nu > nu0 strictly' holds for "
+        "formula. With that correction nu0 is *not* monotone in k on the line "
+        f"({nu[(2, 'line')]['nu0']} at k = 2 < {nu[(3, 'line')]['nu0']} at k = 3), contrary to "
+        "Remark 97. The paper's 'nu > nu0 strictly' holds for "
         "k >= 2 but fails at k = 1 on the line, where nu = nu0.")
     line = [nu[(k, "line")]["nu_quadrature"] for k in sorted(k for k, d in nu if d == "line")]
     half = [nu[(k, "half-line")]["nu_quadrature"] for k in sorted(k for k, d in nu if d == "half-line")]
