@@ -68,3 +68,31 @@ def test_from_module_matches_manual_fisher():
     # y = W x: the Fisher over vec(W) (row-major) is kron(I, X^T X / n) / sigma^2
     expect = np.kron(np.eye(2), (X.T @ X / 50).numpy()) / 4.0
     assert np.allclose(fam.fisher(fam.theta_star), expect)
+
+
+def test_classifier_dead_unit_cross_entropy():
+    """Expected-Fisher cross-entropy: a dead hidden unit of a 2-layer tanh classifier has k = 2."""
+    from ddgraph.slt.families import ClassifierFamily
+    g = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False), torch.nn.Tanh(),
+                              torch.nn.Linear(3, 5, bias=False)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.randn(3, 4, generator=g, dtype=torch.float64))
+        net[2].weight.copy_(torch.randn(5, 3, generator=g, dtype=torch.float64))
+        net[0].weight[-1] = 0
+        net[2].weight[:, -1] = 0
+    X = torch.randn(400, 4, generator=g, dtype=torch.float64)
+    fam = ClassifierFamily.from_module(net, X)
+    assert fam.param_slices["2.weight"] == slice(12, 27)
+    w0 = np.zeros((3, 4))
+    w0[-1] = np.random.default_rng(0).standard_normal(4)
+    w2 = np.zeros((5, 3))
+    w2[:, -1] = np.random.default_rng(1).standard_normal(5)
+    d = np.concatenate([w0.ravel(), w2.ravel()])
+    r = read_direction(fam, fam.theta_star, d)
+    assert r.k_measured == 2 and r.verdict == "pass"
+    # at the truth the Fisher is the Hessian of the KL: v^T F v = lim 2 KL(theta* + h v) / h^2
+    v = np.random.default_rng(2).standard_normal(fam.dim)
+    h = 1e-4
+    assert v @ fam.fisher(fam.theta_star) @ v == pytest.approx(
+        2 * fam.kl(fam.theta_star + h * v) / h**2, rel=1e-3)

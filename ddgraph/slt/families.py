@@ -7,7 +7,12 @@ A family is anything with ``dim``, ``fisher(theta)`` (a ``dim x dim`` fp64 array
   (deterministic, so the same nodes serve every point of a t-grid: common random numbers by design);
 - :class:`RegressionFamily`: a mean function ``f(theta, X)`` with Gaussian noise of scale ``sigma``
   on a fixed input sample (or an exact design, e.g. ``sqrt(N) I`` for isotropic linear models), whose
-  Fisher is the Gauss-Newton form ``J^T J / (n sigma^2)``.
+  Fisher is the Gauss-Newton form ``J^T J / (n sigma^2)``;
+- :class:`ClassifierFamily`: logits ``f(theta, X)`` with a categorical (softmax) noise model, whose
+  Fisher is the expected Fisher ``mean_i J_i^T (diag p_i - p_i p_i^T) J_i`` (labels from the model).
+
+Both take a torch ``nn.Module`` through ``from_module`` (theta = its parameters, flattened in
+``named_parameters`` order; the module's current parameters are the truth).
 """
 from __future__ import annotations
 
@@ -107,20 +112,65 @@ class RegressionFamily:
 
     @classmethod
     def from_module(cls, module: torch.nn.Module, X, sigma: float = 1.0) -> "RegressionFamily":
-        """Wrap a torch module: theta is the concatenation of its parameters (in ``named_parameters``
-        order) and the module's current parameters are the truth."""
-        names, shapes = zip(*[(n, p.shape) for n, p in module.named_parameters()])
-        sizes = [int(np.prod(s)) for s in shapes]
-
-        def mean(theta, X):
-            parts = torch.split(theta, sizes)
-            params = {n: t.reshape(s) for n, t, s in zip(names, parts, shapes)}
-            return torch.func.functional_call(module, params, (X,))
-
-        theta = torch.cat([p.detach().reshape(-1).double() for p in module.parameters()])
-        fam = cls(mean, X, theta.numpy(), sigma)
-        fam.param_slices = dict(zip(names, _slices(sizes)))
+        """Wrap a torch module (see the module docstring)."""
+        fn, theta, slices = _functional(module)
+        fam = cls(fn, X, theta, sigma)
+        fam.param_slices = slices
         return fam
+
+
+class ClassifierFamily:
+    """Softmax classifier ``y ~ Categorical(softmax(f(theta, X)))`` on a fixed design ``X``.
+
+    Parameters
+    ----------
+    logits : callable ``(theta, X) -> (n, classes)`` logits (torch).
+    X : the design. theta_star : the true parameter.
+    """
+
+    def __init__(self, logits: Callable, X, theta_star):
+        self.logits = logits
+        self.X = torch.as_tensor(X, dtype=torch.float64)
+        self.theta_star = np.asarray(theta_star, dtype=float)
+        self.dim = self.theta_star.size
+        self.n = self.X.shape[0]
+        self._logq = torch.log_softmax(logits(_as_theta(self.theta_star), self.X), -1).detach()
+
+    def fisher(self, theta) -> np.ndarray:
+        """Expected Fisher ``mean_i J_i^T (diag p_i - p_i p_i^T) J_i``."""
+        th = _as_theta(theta)
+        J = torch.func.jacfwd(lambda t: self.logits(t, self.X))(th)  # (n, C, d)
+        p = torch.softmax(self.logits(th, self.X), -1).detach()
+        pJ = torch.einsum("nc,ncd->nd", p, J)
+        F = torch.einsum("nc,ncd,nce->de", p, J, J) - pJ.T.mm(pJ)
+        return (F / self.n).numpy()
+
+    def kl(self, theta) -> float:
+        """Per-sample ``KL(q || p_theta)`` as ``E_q[r - 1 - log r]`` (non-negative terms)."""
+        delta = torch.log_softmax(self.logits(_as_theta(theta), self.X), -1).detach() - self._logq
+        return float(torch.sum(torch.exp(self._logq) * (torch.expm1(delta) - delta)) / self.n)
+
+    @classmethod
+    def from_module(cls, module: torch.nn.Module, X) -> "ClassifierFamily":
+        """Wrap a torch module returning logits (see the module docstring)."""
+        fn, theta, slices = _functional(module)
+        fam = cls(fn, X, theta)
+        fam.param_slices = slices
+        return fam
+
+
+def _functional(module: torch.nn.Module):
+    """``(fn(theta, X), theta0, {name: slice})`` for a module's flattened parameters."""
+    names, shapes = zip(*[(n, p.shape) for n, p in module.named_parameters()])
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def fn(theta, X):
+        parts = torch.split(theta, sizes)
+        params = {n: t.reshape(s) for n, t, s in zip(names, parts, shapes)}
+        return torch.func.functional_call(module, params, (X,))
+
+    theta = torch.cat([p.detach().reshape(-1).double() for p in module.parameters()])
+    return fn, theta.numpy(), dict(zip(names, _slices(sizes)))
 
 
 def _slices(sizes):
