@@ -96,3 +96,12 @@ def test_classifier_dead_unit_cross_entropy():
     h = 1e-4
     assert v @ fam.fisher(fam.theta_star) @ v == pytest.approx(
         2 * fam.kl(fam.theta_star + h * v) / h**2, rel=1e-3)
+
+
+@pytest.mark.parametrize("weight", [0.2, 0.5])
+def test_fisher_is_not_the_kl_hessian_on_a_dead_direction(weight):
+    from ddgraph.slt.cases import fisher_kl_ratio
+    fam, d = models.gmm2_merge(weight)
+    r = read_direction(fam, fam.theta_star, d)
+    assert r.k == 2
+    assert fisher_kl_ratio(r) == pytest.approx(2 / 3, abs=2e-3)

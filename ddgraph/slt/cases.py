@@ -23,6 +23,20 @@ def _slope(fit):
     return round(fit.slope, 4)
 
 
+def fisher_kl_ratio(reading) -> float | None:
+    """``I(t) / KL''(t)`` at the smallest t, with ``KL'' = 2k(2k-1) KL / t^2`` for ``KL ~ t^(2k)``.
+
+    The score expansion gives ``I ~ k^2 E[l_k^2] t^(2k-2)`` and ``KL ~ E[l_k^2] t^(2k) / 2``, so the
+    ratio is ``k / (2k - 1)`` for every family: 1 only in the regular case (Fisher = KL Hessian).
+    """
+    k = reading.k
+    if k is None:
+        return None
+    i = int(np.argmin(reading.ts))
+    t = reading.ts[i]
+    return round(float(reading.fisher[i] * t**2 / (2 * k * (2 * k - 1) * reading.kl[i])), 4)
+
+
 def gaussian_dead_direction(ks=(1, 2, 3)) -> list[dict]:
     """§4.2: ``N(theta^k, 1)``; Fisher slope ``2k - 2``, RLCT contribution ``1/(2k)``."""
     rows = []
@@ -31,7 +45,8 @@ def gaussian_dead_direction(ks=(1, 2, 3)) -> list[dict]:
         r = read_direction(fam, fam.theta_star, [1.0], ts=TS)
         rows.append({"k": k, "predicted_slope": 2 * k - 2, "fisher_slope": _slope(r.fisher_fit),
                      "kl_slope": _slope(r.kl_fit), "k_measured": r.k_measured,
-                     "lambda": r.lambda_contribution, "verdict": r.verdict})
+                     "lambda": r.lambda_contribution, "verdict": r.verdict,
+                     "fisher_kl_ratio": fisher_kl_ratio(r)})
     return rows
 
 
@@ -57,6 +72,7 @@ def _spectrum_row(name, fam, theta0, d, k, ts=TS, normal_basis=None):
                              normal_basis=normal_basis)
     slope = None if sel.transversal is None else _slope(sel.ranks[sel.transversal].fit)
     return {"family": name, "true_k": k, "true_lambda": 1 / (2 * k), "direction_kl_order": r.k,
+            "fisher_kl_ratio": fisher_kl_ratio(r),
             "direction_fisher_slope": _slope(r.fisher_fit), "transversal_slope": slope,
             "k": sel.k, "lambda": sel.lambda_contribution, "local_rlct": sel.local_rlct,
             "kinds": sel.kinds(), "verdict": sel.verdict}

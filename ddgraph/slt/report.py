@@ -117,9 +117,14 @@ def _render(res, secs, comparison, quick) -> str:
         "Fisher `= k^2 theta^(2k-2)` (slope 2k-2). The paper states slopes 0, 2, 4 for k = 1, 2, 3.")
     add("")
     add(_table(["k", "predicted Fisher slope", "measured Fisher slope", "measured KL slope",
-                "KL order read", "RLCT contribution 1/(2k)", "verdict"],
+                "KL order read", "RLCT contribution 1/(2k)", "I / KL'' (k/(2k-1))", "verdict"],
                [[r["k"], r["predicted_slope"], r["fisher_slope"], r["kl_slope"], r["k_measured"],
-                 _fmt_lam(r["lambda"]), r["verdict"]] for r in res["gauss"]]))
+                 _fmt_lam(r["lambda"]), f"{r['fisher_kl_ratio']} ({r['k'] / (2 * r['k'] - 1):.4f})",
+                 r["verdict"]] for r in res["gauss"]]))
+    add("")
+    add("The last column is §4's 'leading Fisher-KL ratio': along a dead direction the Fisher is "
+        "not the KL Hessian. The score expansion gives `I / KL'' -> k / (2k - 1)`, which is 1 only "
+        "in the regular case; the paper's own value for it was lost in extraction.")
     add("")
     add("## 2. The dead-unit network (§4.3)")
     add("")
@@ -142,9 +147,10 @@ def _render(res, secs, comparison, quick) -> str:
         "two mixtures and on deep-linear reduced-rank regression 'to within a few percent'.")
     add("")
     add(_table(["family", "true k", "true 1/(2k)", "transversal slope", "k read", "1/(2k) read",
-                "local RLCT, Thm 3 (c)", "spectrum (rank kinds)", "verdict"],
+                "local RLCT, Thm 3 (c)", "I / KL'' (k/(2k-1))", "spectrum (rank kinds)", "verdict"],
                [[r["family"], r["true_k"], _fmt_lam(r["true_lambda"]), r["transversal_slope"],
                  r["k"], _fmt_lam(r["lambda"]), _fmt_lam(r["local_rlct"]),
+                 f"{r['fisher_kl_ratio']} ({r['true_k'] / (2 * r['true_k'] - 1):.4f})",
                  ", ".join(f"{k} {v}" for k, v in r["kinds"].items()), r["verdict"]]
                 for r in res["table8"]]))
     add("")
