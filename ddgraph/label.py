@@ -27,6 +27,9 @@ SMOOTH_OPS = frozenset({"gelu", "tanh", "silu", "elu", "selu", "celu", "mish", "
 OFFSET_OPS = frozenset({"sigmoid", "softplus", "exp", "logsigmoid", "hardsigmoid", "cos", "log_sigmoid"})
 WEIGHT_OPS = frozenset({"linear", "matmul", "mm", "bmm", "addmm", "conv", "embedding", "einsum"})
 REDUCE_OPS = frozenset({"mean", "sum", "amax", "amin", "max", "min", "logsumexp"})
+GATHER_OPS = frozenset({"embedding", "index", "index_select", "gather"})
+#: Element-wise ops a written-out activation is made of (x * sigmoid(x), GELU-tanh, ...).
+COMPOSITE_OPS = frozenset({"mul", "add", "sub", "div", "pow", "neg", "rsub", "to", "square"})
 CREATION_OPS = frozenset({"arange", "ones", "zeros", "full", "empty", "ones_like", "zeros_like",
                           "full_like", "empty_like", "tensor", "scalar_tensor", "new_ones",
                           "new_zeros", "new_full", "new_empty", "randn", "rand", "triu", "tril"})
@@ -104,8 +107,48 @@ def _classify_dependence(g: nx.DiGraph) -> None:
             elif deps <= {"param", "const"} and d["op"] in SHAPE_OPS and len(ops) == 1:
                 d["dep"] = "param"
                 d["param"] = g.nodes[ops[0]]["param"]
+            elif d["op"] in GATHER_OPS and [g.nodes[o]["dep"] for o in ops].count("param") == 1 \
+                    and deps == {"param", "const"}:
+                # rows of a parameter picked by constant indices (a position or token-type
+                # embedding table): still a parameter, added to the stream like a bias
+                d["dep"] = "param"
+                d["param"] = next(g.nodes[o]["param"] for o in ops if g.nodes[o]["dep"] == "param")
             else:
                 d["dep"] = "mixed"  # computed from parameters by a non-shape op
+
+
+def _resolve_tied(graph: Graph) -> None:
+    """Mark ``get_attr`` nodes that read a tied parameter (GPT-2's ``lm_head.weight`` is
+    ``transformer.wte.weight``) as parameters, and record every name the tensor goes by."""
+    names: dict[int, list[str]] = {}
+    for name, p in graph.gm.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    for _, d in graph.nx.nodes(data=True):
+        if d["fx"].op != "get_attr":
+            continue
+        try:
+            p = graph.gm.get_parameter(str(d["fx"].target))
+        except AttributeError:
+            continue
+        aliases = names.get(id(p), [])
+        d["aliases"] = aliases
+        if not d["is_parameter"]:
+            d["is_parameter"] = True
+            d.pop("is_constant", None)
+
+
+def _param_name(g: nx.DiGraph, operand: str, node: str) -> str:
+    """The parameter's name as the model's own module at ``node`` calls it (tied weights have several)."""
+    root = operand
+    while g.nodes[root]["fx"].op != "get_attr" and g.nodes[root]["operands"]:
+        root = g.nodes[root]["operands"][0]
+    aliases = g.nodes[root].get("aliases") or []
+    module = g.nodes[node].get("module")
+    if module:
+        for a in aliases:
+            if a.rsplit(".", 1)[0] == module:
+                return a
+    return g.nodes[operand]["param"]
 
 
 def _is_scalar_like(g: nx.DiGraph, name: str) -> bool:
@@ -135,7 +178,7 @@ def _weight(g, n) -> Match | None:
         if weight is None or ids is None:
             return None
         return Match("weight", [("x", ids)], attrs=dict(
-            weight=dict(kind="embedding", operand=weight, param=g.nodes[weight]["param"],
+            weight=dict(kind="embedding", operand=weight, param=_param_name(g, weight, n),
                         w_in_axis=0, w_out_axis=1, x_axis=None, y_axis=-1, bias=None)))
     if op in ("linear", "conv"):
         x, w = fx.args[0].name, fx.args[1].name
@@ -144,7 +187,7 @@ def _weight(g, n) -> Match | None:
             return None
         conv = op == "conv"
         return Match("weight", [("x", x)], attrs=dict(weight=dict(
-            kind="conv" if conv else "linear", operand=w, param=g.nodes[w]["param"], w_in_axis=1,
+            kind="conv" if conv else "linear", operand=w, param=_param_name(g, w, n), w_in_axis=1,
             w_out_axis=0, x_axis=1 if conv else -1, y_axis=1 if conv else -1,
             bias=_bias_param(g, bias))))
     if op in ("matmul", "mm", "bmm", "addmm"):
@@ -160,7 +203,7 @@ def _weight(g, n) -> Match | None:
         else:
             return None
         return Match("weight", [("x", x)], attrs=dict(weight=dict(
-            kind="matmul", operand=w, param=g.nodes[w]["param"], bias=_bias_param(g, bias), **lay)))
+            kind="matmul", operand=w, param=_param_name(g, w, n), bias=_bias_param(g, bias), **lay)))
     return None
 
 
@@ -323,6 +366,111 @@ def _rmsnorm_written_out(g, n) -> Match | None:
                  attrs=dict(norm_weight=weight, fused_output=out, written_out=True))
 
 
+_ELEM = COMPOSITE_OPS | SMOOTH_OPS | OFFSET_OPS
+
+
+def _forward_chain(g, n) -> list[str]:
+    chain = [n]
+    while True:
+        c = _single_consumer(g, chain[-1])
+        if c is None or g.nodes[c]["op"] not in _ELEM or g.nodes[c]["dep"] != "input" or len(chain) > 12:
+            return chain
+        chain.append(c)
+
+
+def _composite_region(g, x: str, out: str, local: set) -> list[str] | None:
+    """Members of the element-wise function of ``x`` computed at ``out``, or None if not self-contained."""
+    region, stack = set(), [out]
+    while stack:
+        m = stack.pop()
+        if m in region or m == x:
+            continue
+        if m not in local:
+            return None
+        region.add(m)
+        stack += [o for o in g.nodes[m]["operands"] if g.nodes[o]["dep"] != "const"]
+    for m in region:
+        if any(g.nodes[o]["dep"] == "param" for o in g.nodes[m]["operands"]):
+            return None  # a parameter inside: not a fixed activation
+        if m != out and any(s not in region for s in g.successors(m)):
+            return None  # an intermediate value is used elsewhere
+        if g.nodes[m]["shape"] != g.nodes[out]["shape"]:
+            return None
+    return [m for m in g.graph["order"] if m in region]
+
+
+def _eval_composite(g, x: str, members: list[str], z: torch.Tensor) -> torch.Tensor | None:
+    env = {x: z}
+
+    def sub(a):
+        if a.name in env:
+            return env[a.name]
+        raise KeyError(a.name)
+
+    try:
+        for m in members:
+            d = g.nodes[m]
+            fx = d["fx"]
+            args = torch.fx.node.map_arg(fx.args, sub)
+            kwargs = torch.fx.node.map_arg(fx.kwargs, sub)
+            if d["op"] == "to":
+                env[m] = args[0]
+            elif fx.op == "call_method":
+                env[m] = getattr(args[0], fx.target)(*args[1:], **kwargs)
+            else:
+                env[m] = fx.target(*args, **kwargs)
+    except Exception:  # anything we cannot evaluate on a probe scalar is not fused
+        return None
+    return env[members[-1]]
+
+
+def _composite_activation(g, n) -> Match | None:
+    """An activation written out as element-wise ops of one input: GELU-tanh
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``, ``x * sigmoid(x)``, ``x * sigmoid(1.702 x)``.
+
+    Anchored at the transcendental op; the input ``x`` is the nearest node whose uses cover the
+    whole subgraph. The fused function is evaluated at 0 (on a probe scalar) to decide its class:
+    ``phi(0) = 0, phi'(0) != 0`` is act_smooth, ``phi(0) != 0, phi'(0) != 0`` act_offset.
+    """
+    d = g.nodes[n]
+    if d["op"] not in (SMOOTH_OPS | OFFSET_OPS) or d["dep"] != "input":
+        return None
+    chain = _forward_chain(g, n)
+    for out in reversed(chain[1:]):
+        local, frontier, order = set(), [out], []
+        while frontier and len(local) < 40:  # the element-wise neighbourhood upstream of out
+            m = frontier.pop(0)
+            if m in local:
+                continue
+            local.add(m)
+            order.append(m)
+            for o in g.nodes[m]["operands"]:
+                if g.nodes[o]["dep"] == "input" and g.nodes[o]["op"] in _ELEM:
+                    frontier.append(o)
+                elif g.nodes[o]["dep"] == "input":
+                    order.append(o)
+        for x in order:
+            if x == out:
+                continue
+            members = _composite_region(g, x, out, local - {x})
+            if members is None or n not in members or len(members) < 2:
+                continue
+            z = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+            y = _eval_composite(g, x, members, z)
+            if y is None or y.shape != z.shape:
+                return None
+            (slope,) = torch.autograd.grad(y.sum(), z)
+            phi0, dphi0 = float(y.detach()), float(slope)
+            if abs(dphi0) < 1e-9:
+                return None
+            prim = "act_smooth" if abs(phi0) < 1e-12 else "act_offset"
+            return Match(prim, [("x", x)], members=members,
+                         attrs=dict(fused_output=out, written_out=True,
+                                    composite=[g.nodes[m]["op"] for m in members],
+                                    phi0=phi0, dphi0=dphi0))
+    return None
+
+
 def _attention(g, n) -> Match | None:
     d = g.nodes[n]
     if d["op"] != "sdpa" or d["dep"] != "input":
@@ -365,7 +513,7 @@ def _shape(g, n) -> Match | None:
     return None
 
 
-BUILTIN_PATTERNS: list[Pattern] = [_rmsnorm_written_out, _weight, _norms, _attention, _binary,
+BUILTIN_PATTERNS: list[Pattern] = [_rmsnorm_written_out, _composite_activation, _weight, _norms, _attention, _binary,
                                    _activation, _provisional, _shape]
 
 
@@ -391,6 +539,16 @@ def _label_node(g, n) -> Match:
             return m
     return Match("unknown", [("xs", o) for o in d["operands"] if g.nodes[o]["dep"] == "input"],
                  attrs=dict(unknown_op=d["target"]))
+
+
+def _onehot_views(graph: Graph) -> None:
+    """Views of token ids are token ids: every class (the dead token included) stays present."""
+    g = graph.nx
+    every = frozenset(range(graph.n_dead + 1))
+    for n in graph.order():
+        d = g.nodes[n]
+        if d["primitive"] == "shape" and d["operands"] and all(g.nodes[o].get("onehot") for o in d["operands"]):
+            d["onehot"], d["classes"] = True, every
 
 
 def _fuse(g: nx.DiGraph, out: str, members: list[str]) -> None:
@@ -419,6 +577,7 @@ def label(graph: Graph, *, n_dead: int = 1) -> Graph:
     from . import channels  # channels needs labels; labels that need channels are settled there
 
     g = graph.nx
+    _resolve_tied(graph)
     _classify_dependence(g)
     for n in list(g.graph["order"]):
         if n not in g or "primitive" in g.nodes[n]:
@@ -435,6 +594,7 @@ def label(graph: Graph, *, n_dead: int = 1) -> Graph:
         d.update(m.attrs)
     graph.n_dead = n_dead
     channels.assign(graph)
+    _onehot_views(graph)
     for n, d in g.nodes(data=True):
         primitives.get(d["primitive"])  # every label must be a defined primitive
     graph.labelled = True

@@ -50,8 +50,21 @@ def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule
     args, kwargs = _as_tuple(example_inputs), _as_kwargs(example_inputs)
     if not args and not kwargs:
         raise TraceError("torch.export needs example inputs; pass example_inputs=...")
-    exported = torch.export.export(model, args, kwargs, strict=False)
+    try:  # a free batch axis, so the probe can run the graph on chunks of any size
+        exported = torch.export.export(model, args, kwargs, strict=False,
+                                       dynamic_shapes=_batch_dynamic(args, kwargs))
+    except Exception:
+        exported = torch.export.export(model, args, kwargs, strict=False)
     return exported.module()
+
+
+def _batch_dynamic(args, kwargs):
+    """``dynamic_shapes`` marking axis 0 of every tensor input as free (AUTO: no error if fixed)."""
+    def spec(v):
+        return {0: torch.export.Dim.AUTO} if isinstance(v, torch.Tensor) and v.dim() > 0 else None
+    if kwargs and not args:
+        return {k: spec(v) for k, v in kwargs.items()}
+    return tuple(spec(a) for a in args)
 
 
 def _short_failure(exc: BaseException) -> str:

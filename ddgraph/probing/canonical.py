@@ -65,6 +65,30 @@ def _mask_row(mask: torch.Tensor, axis: int) -> torch.Tensor:
     return mask.movedim(axis, -1).reshape(-1, mask.shape[axis]).amax(0)
 
 
+_LOW = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _fp64_graph(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Make an exported graph compute in fp64: casts to a low float dtype become casts to fp64 and
+    torch.export's dtype assertions go (they pin the dtype the model was traced in)."""
+    changed = False
+    for n in list(gm.graph.nodes):
+        if n.op != "call_function":
+            continue
+        if "assert_tensor_metadata" in str(n.target):
+            gm.graph.erase_node(n)
+            changed = True
+            continue
+        up = lambda a: torch.float64 if isinstance(a, torch.dtype) and a in _LOW else a  # noqa: E731
+        args = tuple(up(a) for a in n.args)
+        kwargs = {k: up(v) for k, v in n.kwargs.items()}
+        if args != n.args or kwargs != n.kwargs:
+            n.args, n.kwargs, changed = args, kwargs, True
+    if changed:
+        gm.recompile()
+    return gm
+
+
 def canonicalise(graph: Graph, approach: Approach) -> Canonical:
     """Build the canonical fp64 copy of ``graph``'s model for ``approach``."""
     g = graph.nx
@@ -72,7 +96,7 @@ def canonicalise(graph: Graph, approach: Approach) -> Canonical:
         if p.device.type == "meta":
             raise ProbeError("the model's weights are on the meta device; the probe needs real weights "
                              "(build the model on the CPU, e.g. with a small config)")
-    gm = copy.deepcopy(graph.gm).double()
+    gm = _fp64_graph(copy.deepcopy(graph.gm).double())
     for p in gm.parameters():
         p.requires_grad_(False)
     alpha, beta = _params(graph, approach)
@@ -121,9 +145,13 @@ def canonicalise(graph: Graph, approach: Approach) -> Canonical:
 
 
 def _bias_entries(gm, param, dead, beta, moving, hold):
-    numel = gm.get_parameter(param).numel()
+    p = gm.get_parameter(param)
+    numel = p.numel()
+    last = p.shape[-1] if p.dim() else 1
     for j, idx in dead.items():
-        idx = torch.tensor([i for i in idx if i < numel], dtype=torch.long)
+        idx = torch.tensor([i for i in idx if i < min(numel, last)], dtype=torch.long)
+        if p.dim() > 1:  # a table of biases (position embeddings): the dead column of every row
+            idx = torch.arange(numel).view(-1, last)[:, idx].flatten()
         hold(param, idx)
         b = beta.get(param, (math.inf,) * len(dead))[j - 1]
         if not math.isinf(b) and idx.numel():
