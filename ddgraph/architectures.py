@@ -129,7 +129,7 @@ def _llama(meta: bool, **kw):
 
 
 def llama_small(layers: int = 1, width: int = 32, heads: int = 4, kv_heads: int = 2, hidden: int = 48,
-                vocab: int = 32):
+                vocab: int = 64):
     """LLaMA (transformers ``LlamaForCausalLM``) with grouped-query attention: for probing."""
     torch.manual_seed(0)
     return _llama(False, num_hidden_layers=layers, hidden_size=width, num_attention_heads=heads,

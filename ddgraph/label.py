@@ -541,6 +541,46 @@ def _label_node(g, n) -> Match:
                  attrs=dict(unknown_op=d["target"]))
 
 
+_SLICE_NAMES = {3: ("q", "k", "v"), 2: ("k", "v")}
+
+
+def _fused_slices(graph: Graph) -> None:
+    """Weights whose output is split into slices used apart (GPT-2's fused qkv ``c_attn``): record
+    each slice's output node and dead indices in ``weight['slices']``, so the report gives a row per
+    slice. Follows shape-only ops from the weight output to a ``split`` along its output axis."""
+    g = graph.nx
+    for n in graph.nodes_with("weight"):
+        w = g.nodes[n]["weight"]
+        u, width = n, g.nodes[n]["shape"][w["y_axis"]]
+        while True:
+            succ = list(g.successors(u))
+            if len(succ) != 1 or g.nodes[succ[0]]["primitive"] != "shape":
+                break
+            u = succ[0]
+            if g.nodes[u]["op"] == "split":
+                break
+        d = g.nodes[u]
+        if d["op"] != "split" or not d.get("tuple_shapes"):
+            continue
+        fx = d["fx"]
+        dim = fx.kwargs.get("dim", fx.args[2] if len(fx.args) > 2 else 0)
+        shape_in = g.nodes[d["operands"][0]]["shape"]
+        if dim % len(shape_in) != len(shape_in) - 1 or shape_in[-1] != width:
+            continue
+        sizes = [s[-1] for s in d["tuple_shapes"]]
+        getitems = {g.nodes[c]["fx"].args[1]: c for c in g.successors(u) if g.nodes[c]["op"] == "getitem"}
+        names = _SLICE_NAMES.get(len(sizes), tuple(str(i) for i in range(len(sizes))))
+        slices, start = [], 0
+        for i, size in enumerate(sizes):
+            if i in getitems:
+                slices.append({"name": names[i], "node": getitems[i],
+                               "dead_out": {j: [k for k in idx if start <= k < start + size]
+                                            for j, idx in w["dead_out"].items()}})
+            start += size
+        if len(slices) > 1:
+            w["slices"] = slices
+
+
 def _onehot_views(graph: Graph) -> None:
     """Views of token ids are token ids: every class (the dead token included) stays present."""
     g = graph.nx
@@ -595,6 +635,7 @@ def label(graph: Graph, *, n_dead: int = 1) -> Graph:
     graph.n_dead = n_dead
     channels.assign(graph)
     _onehot_views(graph)
+    _fused_slices(graph)
     for n, d in g.nodes(data=True):
         primitives.get(d["primitive"])  # every label must be a defined primitive
     graph.labelled = True

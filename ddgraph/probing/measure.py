@@ -266,7 +266,8 @@ def _finish(acc, sites, weights, n_dead, last: bool) -> None:
     for s in sites:
         series = weights[s.node].series
         for factor, store, rows, dead in (("A", acc.a, acc.rows_a, s.dead_in), ("G", acc.g, acc.rows_g, s.dead_out)):
-            m = store[s.node] / rows[s.node]
+            key = s.parent or s.node  # a fused weight's slice reads its parent's factors
+            m = store[key] / rows[key]
             all_dead = {i for idx in dead.values() for i in idx}
             for j in range(1, n_dead + 1):
                 obs = from_matrix(m, dead.get(j, []), all_dead)

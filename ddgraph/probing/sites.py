@@ -21,6 +21,7 @@ class WeightSite:
     conv: dict | None = None
     vocab: int | None = None
     x_axis: int = -1
+    parent: str | None = None  # a slice of a fused weight (c_attn[q]) reads its parent's factors
     y_axis: int = -1
 
     def a_rows(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,4 +96,7 @@ def weight_sites(graph: Graph) -> tuple[list[WeightSite], list[str]]:
         if w["kind"] == "embedding":
             site.vocab = g.nodes[w["operand"]]["shape"][w["w_in_axis"]]
         sites.append(site)
+        for sl in w.get("slices", ()):  # fused weights: each output slice's dead block of G
+            sites.append(attrs.evolve(site, node=f"{n}[{sl['name']}]", param=f"{w['param']}[{sl['name']}]",
+                                      dead_out=dict(sl["dead_out"]), parent=n))
     return sites, skipped
