@@ -1,0 +1,723 @@
+"""The claim registry: one entry per graph-level claim of the paper, and a generic runner.
+
+A :class:`Claim` holds the paper's statement (its formula reconstructed, DESIGN §4), a function that
+builds the model and computes ddgraph's prediction and the measurement, and the tolerance used.
+Running a claim gives an :class:`Outcome` with a verdict:
+
+``confirmed``         paper, engine and measurement agree;
+``closed by engine``  the paper gives a bracket or an empirical constant; the engine gives the value
+                      and the measurement agrees with the engine;
+``paper disagrees``   the measurement contradicts the paper's claim (as reconstructed); the engine
+                      agrees with the measurement;
+``out of reach``      the calculus does not apply (the engine says so); measured for the record;
+``FAIL``              the engine's prediction disagrees with the measurement (a rule to fix).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import attrs
+import numpy as np
+import torch
+
+import ddgraph
+from .. import zoo
+from ..diff import SMOOTH_TOL, TOL
+from . import measure as M
+from . import models as cm
+
+CONFIRMED, CLOSED, PAPER_DISAGREES, OUT_OF_REACH, FAIL = (
+    "confirmed", "closed by engine", "paper disagrees", "out of reach", "FAIL")
+#: Exponent that makes a dead entry exactly zero in fp64 on any grid below 1e-2 (t**200 underflows).
+ZERO_ALPHA = 200.0
+
+
+@attrs.frozen
+class Settings:
+    """Sample sizes and grids; ``quick`` is the CI setting the committed document is produced with."""
+
+    quick: bool
+    n_samples: int
+    grid: tuple[float, ...]
+    n_mc: int  # Monte Carlo samples for exact constants
+
+    @classmethod
+    def make(cls, quick: bool) -> "Settings":
+        if quick:
+            return cls(True, 1500, (1e-2, 1e-3, 1e-4, 1e-5), 200_000)
+        return cls(False, 20000, tuple(float(t) for t in np.geomspace(1e-2, 1e-5, 7)), 2_000_000)
+
+
+@attrs.frozen
+class Outcome:
+    predicted: str
+    measured: str
+    verdict: str
+    note: str = ""
+
+
+@attrs.frozen
+class Claim:
+    id: str
+    result: str  # the paper's result number(s)
+    title: str
+    paper: str  # the paper's statement, reconstructed
+    run: Callable[[Settings], Outcome] = attrs.field(repr=False)
+    tol: float = TOL
+    why: str = ""  # standing explanation used when the verdict is not 'confirmed'
+
+
+CLAIMS: list[Claim] = []
+
+
+def claim(id, result, title, paper, tol=TOL, why=""):
+    def deco(fn):
+        if any(c.id == id for c in CLAIMS):
+            raise ValueError(f"claim {id} registered twice")
+        CLAIMS.append(Claim(id, result, title, paper, fn, tol, why))
+        return fn
+    return deco
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def _fmt(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, tuple):
+        return f"[{_fmt(x[0])},{_fmt(x[1])}]"
+    if math.isinf(x) or x >= 2 * ZERO_ALPHA:
+        return "0 exactly"
+    return f"{x:g}"
+
+
+def _fmt_list(xs) -> str:
+    return ",".join(_fmt(x) for x in xs)
+
+
+def _check(build, s: Settings, **kw):
+    torch.manual_seed(0)
+    model, inputs = build()
+    return ddgraph.check(model, inputs, n_samples=s.n_samples, grid=list(s.grid), progress=False, **kw)
+
+
+def _engine_ok(c) -> bool:
+    if c.status != "in-reach":
+        return False
+    if c.verdict == "pass":
+        return True
+    return isinstance(c.predicted, float) and c.predicted >= 2 * ZERO_ALPHA and c.fit.status == "floor"
+
+
+@attrs.frozen
+class Ladder:
+    """Per direction: predicted and measured A and G over the weight nodes, in graph order."""
+
+    params: list
+    pred: dict  # (factor, j) -> list
+    meas: dict  # (factor, j) -> list of slopes (inf for exact zero)
+    se: float
+    engine_ok: bool
+    bad: list
+    diff: object
+
+
+def _ladder(d, observables=("dd",), factors=("A", "G")) -> Ladder:
+    pred, meas, se, bad = {}, {}, 0.0, []
+    params = []
+    for c in d.checks:
+        if c.observable not in observables or c.factor not in factors:
+            continue
+        if c.observable == "dd":
+            if c.factor == factors[0] and c.direction == 1:
+                params.append(c.param)
+            pred.setdefault((c.factor, c.direction), []).append(c.predicted)
+            meas.setdefault((c.factor, c.direction), []).append(c.fit.slope)
+            if math.isfinite(c.fit.se):
+                se = max(se, c.fit.se)
+        if not _engine_ok(c):
+            bad.append(f"{c.param} {c.factor}{c.direction} {c.observable}: predicted {_fmt(c.predicted)}, "
+                       f"measured {c.fit.slope:.2f} ({c.verdict})")
+    return Ladder(params, pred, meas, se, not bad, bad, d)
+
+
+def _mfmt(xs) -> str:
+    return ",".join("0 exactly" if math.isinf(x) else ("nan" if not math.isfinite(x) else f"{x:.2f}")
+                    for x in xs)
+
+
+def _ladder_text(lad: Ladder, which: dict) -> tuple[str, str]:
+    p, m = [], []
+    for key in sorted(lad.pred):
+        f, j = key
+        if (f, j) not in which and which:
+            continue
+        tag = f"{f}" + (f"{j}" if any(k[1] > 1 for k in lad.pred) else "")
+        p.append(f"{tag} {_fmt_list(lad.pred[key])}")
+        m.append(f"{tag} {_mfmt(lad.meas[key])}")
+    return "; ".join(p), "; ".join(m) + f" (max se {lad.se:.3f})"
+
+
+def _agree(paper, measured, tol) -> bool:
+    for a, b in zip(paper, measured):
+        if a is None:
+            continue
+        if math.isinf(a) or a >= 2 * ZERO_ALPHA:
+            if not math.isinf(b):
+                return False
+        elif not (math.isfinite(b) and abs(a - b) <= tol):
+            return False
+    return True
+
+
+def ladder_outcome(lad: Ladder, paper: dict, tol: float, *, closed: bool = False, why: str = "",
+                   show: dict | None = None, extra_note: str = "") -> Outcome:
+    """Compare the paper's per-factor lists ``{(factor, j): [...]}`` with the measurement."""
+    pred, meas = _ladder_text(lad, show or {})
+    if not lad.engine_ok:
+        return Outcome(pred, meas, FAIL, "engine vs measurement: " + "; ".join(lad.bad))
+    ok = all(_agree(v, lad.meas[k], tol) for k, v in paper.items())
+    if ok:
+        return Outcome(pred, meas, CLOSED if closed else CONFIRMED, (why if closed else "") + extra_note)
+    return Outcome(pred, meas, PAPER_DISAGREES, why + extra_note)
+
+
+def chain_paper(L: int, alpha=None) -> dict:
+    a = alpha or [1.0] * L
+    return {("A", 1): [2 * sum(a[:l]) for l in range(L)], ("G", 1): [2 * sum(a[l + 1:]) for l in range(L)]}
+
+
+def _feat(model, width=8):
+    return lambda: (model(), torch.randn(4, width))
+
+
+def _tok(model, width=8):
+    return lambda: (model(), torch.randn(4, 6, width))
+
+
+SMOOTH_WHY = ("smooth activations carry an O(t) finite-t correction per layer (GELU: phi'(h) = 1/2 + O(h); "
+              "tanh: O(h^2)); held to the wider band ±{tol}")
+
+# --- Thm 21: the K-FAC ladder -------------------------------------------------------------------------
+
+for _act in ("linear", "relu", "gelu", "tanh"):
+    for _L in (2, 3, 4, 5, 6):
+        def _run(s, act=_act, L=_L):
+            lad = _ladder(_check(_feat(lambda: zoo.chain(L, act)), s))
+            tol = SMOOTH_TOL if act in ("gelu", "tanh") else TOL
+            out = ladder_outcome(lad, chain_paper(L), tol)
+            prod = [a + g for a, g in zip(lad.meas[("A", 1)], lad.meas[("G", 1)])]
+            note = out.note
+            if max(abs(p - 2 * (L - 1)) for p in prod) > 2 * tol:
+                note += f" A+G not constant: {_mfmt(prod)}"
+            return attrs.evolve(out, note=note)
+        claim(f"thm21-{_act}-L{_L}", "Thm 21, Cor 25", f"{_act} chain, L = {_L}",
+              f"A_l = 2(l-1), G_l = 2(L-l), A_l + G_l = 2(L-1) = {2 * (_L - 1)}",
+              tol=SMOOTH_TOL if _act in ("gelu", "tanh") else TOL)(_run)
+
+
+@claim("thm21-gauge", "Thm 21", "raw full Fisher vs K-FAC blocks (linear, L = 3, width 4)",
+       "the raw full Fisher has (L-1) w^2 gauge zeros; the K-FAC factors have none (their bottom "
+       "eigenvalues carry the rate)")
+def _gauge(s):
+    r = M.full_fisher_gauge()
+    ok = r["zeros"] == r["gauge_dim"] and min(r["kfac_min_rel"]) > 1e-12
+    return Outcome(f"{r['gauge_dim']} gauge zeros of {r['params']}",
+                   f"{r['zeros']} zeros at 1e-12 x lambda_max; K-FAC A lambda_min/lambda_max = "
+                   + ", ".join(f"{v:.1e}" for v in r["kfac_min_rel"]) + " at t = 1e-2",
+                   CONFIRMED if ok else PAPER_DISAGREES)
+
+
+# --- Remark 23: noise-free shift ---------------------------------------------------------------------
+
+for _act in ("linear", "relu"):
+    @claim(f"rem23-{_act}", "Remark 23, §12", f"noise-free MSE, {_act} L = 4",
+           "every G rate shifts by 2L = 8: G_l = 2(L-l) + 2L; A unchanged")
+    def _r23(s, act=_act):
+        lad = _ladder(_check(_feat(lambda: zoo.chain(4, act)), s, regime="noise-free"))
+        p = chain_paper(4)
+        p[("G", 1)] = [g + 8 for g in p[("G", 1)]]
+        return ladder_outcome(lad, p, TOL)
+
+
+# --- Thm 36, Cor 39: cross-entropy ---------------------------------------------------------------------
+
+@claim("thm36", "Thm 36", "CE, expected Fisher, ReLU L = 4", "same ladder as noisy MSE: G = 6,4,2,0; A = 0,2,4,6")
+def _t36(s):
+    return ladder_outcome(_ladder(_check(_feat(lambda: zoo.chain(4, "relu")), s, loss="ce")), chain_paper(4), TOL)
+
+
+@claim("cor39-canonical", "Cor 39", "CE, empirical Fisher (fixed labels) on the canonical approach, ReLU L = 4",
+       "the empirical Fisher collapses only under memorisation; the canonical approach does not memorise, "
+       "so the ladder stands")
+def _c39a(s):
+    lad = _ladder(_check(_feat(lambda: zoo.chain(4, "relu")), s, loss="ce", fisher="empirical"))
+    return ladder_outcome(lad, chain_paper(4), TOL)
+
+
+@claim("cor39-memorise", "Cor 39", "memorising classifier (logits s z, margin >= 1), s = 1, 2, 4, 8",
+       "empirical Fisher -> 0 under perfect memorisation, faster than the expected Fisher")
+def _c39b(s):
+    r = M.memorisation([1, 2, 4, 8])
+    ratio = [a / b for a, b in zip(r["empirical"], r["expected"])]
+    ok = all(b < a for a, b in zip(ratio, ratio[1:])) and ratio[-1] < 1e-4
+    return Outcome("outside the canonical calculus (a loss-side statement)",
+                   "tr F_emp = " + ", ".join(f"{v:.1e}" for v in r["empirical"]) + "; tr F_emp / tr F_exp = "
+                   + ", ".join(f"{v:.1e}" for v in ratio), CONFIRMED if ok else PAPER_DISAGREES,
+                   "per sample |p - e_y|^2 ~ (1 - p_y)^2 against 1 - |p|^2 ~ 2(1 - p_y): the ratio decays like "
+                   "(1 - p_y)/2")
+
+
+# --- Thm 43, Cor 44-48: residual DAGs ----------------------------------------------------------------
+
+def _dist_paper(G, A):
+    return {("G", 1): G, ("A", 1): A}
+
+
+@claim("thm43-cor48-k2", "Thm 43, Cor 48, Def 41", "ReLU L = 4, skip over weights 2-3",
+       "G_l = 2 d(l), d = shortest weighted path to the output (weights 1, skips 0): G = 2,4,2,0; "
+       "forward dual A = 0,2,4,2")
+def _t43a(s):
+    lad = _ladder(_check(_feat(lambda: zoo.ResidualMLP(4, 1, 3)), s))
+    return ladder_outcome(lad, _dist_paper([2, 4, 2, 0], [0, 2, 4, 2]), TOL)
+
+
+@claim("thm43-cor48-k3", "Thm 43, Cor 48", "ReLU L = 5, skip over weights 2-4",
+       "d(l) = d_post + (k - position inside block); G = 2,6,4,2,0; A = 0,2,4,6,2")
+def _t43b(s):
+    lad = _ladder(_check(_feat(lambda: zoo.ResidualMLP(5, 1, 4)), s))
+    return ladder_outcome(lad, _dist_paper([2, 6, 4, 2, 0], [0, 2, 4, 6, 2]), TOL)
+
+
+@claim("cor47", "Cor 47", "per-layer residual at every layer, ReLU L = 4",
+       "d(l) = 0 for every l: G = 0,0,0,0 (the rate signal is a finite-t correction); A = 0,0,0,0")
+def _c47(s):
+    lad = _ladder(_check(_feat(lambda: cm.PerLayerResidual(4)), s))
+    return ladder_outcome(lad, _dist_paper([0] * 4, [0] * 4), TOL)
+
+
+@claim("cor44", "Cor 44", "Schur complement on the residual DAG (skip over weights 2-3)",
+       "under complement genericity the Schur complement has the same rate as the dead entry: G = 2,4,2,0")
+def _c44(s):
+    d = _check(_feat(lambda: zoo.ResidualMLP(4, 1, 3)), s)
+    lad = _ladder(d, observables=("dd", "schur"))
+    schur = [c.fit.slope for c in d.checks if c.observable == "schur" and c.factor == "G"]
+    out = ladder_outcome(lad, _dist_paper([2, 4, 2, 0], [0, 2, 4, 2]), TOL, show={("G", 1): 1})
+    return attrs.evolve(out, measured=f"Schur G {_mfmt(schur)}; dd {out.measured}")
+
+
+@claim("cor46", "Cor 46", "no skips (pure feedforward), ReLU L = 4", "d(l) = L - l: recovers Thm 21, G = 6,4,2,0")
+def _c46(s):
+    return ladder_outcome(_ladder(_check(_feat(lambda: zoo.ResidualMLP(4, 0, 0)), s)), chain_paper(4), TOL)
+
+
+@claim("cor58", "Cor 58", "residual stream of 2 pre-norm transformer blocks (generic LN affine)",
+       "sigma_min^2 of the stream has rate 0 at every block output")
+def _c58(s):
+    d = _check(_tok(lambda: cm.PreNormStack(2)), s)
+    preds = [x["predicted"] for x in d.streams]
+    meas = [x["measured"] for x in d.streams]
+    ok = all(x["verdict"] == "pass" for x in d.streams)
+    paper_ok = all(m is not None and abs(m) <= TOL for m in meas)
+    verdict = FAIL if not ok else (CONFIRMED if paper_ok else PAPER_DISAGREES)
+    return Outcome(f"{len(preds)} sites: " + _fmt_list(preds),
+                   ", ".join("nan" if m is None else f"{m:.2f}" for m in meas), verdict)
+
+
+# --- Thm 30: composition additivity ---------------------------------------------------------------------
+
+for _kinds in ("AM", "MA", "AA", "MM"):
+    @claim(f"thm30-{_kinds}", "Thm 30", f"block pair {_kinds} (A = attention, M = 2-weight MLP), no skips",
+           "block rates r = 2 add: G at block 1's output = 2 r_2 = 4; A at block 2's input = 2 r_1 = 4")
+    def _t30(s, kinds=_kinds):
+        lad = _ladder(_check(_tok(lambda: cm.BlockStack(kinds)), s))
+        n1 = 4 if kinds[0] == "A" else 2
+        paper = {("G", 1): [None] * (n1 - 1) + [4.0], ("A", 1): [None] * n1 + [4.0]}
+        return ladder_outcome(lad, paper, TOL)
+
+
+@claim("thm30-mlp3", "Thm 30, Cor 31", "3 ReLU MLP blocks (6 weights)",
+       "G at the input of block b = 2 sum of later block rates: reduces to Thm 21, G = 10,8,6,4,2,0")
+def _t30m(s):
+    return ladder_outcome(_ladder(_check(_feat(lambda: zoo.chain(6, "relu")), s)), chain_paper(6), TOL)
+
+
+# --- Thm 66/67: standalone attention --------------------------------------------------------------------
+
+@claim("thm66-67", "Thm 66, Thm 67", "standalone single-head attention block",
+       "forward block rate 2 (output dead ~ t^2) and backward block rate 2 (input gradient dead ~ t^2)")
+def _t66(s):
+    torch.manual_seed(0)
+    model, x = zoo.Attention(8), torch.randn(4, 6, 8)
+    pred = ddgraph.predict(model, x)
+    r = M.block_orders(pred, x, s.grid, n=s.n_samples)
+    k, w = pred.kl_order, M.input_gradient_order(pred)
+    meas = f"forward {M.fmt_fit(r['forward'])} (= 2k); backward {M.fmt_fit(r['backward'])} (= 2w)"
+    ok = abs(r["forward"].slope - 2 * k) <= TOL and abs(r["backward"].slope - 2 * w) <= TOL
+    return Outcome(f"forward k = {_fmt(k)}, backward w = {_fmt(w)}", meas,
+                   CONFIRMED if ok and k == 2 and w == 2 else (FAIL if not ok else PAPER_DISAGREES))
+
+
+# --- Prop 54 / 69: attention chains -----------------------------------------------------------------------
+
+def attn_band(rate) -> float:
+    """Fit band for attention-chain rates: ±0.05, widened to 2% of the rate above 2.5 (rates reach 22; the
+    local log-slopes of an observable spanning ~90 decades jitter by up to ~0.2 from fp64 rounding in the
+    softmax backward, without trend). Neighbouring candidate rates differ by 4, far outside the band."""
+    return max(TOL, 0.02 * rate) if isinstance(rate, float) and math.isfinite(rate) else TOL
+
+
+def _attn_rows(d):
+    """Per block: predicted and measured G of q, k, v, o, refitted with :func:`attn_band`."""
+    from ..fit import fit_rate, judge
+
+    out = {}
+    grid = d.measurement.grid
+    for c in d.primary:
+        if c.factor != "G":
+            continue
+        band = attn_band(c.predicted)
+        fit = fit_rate(grid, d.measurement.weights[c.node].series["G"]["dd"][1], tol=band)
+        c = attrs.evolve(c, fit=fit, verdict=judge(c.predicted, fit, tol=band), tol=band)
+        b, comp = c.param.split(".")[1], c.param.split(".")[2]
+        out.setdefault(int(b), {})[comp] = (c.predicted, c.fit.slope, c)
+    return out
+
+
+ATTN_DEEP_GRID = {True: (1e-5, 1e-6, 1e-7, 1e-8), False: tuple(float(t) for t in np.geomspace(1e-5, 1e-8, 7))}
+
+
+def _attn_chain(L, s):
+    # deep chains: the rate-12 path of block 2 at L = 6 overtakes the rate-16 path only below t ~ 3e-5
+    grid = s.grid if L <= 3 else ATTN_DEEP_GRID[s.quick]
+    torch.manual_seed(0)
+    model, x = zoo.AttentionChain(L), torch.randn(4, 6, 8)
+    return ddgraph.check(model, x, n_samples=s.n_samples, grid=list(grid), progress=False)
+
+
+_ATTN: dict = {}
+
+
+def _attn(L, s):
+    key = (L, s)
+    if key not in _ATTN:
+        _ATTN[key] = _attn_chain(L, s)
+    return _ATTN[key]
+
+
+for _L in range(1, 7):
+    @claim(f"prop54-L{_L}", "Prop 54", f"pure attention chain, L = {_L}: V - O offset per block",
+           "G_V - G_O = 2 at every block")
+    def _p54(s, L=_L):
+        rows = _attn_rows(_attn(L, s))
+        pd = [rows[b]["v"][0] - rows[b]["o"][0] for b in sorted(rows)]
+        md = [rows[b]["v"][1] - rows[b]["o"][1] for b in sorted(rows)]
+        checks = [rows[b][c][2] for b in rows for c in ("v", "o")]
+        if not all(_engine_ok(c) for c in checks):
+            bad = [f"{c.param}: {_fmt(c.predicted)} vs {c.fit.slope:.2f} ({c.verdict})"
+                   for c in checks if not _engine_ok(c)]
+            return Outcome(_fmt_list(pd), _mfmt(md), FAIL, "; ".join(bad))
+        ok = all(abs(m - 2) <= 2 * attn_band(rows[b]["v"][0]) for b, m in zip(sorted(rows), md))
+        return Outcome(_fmt_list(pd), _mfmt(md), CONFIRMED if ok else PAPER_DISAGREES)
+
+    @claim(f"prop69-L{_L}", "Prop 69, Remark 32", f"pure attention chain, L = {_L}: G of Q, K, O per block",
+           "(a) G_O(b) = 4 min(D, D*), D = L - b, D* empirical; (c) G_Q = G_K = 4b - 2",
+           why="the paper leaves the saturation depth D* empirical and independent of b; the contraction rule "
+               "gives it in closed form, D*(b) = b + 1 (the gradient reaching block b through the Q/K "
+               "contraction of block b + 1 caps G_O at 4(b + 1)), which the measurement confirms")
+    def _p69(s, L=_L):
+        rows = _attn_rows(_attn(L, s))
+        blocks = sorted(rows)
+        pq = [rows[b]["q"][0] for b in blocks]
+        po = [rows[b]["o"][0] for b in blocks]
+        mq = [rows[b]["q"][1] for b in blocks]
+        mk = [rows[b]["k"][1] for b in blocks]
+        mo = [rows[b]["o"][1] for b in blocks]
+        checks = [rows[b][c][2] for b in blocks for c in ("q", "k", "o")]
+        pred = f"Q=K {_fmt_list(pq)}; O {_fmt_list(po)}"
+        meas = f"Q {_mfmt(mq)}; K {_mfmt(mk)}; O {_mfmt(mo)}"
+        if not all(_engine_ok(c) for c in checks):
+            bad = [f"{c.param}: {_fmt(c.predicted)} vs {c.fit.slope:.2f} ({c.verdict})"
+                   for c in checks if not _engine_ok(c)]
+            return Outcome(pred, meas, FAIL, "; ".join(bad))
+        qk_ok = all(abs(m - (4 * (b + 1) - 2)) <= attn_band(4.0 * (b + 1) - 2) for b, m in zip(blocks, mq))
+        # the best single D* for the paper's form (a)
+        best = min(range(0, 7), key=lambda ds: sum(abs(m - 4 * min(L - 1 - b, ds)) for b, m in zip(blocks, mo)))
+        o_paper = [4 * min(L - 1 - b, best) for b in blocks]
+        o_ok = all(abs(p - m) <= attn_band(float(p)) for p, m in zip(o_paper, mo))
+        sat = any(po[i] < 4 * (L - 1 - b) for i, b in enumerate(blocks))
+        note = f"best single D* = {best} gives O = {_fmt_list(o_paper)}."
+        if qk_ok and o_ok:
+            return Outcome(pred, meas, CLOSED if sat else CONFIRMED,
+                           (note + " The engine closes D*: D*(b) = b + 1.") if sat else "")
+        return Outcome(pred, meas, PAPER_DISAGREES, note + " No b-independent D* fits: the saturated O rate "
+                       "is 4(b + 1), i.e. D*(b) = b + 1, which the engine derives from the contraction rule.")
+
+
+# --- LayerNorm ----------------------------------------------------------------------------------------------
+
+_LN_WHY = ("the paper proves only a bracket between the no-LN ladder and a reset (its closure is the "
+           "finite-t Thm 122); the LayerNorm rule (mean leaks into the dead coordinate, order 0; the "
+           "Jacobian mixes all classes) gives the exact asymptotic rates, which the measurement confirms")
+
+for _pos, _G, _A in ((1, [0, 4, 2, 0], [0, 0, 2, 4]), (2, [2, 0, 2, 0], [0, 2, 0, 2]), (3, [4, 2, 0, 0], [0, 2, 4, 0])):
+    @claim(f"prop60-ln{_pos}", "Prop 60", f"linear L = 4, LayerNorm after layer {_pos}",
+           "bracket: below the topmost LN, G_l lies between a full reset (0: LN's dense backward Jacobian) and "
+           "the no-LN value 2(L-l); exact 2(L-l) with no LN above l", why=_LN_WHY)
+    def _p60(s, pos=_pos, G=_G, A=_A):
+        lad = _ladder(_check(_feat(lambda: zoo.NormedChain(4, pos, "layernorm")), s))
+        L = 4
+        lo = [2 * (L - l) if l > pos else 0 for l in range(1, L + 1)]
+        hi = [2 * (L - l) for l in range(1, L + 1)]
+        inside = all(a - TOL <= m <= b + TOL for a, b, m in zip(lo, hi, lad.meas[("G", 1)]))
+        tight = lo == hi
+        out = ladder_outcome(lad, {("G", 1): G, ("A", 1): A}, TOL)
+        if out.verdict == FAIL:
+            return out
+        pred = out.predicted + f" (paper's G bracket [{_fmt_list(lo)}]..[{_fmt_list(hi)}])"
+        if not inside:
+            return attrs.evolve(out, predicted=pred, verdict=PAPER_DISAGREES,
+                                note="the measured G leaves the bracket as reconstructed")
+        return attrs.evolve(out, predicted=pred, verdict=CONFIRMED if tight else CLOSED,
+                            note="" if tight else _LN_WHY)
+
+
+@claim("thm122", "Thm 122", "finite-t crossover, linear L = 4, LN after layer 1, t = 0.9 .. 1e-3",
+       "at finite t the local log-slope crosses over (a rational function of t) before the asymptote",
+       why="the engine predicts only the asymptote; the crossover shape is a finite-t statement")
+def _t122(s):
+    grid = (0.9, 0.5, 0.2, 0.1, 0.03, 1e-2, 1e-3)
+    torch.manual_seed(0)
+    d = ddgraph.check(zoo.NormedChain(4, 1, "layernorm"), torch.randn(4, 8), n_samples=s.n_samples,
+                      grid=list(grid), progress=False)
+    c = [c for c in d.primary if c.factor == "G"][1]
+    ts = sorted(grid)
+    loc = ", ".join(f"{v:.2f} @ {math.sqrt(a * b):.2g}" for v, a, b in reversed(list(zip(c.fit.local_slopes, ts, ts[1:]))))
+    small = c.fit.local_slopes[0] if c.fit.local_slopes else math.nan
+    return Outcome(f"asymptote G_2 = {_fmt(c.predicted)} (no finite-t prediction)",
+                   f"local slope @ t (large t first): {loc}",
+                   OUT_OF_REACH if abs(small - c.predicted) <= TOL else FAIL,
+                   "the local slope starts near the no-LN value 6 at t ~ 0.7 and crosses over to the engine's "
+                   "asymptote 4 by t ~ 0.1: the crossover is measured, its closed form (Thm 122) is not an "
+                   "engine output")
+
+
+for _norm in ("layernorm", "rmsnorm"):
+    @claim(f"prop63-{_norm}", "Prop 63", f"{_norm} after layer 1 (random affine)",
+           "LN output covariance has an exact zero eigenvalue along 1/gamma" if _norm == "layernorm"
+           else "RMSNorm has no kernel direction")
+    def _p63(s, norm=_norm):
+        d = _check(_feat(lambda: zoo.NormedChain(4, 1, norm)), s)
+        rec = d.ln[0]
+        meas = f"lambda_min/trace {rec['max_ratio']:.1e}, cosine with 1/gamma {rec['min_cosine']:.3f}"
+        pred = "kernel along 1/gamma" if norm == "layernorm" else "no kernel"
+        return Outcome(pred, meas, CONFIRMED if rec["verdict"] == "pass" else FAIL)
+
+
+# --- Thm 103: rectangular widths --------------------------------------------------------------------------------
+
+for _act in ("linear", "relu"):
+    @claim(f"thm103-{_act}", "Thm 103", f"{_act} L = 4, widths 8-12-6-10-8",
+           "the dead-entry G_l = 2(L-l) survives rectangular widths; A dual")
+    def _t103(s, act=_act):
+        lad = _ladder(_check(_feat(lambda: zoo.chain(4, act, widths=[8, 12, 6, 10, 8])), s))
+        return ladder_outcome(lad, chain_paper(4), TOL)
+
+
+# --- Thm 106, Cor 107-109 ---------------------------------------------------------------------------------------
+
+@claim("cor107", "Cor 107", "ReLU L = 4, per-layer exponents a = (1,2,1,3)",
+       "G_l = 2 sum_{m>l} a_m = 12,8,6,0; A_l = 2 sum_{m<l} a_m = 0,2,6,8")
+def _c107(s):
+    lad = _ladder(_check(_feat(lambda: zoo.chain(4, "relu")), s, alpha=[1, 2, 1, 3]))
+    return ladder_outcome(lad, chain_paper(4, [1, 2, 1, 3]), TOL)
+
+
+@claim("cor108", "Cor 108, Thm 106(c)", "ReLU L = 4, two dead directions, symmetric",
+       "each direction carries the ladder G = 6,4,2,0 (dead entry and per-direction Schur complement)")
+def _c108(s):
+    d = _check(_feat(lambda: zoo.chain(4, "relu")), s, n_dead=2)
+    lad = _ladder(d, observables=("dd", "schur"))
+    p = chain_paper(4)
+    p2 = {**p, ("A", 2): p[("A", 1)], ("G", 2): p[("G", 1)]}
+    return ladder_outcome(lad, p2, TOL)
+
+
+@claim("cor109", "Cor 109, Thm 106", "ReLU L = 4, two directions, exponents a = 1 (dir 1), 2 (dir 2)",
+       "per direction j: G_l = 2 sum_{m>l} a_m^(j): dir 1 6,4,2,0; dir 2 12,8,4,0")
+def _c109(s):
+    params = [f"{i * 2}.weight" for i in range(4)]
+    d = _check(_feat(lambda: zoo.chain(4, "relu")), s, n_dead=2, alpha={p: [1, 2] for p in params})
+    lad = _ladder(d)
+    p1, p2 = chain_paper(4), chain_paper(4, [2] * 4)
+    return ladder_outcome(lad, {**p1, ("A", 2): p2[("A", 1)], ("G", 2): p2[("G", 1)]}, TOL)
+
+
+# --- Thm 112: biases ---------------------------------------------------------------------------------------------
+
+def _betas(L, b):
+    return {f"biases.{i}": b for i in range(L)}
+
+
+for _act in ("linear", "relu", "gelu"):
+    @claim(f"thm112-A-{_act}", "Thm 112 case A", f"{_act} L = 4 with biases, dead bias entries at zero",
+           "biases at zero are inert: the Thm 21 ladder", tol=SMOOTH_TOL if _act == "gelu" else TOL)
+    def _b_a(s, act=_act):
+        lad = _ladder(_check(_feat(lambda: cm.ActBiasChain(4, 8, act)), s))
+        return ladder_outcome(lad, chain_paper(4), SMOOTH_TOL if act == "gelu" else TOL)
+
+    @claim(f"thm112-C-{_act}", "Thm 112 case C", f"{_act} L = 4, joint approach, beta = 1 on every bias",
+           "G ladder unchanged: 6,4,2,0; the forward dead magnitude is capped by the bias: A_l = 2 min(l-1, beta)"
+           + ("; smooth activations: bias correction O(t^beta) is finite-t" if _act == "gelu" else ""),
+           tol=SMOOTH_TOL if _act == "gelu" else TOL)
+    def _b_c(s, act=_act):
+        lad = _ladder(_check(_feat(lambda: cm.ActBiasChain(4, 8, act)), s, beta=_betas(4, 1.0)))
+        tol = SMOOTH_TOL if act == "gelu" else TOL
+        out = ladder_outcome(lad, {("G", 1): [6, 4, 2, 0], ("A", 1): [0, 2, 2, 2]}, tol)
+        if act == "gelu":
+            dev = max(abs(m - p) for m, p in zip(lad.meas[("G", 1)], [6, 4, 2, 0]))
+            out = attrs.evolve(out, note=f"largest finite-t deviation {dev:.3f} on t in [{s.grid[-1]:g}, "
+                                         f"{s.grid[0]:g}] (band ±{SMOOTH_TOL})")
+        return out
+
+
+@claim("thm112-B", "Thm 112 case B", "ReLU L = 4, bias-only approach (dead weight entries held at 0, beta = 1)",
+       "bias perturbations alone carry no rate: the G dead entry above the output layer is exactly zero")
+def _b_b(s):
+    d = _check(_feat(lambda: cm.ActBiasChain(4, 8, "relu")), s, beta=_betas(4, 1.0), alpha=ZERO_ALPHA)
+    lad = _ladder(d)
+    return ladder_outcome(lad, {("G", 1): [math.inf, math.inf, math.inf, 0]}, TOL,
+                          extra_note=f"(weights' dead entries set to t^{ZERO_ALPHA:g}, zero in fp64)")
+
+
+# --- Prop 114: SwiGLU ----------------------------------------------------------------------------------------------
+
+@claim("prop114-ladder", "Prop 114", "SwiGLU block W2 (silu(W1 x) * W3 x)",
+       "forward order 3 gives the ladder W1, W3, W2: G = 4,4,0; A = 0,0,4")
+def _p114a(s):
+    lad = _ladder(_check(_feat(lambda: zoo.SwiGLU()), s))
+    return ladder_outcome(lad, {("G", 1): [4, 4, 0], ("A", 1): [0, 0, 4]}, TOL)
+
+
+@claim("prop114-order", "Prop 114", "SwiGLU forward order and its constant",
+       "block output along the dead direction = t^3 x_d^2 / 2 (silu(h) = h/2 + O(h^2)): "
+       "E[f_d^2] = t^6 E[x^4]/4 = 0.75 t^6")
+def _p114b(s):
+    torch.manual_seed(0)
+    model, x = zoo.SwiGLU(), torch.randn(4, 8)
+    pred = ddgraph.predict(model, x)
+    r = M.block_orders(pred, x, s.grid, n=s.n_samples)
+    c = M.swiglu_constant(pred, x, 1e-3, s.n_mc)
+    se = 0.75 * math.sqrt(96 / 9 / s.n_mc)  # Var(x^4) = 105 - 9 = 96; relative se of E[x^4]/3
+    ok_order = abs(r["forward"].slope - 2 * pred.kl_order) <= TOL
+    ok_c = abs(c - 0.75) <= 4 * se + 1e-3
+    return Outcome(f"k = {_fmt(pred.kl_order)} (E[f_d^2] slope {2 * pred.kl_order:g})",
+                   f"slope {M.fmt_fit(r['forward'])}; E[f_d^2]/t^6 = {c:.4f} ± {se:.4f} at t = 1e-3",
+                   (CONFIRMED if ok_c else PAPER_DISAGREES) if ok_order else FAIL)
+
+
+# --- Lemma 18 -------------------------------------------------------------------------------------------------------
+
+@claim("lemma18", "Lemma 18", "ReLU Schur-cancellation constant, isotropic Gaussian pre-activations, t = 1e-3",
+       "c^T B^-1 c / A_dd = n / (pi (n + pi - 1)) for n bulk coordinates, -> 1/pi; Schur >= (1 - 1/pi) A_dd")
+def _l18(s):
+    cells, ok = [], True
+    for i, nb in enumerate((3, 7, 15, 63)):
+        m, p = M.relu_schur_ratio(nb, s.n_mc, 1e-3, seed=i)
+        cells.append(f"n={nb}: {m:.4f} vs {p:.4f}")
+        ok &= abs(m - p) <= 0.02 * p + 3 / math.sqrt(s.n_mc)
+    return Outcome("not an engine output (a constant of the Schur reduction)", "; ".join(cells),
+                   CONFIRMED if ok else PAPER_DISAGREES)
+
+
+# --- Thm 2: directional Fisher along the approach -----------------------------------------------------------------------
+
+for _name, _build, _x in (("relu-L4", lambda: zoo.chain(4, "relu"), (4, 8)), ("swiglu", lambda: zoo.SwiGLU(), (4, 8)),
+                          ("attention", lambda: zoo.Attention(8), (4, 6, 8))):
+    @claim(f"thm2-{_name}", "Thm 2", f"directional Fisher along the approach, {_name}",
+           "E|df/dt|^2 ~ t^(2k-2) with k the KL (amplitude) order")
+    def _t2(s, build=_build, shape=_x):
+        torch.manual_seed(0)
+        model, x = build(), torch.randn(*shape)
+        pred = ddgraph.predict(model, x)
+        r = M.block_orders(pred, x, s.grid, n=s.n_samples)
+        ok = abs(r["fisher"].slope - pred.fisher_rate) <= TOL and abs(r["forward"].slope - 2 * pred.kl_order) <= TOL
+        return Outcome(f"k = {_fmt(pred.kl_order)}, 2k-2 = {_fmt(pred.fisher_rate)}, RLCT 1/(2k) = {pred.rlct:.3g}",
+                       f"Fisher {M.fmt_fit(r['fisher'])}; E|f_t - f_0|^2 {M.fmt_fit(r['forward'])}",
+                       CONFIRMED if ok else FAIL)
+
+
+# --- Prop 118/119: rotated dead directions --------------------------------------------------------------------------
+
+for _act in ("linear", "relu", "gelu"):
+    @claim(f"prop118-{_act}", "Prop 118" if _act == "linear" else "Prop 119",
+           f"{_act} L = 4, dead direction rotated by theta = 0, 0.5, 1 (x pi/2) off the coordinate axis",
+           "linear: the ladder G = 6,4,2,0 holds for any rotation" if _act == "linear"
+           else "nonlinear: rotation breaks the ladder (no closed form)")
+    def _p118(s, act=_act):
+        cells, ok = [], True
+        for th in (0.0, 0.5, 1.0):
+            r = M.rotated_chain(act, th, s.grid, n=s.n_samples)
+            g = [f.slope for f in r["G"]]
+            cells.append(f"theta={th:g}: G {_mfmt(g)}")
+            if act == "linear" or th == 0.0:
+                ok &= _agree([6, 4, 2, 0], g, TOL)
+        if act == "linear":
+            return Outcome("G 6,4,2,0 (canonical ladder, transported by the rotation: linear maps commute with it)",
+                           "; ".join(cells), CONFIRMED if ok else FAIL)
+        return Outcome("6,4,2,0 at theta = 0; rotated: out of reach (an element-wise activation does not commute "
+                       "with the rotation, so the dead direction is not a channel coordinate)", "; ".join(cells),
+                       OUT_OF_REACH if ok else FAIL,
+                       "measured collapse of the rotated ladder confirms the paper's negative result")
+
+
+# --- Cor 28: Kronecker lift ---------------------------------------------------------------------------------------------
+
+@claim("cor28", "Cor 28", "Kronecker lift, linear L = 4: bottom eigenvectors of A_l and G_l at the smallest t",
+       "the flattest direction of layer l is g_min a_min^T with both factors' bottom eigenvectors = the dead unit",
+       why="the lift is the dead entry only where both factor rates are positive (interior layers, as the "
+           "engine predicts); at layer 1 A = E[x x^T] and at layer L G (the noise covariance) have rate 0 on "
+           "the dead unit, so their bottom eigenvector is a bulk direction and the paper's sentence 'canonical "
+           "alignment sets both bottom factor eigenvectors to the dead unit' fails there")
+def _c28(s):
+    d = _check(_feat(lambda: zoo.chain(4)), s)
+    ws = [d.measurement.weights[n.node] for n in d.prediction.nodes]
+    oa = [w.overlap["A"][1] for w in ws]
+    og = [w.overlap["G"][1] for w in ws]
+    pred = [(n.a_rate > 0, n.g_rate > 0) for n in d.prediction.nodes]
+    ok = all((a > 0.999) == pa and (g > 0.999) == pg for (pa, pg), a, g in zip(pred, oa, og))
+    return Outcome("dead unit is bottom eigenvector where the factor rate > 0: A at l = 2..4, G at l = 1..3",
+                   "overlap A " + ",".join(f"{v:.3f}" for v in oa) + "; G " + ",".join(f"{v:.3f}" for v in og),
+                   (PAPER_DISAGREES if ok else FAIL))
+
+
+# --- §7.2: tied toy model of superposition ------------------------------------------------------------------------------
+
+@claim("tms", "§7.2", "tied linear TMS x -> W^T W x (n = 6, m = 3), ray W0 + t e_d u^T, random u",
+       "tying doubles the t-dependence: KL order 2; directional Fisher along the ray and the bottom (non-gauge) "
+       "Fisher eigenvalue both ~ t^2 (the input-layer rate is lost in extraction)",
+       why="per use of the tied weight the engine gives the untied L = 2 ladder (encoder G 2, decoder A 2); "
+           "the full tied-parameter Fisher is not a K-FAC block, so it is measured here directly")
+def _tms(s):
+    torch.manual_seed(0)
+    model, x = cm.TiedAutoencoder(), torch.randn(4, 6)
+    d = ddgraph.check(model, x, n_samples=s.n_samples, grid=list(s.grid), progress=False)
+    lad = _ladder(d)
+    r = M.tms_fisher(model, s.grid, n=s.n_samples)
+    pk = d.prediction
+    ok = lad.engine_ok and abs(r["directional"].slope - pk.fisher_rate) <= TOL and \
+        abs(r["bottom"].slope - pk.fisher_rate) <= TOL and r["gauge_zeros"] == r["expected_gauge"]
+    pred, meas = _ladder_text(lad, {})
+    return Outcome(f"k = {_fmt(pk.kl_order)}, Fisher rate {_fmt(pk.fisher_rate)}; per use {pred}",
+                   f"directional {M.fmt_fit(r['directional'])}, bottom non-gauge {M.fmt_fit(r['bottom'])}, "
+                   f"{r['gauge_zeros']} gauge zeros (m(m-1)/2 = {r['expected_gauge']}); per use {meas}",
+                   CONFIRMED if ok else FAIL)
+
+
+def run_claim(c: Claim, s: Settings) -> Outcome:
+    """Run one claim; an exception becomes a FAIL outcome that names it."""
+    try:
+        return c.run(s)
+    except Exception as exc:  # noqa: BLE001 - reported in the document, never swallowed silently
+        return Outcome("-", "-", FAIL, f"{type(exc).__name__}: {exc}")
