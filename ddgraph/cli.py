@@ -151,7 +151,7 @@ def _register_optional(group: click.Group) -> None:
 
     for mod, attr in (("ddgraph.probing.cli", "commands"), ("ddgraph.slt.cli", "slt"),
                       ("ddgraph.optim.cli", "ddcadam"), ("ddgraph.conformance.cli", "conformance"),
-                      ("ddgraph.inspect_cli", "inspect")):
+                      ("ddgraph.inspect_cli", "inspect"), ("ddgraph.architectures_cli", "architectures")):
         try:
             module = importlib.import_module(mod)
         except ModuleNotFoundError as exc:
