@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ddgraph.slt import cases
-from ddgraph.slt.rrr import COMPARISON_SETTINGS, QUICK_COMPARISON_SETTINGS, aoyagi_rlct, rrr_rate_rlct
+from ddgraph.slt.rrr import (COMPARISON_SETTINGS, QUICK_COMPARISON_SETTINGS, aoyagi_rlct,
+                              rrr_rate_rlct)
 
 QUICK_NU_KS = (1, 2, 3)
 FULL_NU_KS = (1, 2, 3, 4, 5, 6)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from ddgraph.fit import FIT_OK, FLOOR, FP64_FLOOR, PASS, Fit, fit_rate
+from ddgraph.fit import FIT_OK, FP64_FLOOR, PASS, Fit, fit_rate
 
 #: Selection verdicts (besides ``pass``).
 REACH_EXCEEDED = "reach-exceeded"
