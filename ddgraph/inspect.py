@@ -1,0 +1,219 @@
+"""Static, regime-independent observables of a model with real (trained or random) weights.
+
+No approach, no t: the model as it is, on a calibration batch.
+
+- **LayerNorm kernel** (Prop 63): the output covariance of every LayerNorm has an exact zero
+  eigenvalue along ``u = (1/gamma)/|1/gamma|``. Checked as ``u^T C u / tr C`` (should be ~1e-16) and
+  the |cosine| of C's bottom eigenvector with u (should be 1).
+- **RMSNorm** has no such direction: the same numbers are reported, and ``lambda_min / tr`` stays
+  well above the floor.
+- **Residual stream health** (Cor 58): the smallest active singular value of the stream's
+  activation matrix (rows = samples x positions) at every residual add, in depth order. A collapse
+  along depth says the stream has lost a direction.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import attrs
+import torch
+
+from .errors import DDGraphError, TargetError
+
+LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
+
+
+class InspectError(DDGraphError):
+    """A checkpoint that cannot be read, or that does not fit the model."""
+
+
+@attrs.frozen
+class Inspection:
+    model: str
+    n_rows: int
+    norms: tuple[dict, ...]  # one per LayerNorm / RMSNorm, graph order
+    stream: tuple[dict, ...]  # one per residual add, graph order
+
+    @property
+    def ok(self) -> bool:
+        return all(n["verdict"] == "pass" for n in self.norms)
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "rows": self.n_rows, "norms": list(self.norms), "stream": list(self.stream),
+                "ok": self.ok}
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A state dict from ``path``, read with ``torch.load(weights_only=True)``.
+
+    Accepts a bare state dict or a dict holding one under ``state_dict`` / ``model``.
+
+    Raises
+    ------
+    InspectError
+        When the file is missing, is not a PyTorch checkpoint, or holds no tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InspectError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InspectError(f"{path} is not a PyTorch checkpoint that loads with torch.load(weights_only=True) "
+                           f"({type(exc).__name__}: {first})") from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InspectError(f"{path}: loaded a {type(obj).__name__}, not a state dict of tensors "
+                           "(save one with torch.save(model.state_dict(), path))")
+    return obj
+
+
+def apply_checkpoint(model: torch.nn.Module, state: dict, path: str = "checkpoint") -> None:
+    """Load ``state`` into ``model`` strictly; mismatches are an :class:`InspectError` naming keys."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise InspectError(f"{path} does not fit {type(model).__name__}: "
+                           f"{str(exc).strip().splitlines()[0][:300]}") from None
+
+
+def _calibration(graph, n: int, seed: int):
+    from .probing.data import gaussian_like
+    from .probing.sites import weight_sites
+
+    sites, _ = weight_sites(graph)
+    vocab = next((s.vocab for s in sites if s.kind == "embedding"), None)
+    return gaussian_like(graph.example_inputs, vocab)(0, n, torch.Generator().manual_seed(seed))
+
+
+class _Watch(torch.fx.Interpreter):
+    def __init__(self, gm, watch):
+        super().__init__(gm)
+        self.watch, self.seen = watch, {}
+
+    def run_node(self, n):
+        out = super().run_node(n)
+        if n.name in self.watch:
+            self.seen[n.name] = out.detach()
+        return out
+
+
+def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: int = 0,
+            calibration=None) -> Inspection:
+    """Check every norm's kernel direction and profile the residual stream on a calibration batch.
+
+    Parameters
+    ----------
+    model : a model with real weights (not on the meta device).
+    example_inputs : example inputs (their per-sample shapes shape the calibration batch).
+    n : calibration batch size (Gaussian inputs, or uniform token ids for an embedding model).
+    calibration : your own batch (a tensor or tuple of tensors) instead of the Gaussian one.
+    """
+    import copy
+
+    from . import api
+    from .prediction import _ln_kernel
+    from .probing.canonical import _fp64_graph
+    from .probing.observables import kernel_check
+
+    if any(p.device.type == "meta" for p in model.parameters()):
+        raise InspectError("the model's weights are on the meta device; inspect needs real weights")
+    graph = api.label(api.trace(model, example_inputs))
+    g = graph.nx
+    norms = [x for x in graph.order() if g.nodes[x]["primitive"] in ("layernorm", "rmsnorm")]
+    adds = [x for x in graph.order() if g.nodes[x]["primitive"] == "skip_add"]
+    inputs = calibration if calibration is not None else _calibration(graph, n, seed)
+    inputs = tuple(t.double() if t.is_floating_point() else t
+                   for t in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))
+    gm = _fp64_graph(copy.deepcopy(graph.gm).double())
+    w = _Watch(gm, set(norms) | set(adds))
+    with torch.no_grad():
+        w.run(*inputs)
+    out_norms = []
+    for name in norms:
+        d = g.nodes[name]
+        x = w.seen[name]
+        rows = x.reshape(-1, x.shape[-1])
+        cov = torch.cov(rows.T)
+        k = _ln_kernel(graph, name)
+        u = torch.tensor(k["direction"], dtype=cov.dtype)
+        chk = kernel_check(cov, u)
+        if d["primitive"] == "layernorm":
+            ok = chk["ratio"] < LN_RATIO_MAX and chk["cosine"] > LN_COSINE_MIN
+            claim = "exact kernel along 1/gamma (Prop 63)"
+        else:
+            ok = chk["ratio"] > LN_RATIO_MAX
+            claim = "no kernel direction (RMSNorm)"
+        out_norms.append({"node": name, "module": d.get("module") or name, "kind": d["primitive"],
+                          "ratio": chk["ratio"], "cosine": chk["cosine"], "claim": claim,
+                          "verdict": "pass" if ok else "fail"})
+    out_stream = []
+    for depth, name in enumerate(adds):
+        x = w.seen[name]
+        rows = x.reshape(-1, x.shape[-1])
+        active = rows.abs().amax(0) > 0
+        s = torch.linalg.svdvals(rows[:, active]) / math.sqrt(rows.shape[0]) if active.any() else torch.zeros(1)
+        out_stream.append({"node": name, "module": g.nodes[name].get("module") or name, "depth": depth,
+                           "sigma_min": float(s[-1]), "sigma_max": float(s[0]),
+                           "active": int(active.sum()), "width": int(rows.shape[1])})
+    rows_n = inputs[0].shape[0] * (inputs[0].shape[1] if inputs[0].dim() > 1 and not inputs[0].is_floating_point() else 1)
+    return Inspection(model=type(model).__name__, n_rows=int(rows_n), norms=tuple(out_norms), stream=tuple(out_stream))
+
+
+def plot(ins: Inspection, path: str | Path) -> Path:
+    """The structural-health plot: stream sigma_min across depth, and each norm's lambda_min/trace."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    if ins.stream:
+        a.semilogy([s["depth"] for s in ins.stream], [max(s["sigma_min"], 1e-300) for s in ins.stream], "o-",
+                   label="sigma_min (active)")
+        a.semilogy([s["depth"] for s in ins.stream], [s["sigma_max"] for s in ins.stream], "s--", alpha=0.5,
+                   label="sigma_max")
+        a.legend()
+    a.set(title="residual stream across depth (Cor 58)", xlabel="residual add (depth order)",
+          ylabel="singular value / sqrt(rows)")
+    if ins.norms:
+        colours = ["tab:blue" if x["kind"] == "layernorm" else "tab:orange" for x in ins.norms]
+        b.bar(range(len(ins.norms)), [max(abs(x["ratio"]), 1e-20) for x in ins.norms], color=colours)
+        b.set_yscale("log")
+        b.axhline(LN_RATIO_MAX, color="k", lw=0.8, ls=":")
+    b.set(title="norm output: lambda_min / trace (blue LN, orange RMSNorm)", xlabel="norm (graph order)")
+    fig.suptitle(f"{ins.model}: static structure on {ins.n_rows} calibration rows")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def resolve(target: str, model_target: str | None = None):
+    """``(model, example_inputs)`` for ``ddgraph inspect``: a factory TARGET, or a checkpoint FILE
+    loaded into ``model_target``'s model."""
+    from .target import load_target
+
+    path = Path(target)
+    if ":" in target and not path.is_file():
+        model, inputs, _ = load_target(target)
+        if model_target:
+            raise InspectError("--model is for checkpoints; TARGET is already a factory")
+        return model, inputs
+    state = load_checkpoint(path)
+    if not model_target:
+        raise InspectError(f"{path} holds a state dict; say which model it belongs to with "
+                           "--model path/to/file.py:factory (or package.module:factory)")
+    try:
+        model, inputs, _ = load_target(model_target)
+    except TargetError:
+        raise
+    apply_checkpoint(model, state, str(path))
+    return model, inputs
