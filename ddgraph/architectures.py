@@ -37,7 +37,7 @@ ARCHITECTURES = (
     dict(name="BERT", library="transformers", small="bert_small", real=("bert_base",), grid=(1e-3, 1e-4),
          adds="post-norm residual blocks LN(x + f(x)), position and token-type embeddings, MLM head with "
               "tied decoder"),
-    dict(name="ViT", library="transformers", small="vit_small", real=("vit_base",), grid=(1e-2, 1e-3),
+    dict(name="ViT", library="transformers", small="vit_small", real=("vit_base",), grid=(1e-4, 1e-5),
          adds="patch-embedding convolution (kernel = stride), class token, position embeddings"),
     dict(name="ResNet-18", library="torchvision", small="resnet18_small", real=("resnet18",), grid=(1e-2, 1e-3),
          adds="convolutions with padding and stride, batch norm, identity and projection skips"),

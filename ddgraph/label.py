@@ -501,6 +501,23 @@ def _provisional(g, n) -> Match | None:
     return None
 
 
+def _prepend_token(g, n) -> Match | None:
+    """``cat([param.expand(B, 1, D), x], dim=tokens)``: ViT's class token, registers."""
+    d = g.nodes[n]
+    if d["op"] != "cat" or d["dep"] != "input" or len(d["operands"]) != 2:
+        return None
+    fx = d["fx"]
+    dim = _const_arg(fx, "dim", 1, 0)
+    shape = d["shape"]
+    if shape is None or len(shape) < 3 or dim % len(shape) != len(shape) - 2:
+        return None  # only along the token axis (the channel axis stays whole)
+    params = [o for o in d["operands"] if g.nodes[o]["dep"] == "param"]
+    acts = [o for o in d["operands"] if g.nodes[o]["dep"] == "input"]
+    if len(params) != 1 or len(acts) != 1:
+        return None
+    return Match("prepend_token", [("b", acts[0])], attrs=dict(bias_param=g.nodes[params[0]]["param"]))
+
+
 def _shape(g, n) -> Match | None:
     d = g.nodes[n]
     if d["op"] not in SHAPE_OPS or d["dep"] != "input":
@@ -514,7 +531,7 @@ def _shape(g, n) -> Match | None:
 
 
 BUILTIN_PATTERNS: list[Pattern] = [_rmsnorm_written_out, _composite_activation, _weight, _norms, _attention, _binary,
-                                   _activation, _provisional, _shape]
+                                   _activation, _provisional, _prepend_token, _shape]
 
 
 def _label_node(g, n) -> Match:

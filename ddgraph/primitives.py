@@ -67,6 +67,9 @@ _ALL = [
     Primitive("shape", ("x",), "shape",
               "shape-only: view, reshape, transpose, permute, split, slice, contiguous, expand, dropout (eval)"),
     Primitive("concat", ("xs*",), "shape", "concatenation or stacking of activations"),
+    Primitive("prepend_token", ("b",), "value",
+              "a learned token (class token, registers) concatenated to the activations along the token "
+              "axis; its dead entry is zeroed like a bias", ("beta",)),
     Primitive("unknown", ("xs*",), "channel_free", "an op no pattern recognises (named in the report)"),
 ]
 

@@ -160,3 +160,14 @@ def test_architectures_command_writes_the_report(tmp_path):
     text = out.read_text()
     assert "| GPT-2 | transformers | export |" in text and "c_attn.weight[v]" in text
     assert "ResNet-18" in text
+
+
+def test_vit_class_token_and_patch_convolution_diff_passes():
+    model, inputs, pred = _predict(A.vit_small)
+    g = pred.graph
+    assert pred.unknown_ops == ()
+    (cls,) = g.nodes_with("prepend_token")
+    assert g[cls]["bias_param"] == "vit.embeddings.cls_token"
+    assert pred.nodes[0].kind == "conv" and pred.nodes[0].param.endswith("projection.weight")
+    d = _check(model, inputs, (1e-4, 1e-5))
+    assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.failures]

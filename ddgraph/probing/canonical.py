@@ -130,7 +130,7 @@ def canonicalise(graph: Graph, approach: Approach) -> Canonical:
                     moving.append(Entry(w["param"], torch.cat(pairs), alpha[w["param"]][j - 1]))
             if w.get("bias"):
                 _bias_entries(gm, w["bias"], {j: w["dead_out"][j] for j in w["dead_out"]}, beta, moving, hold)
-        elif d["primitive"] == "bias_add" and d.get("bias_param"):
+        elif d["primitive"] in ("bias_add", "prepend_token") and d.get("bias_param"):
             mask = d["mask"]
             row = _mask_row(mask, -1)
             dead = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, graph.n_dead + 1)}

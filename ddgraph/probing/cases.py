@@ -109,6 +109,27 @@ def concat():
     return zoo.Concat(), _features(), {}
 
 
+class ClassToken(torch.nn.Module):
+    """Linear, a learned class token prepended along the tokens (ViT), linear, tanh, linear."""
+
+    def __init__(self, width=8):
+        super().__init__()
+        self.inp = torch.nn.Linear(width, width, bias=False)
+        self.cls_token = torch.nn.Parameter(torch.randn(1, 1, width))
+        self.mid = torch.nn.Linear(width, width, bias=False)
+        self.out = torch.nn.Linear(width, width, bias=False)
+
+    def forward(self, x):
+        h = self.inp(x)
+        h = torch.cat([self.cls_token.expand(h.shape[0], -1, -1), h], dim=1)
+        return self.out(torch.tanh(self.mid(h)))
+
+
+@case
+def class_token():
+    return ClassToken(), _tokens(), {}
+
+
 def build(spec: dict):
     """Build a case from a rule's ``[probe]`` table."""
     name = spec.get("case")
