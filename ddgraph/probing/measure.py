@@ -8,11 +8,13 @@ accumulated as means over rows (samples x positions), so memory does not grow wi
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 
 import attrs
+import networkx as nx
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -52,7 +54,7 @@ class Measurement:
     streams: dict[str, list[float]]
     skipped: list[str]
     nan: dict[float, str]  # t -> where the forward pass first produced a non-finite value
-    seconds_per_t: float = math.nan
+    seconds_per_t: float = math.nan  # median wall time of one t-point (first-point caching excluded)
 
 
 def _first(out):
@@ -102,18 +104,33 @@ class _Accumulators:
     rows_a: dict = attrs.Factory(dict)
     rows_g: dict = attrs.Factory(dict)
     second: dict = attrs.Factory(dict)  # watched node -> (sum x x^T, sum x, rows)
+    frozen: frozenset = frozenset()  # sites whose A does not depend on t: carried over, not recomputed
+
+    def carry(self, constant: frozenset) -> "_Accumulators":
+        """Fresh accumulators for the next t, keeping the t-independent A factors."""
+        return _Accumulators(a={k: self.a[k] for k in constant}, rows_a={k: self.rows_a[k] for k in constant},
+                             frozen=constant)
 
     def add_a(self, site: WeightSite, x: torch.Tensor) -> None:
+        if site.node in self.frozen:
+            return
         if site.kind == "embedding":
             counts = torch.bincount(x.reshape(-1), minlength=site.vocab).double()
             self._add(self.a, self.rows_a, site.node, counts, x.numel())
             return
-        rows = site.a_rows(x.detach())
-        self._add(self.a, self.rows_a, site.node, rows.T @ rows, rows.shape[0])
+        self._gram(self.a, self.rows_a, site.node, site.a_rows(x.detach()))
 
     def add_g(self, site: WeightSite, grad: torch.Tensor | None, like: torch.Tensor) -> None:
-        rows = site.g_rows(grad if grad is not None else torch.zeros_like(like))
-        self._add(self.g, self.rows_g, site.node, rows.T @ rows, rows.shape[0])
+        self._gram(self.g, self.rows_g, site.node, site.g_rows(grad if grad is not None else torch.zeros_like(like)))
+
+    @staticmethod
+    def _gram(store, counts, key, rows):
+        """Accumulate rows^T rows in place (no temporary d x d matrix per chunk)."""
+        if key in store:
+            store[key].addmm_(rows.T, rows)
+        else:
+            store[key] = rows.T @ rows
+        counts[key] = counts.get(key, 0) + rows.shape[0]
 
     def add_second(self, name: str, x: torch.Tensor) -> None:
         rows = x.reshape(-1, x.shape[-1])
@@ -227,10 +244,12 @@ def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20
     nan: dict[float, str] = {}
     bar = tqdm(total=len(grid) * sum(1 for _ in data.chunks()), desc=f"probe {graph.model_name}",
                unit="chunk", disable=not progress, leave=False)
-    t_start = time.perf_counter()
+    constant = _t_independent_inputs(graph, sites)
+    per_t, acc = [], _Accumulators()
     for t in grid:
+        t_start = time.perf_counter()
         canon.set_t(t)
-        acc = _Accumulators()
+        acc = acc.carry(constant) if per_t else _Accumulators()
         for k, size in data.chunks():
             where = _run_chunk(canon, data, k, size, site_map, set(ln_nodes) | set(stream_nodes), acc,
                                targets, approach)
@@ -238,12 +257,20 @@ def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20
                 nan[t] = where
             bar.update(1)
         _finish(acc, sites, weights, graph.n_dead, t == grid[-1])
-        _finish_sites(acc, ln, streams, ln_directions or {})
+        with _one_thread():
+            _finish_sites(acc, ln, streams, ln_directions or {})
+        per_t.append(time.perf_counter() - t_start)
     bar.close()
-    elapsed = (time.perf_counter() - t_start) / len(grid)
+    elapsed = float(np.median(per_t[1:]))
     return Measurement(model=graph.model_name, approach=approach, grid=grid, n_samples=n_samples,
                        weights=weights, ln=ln, streams=streams, skipped=skipped, nan=nan,
                        seconds_per_t=elapsed)
+
+
+def _t_independent_inputs(graph, sites) -> frozenset:
+    """Weight sites whose input has no weight or bias upstream: their A factor is the same at every t."""
+    moving = {n for n in graph.order() if graph[n]["primitive"] in ("weight", "bias_add")}
+    return frozenset(s.node for s in sites if not (nx.ancestors(graph.nx, s.x_node) | {s.x_node}) & moving)
 
 
 def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach) -> str | None:
@@ -262,7 +289,23 @@ def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach) ->
     return bad
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Small eigenproblems run fastest on one thread (no OpenMP hand-offs), then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _finish(acc, sites, weights, n_dead, last: bool) -> None:
+    with _one_thread():
+        _read_observables(acc, sites, weights, n_dead, last)
+
+
+def _read_observables(acc, sites, weights, n_dead, last: bool) -> None:
     for s in sites:
         series = weights[s.node].series
         for factor, store, rows, dead in (("A", acc.a, acc.rows_a, s.dead_in), ("G", acc.g, acc.rows_g, s.dead_out)):
