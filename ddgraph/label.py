@@ -501,6 +501,43 @@ def _provisional(g, n) -> Match | None:
     return None
 
 
+def _bn_training(d) -> bool:
+    fx, target = d["fx"], d["target"]
+    if "no_training" in target:
+        return False
+    if "_legit" in target or "native_batch_norm" in target:
+        return bool(_const_arg(fx, "training", 5, True)) if "native_batch_norm." in target else True
+    return bool(_const_arg(fx, "training", 5, False))
+
+
+def _batch_norm(g, n) -> Match | None:
+    """BatchNorm: ``F.batch_norm`` (one tensor), or ATen's tuple-valued form read through ``getitem 0``."""
+    d = g.nodes[n]
+    if d["dep"] != "input":
+        return None
+    fx = d["fx"]
+    if d["op"] == "batch_norm" and d.get("tuple_shapes"):
+        return Match("batch_stats", [])  # the output is read by its getitem 0
+    src = d
+    if d["op"] == "getitem" and d["operands"]:
+        src = g.nodes[d["operands"][0]]
+        if src["op"] != "batch_norm" or fx.args[1] != 0:
+            return None
+    elif d["op"] != "batch_norm":
+        return None
+    sfx = src["fx"]
+    x = sfx.args[0].name
+    train = _bn_training(src)
+    # F.batch_norm(x, mean, var, weight, bias, ...); ATen: (x, weight, bias, mean, var, ...)
+    aten = "aten." in src["target"]
+    w_pos, b_pos, m_pos = (1, 2, 3) if aten else (3, 4, 1)
+    mean = _const_arg(sfx, "running_mean", m_pos)
+    return Match("batchnorm_train" if train else "batchnorm_eval", [("x", x)], attrs=dict(
+        norm_weight=_bias_param(g, _const_arg(sfx, "weight", w_pos)),
+        norm_bias=_bias_param(g, _const_arg(sfx, "bias", b_pos)),
+        running_mean=g.nodes[mean.name]["param"] if isinstance(mean, torch.fx.Node) and mean.name in g else None))
+
+
 def _prepend_token(g, n) -> Match | None:
     """``cat([param.expand(B, 1, D), x], dim=tokens)``: ViT's class token, registers."""
     d = g.nodes[n]
@@ -531,7 +568,7 @@ def _shape(g, n) -> Match | None:
 
 
 BUILTIN_PATTERNS: list[Pattern] = [_rmsnorm_written_out, _composite_activation, _weight, _norms, _attention, _binary,
-                                   _activation, _provisional, _prepend_token, _shape]
+                                   _activation, _provisional, _batch_norm, _prepend_token, _shape]
 
 
 def _label_node(g, n) -> Match:

@@ -67,6 +67,11 @@ _ALL = [
     Primitive("shape", ("x",), "shape",
               "shape-only: view, reshape, transpose, permute, split, slice, contiguous, expand, dropout (eval)"),
     Primitive("concat", ("xs*",), "shape", "concatenation or stacking of activations"),
+    Primitive("batchnorm_eval", ("x",), "same_as_x",
+              "BatchNorm in eval mode: a per-channel affine map with the running statistics"),
+    Primitive("batchnorm_train", ("x",), "same_as_x",
+              "BatchNorm in train mode: every channel normalised by its batch mean and std"),
+    Primitive("batch_stats", (), "none", "the tuple an ATen batch_norm returns (its statistics are not used)"),
     Primitive("prepend_token", ("b",), "value",
               "a learned token (class token, registers) concatenated to the activations along the token "
               "axis; its dead entry is zeroed like a bias", ("beta",)),
@@ -80,7 +85,7 @@ for _p in _ALL:
     PRIMITIVES[_p.name] = _p
 
 #: Primitives whose nodes carry no dead coordinate and take no part in the sweeps.
-INERT = frozenset({"param", "const"})
+INERT = frozenset({"param", "const", "batch_stats"})
 
 
 def get(name: str) -> Primitive:

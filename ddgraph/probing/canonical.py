@@ -135,6 +135,14 @@ def canonicalise(graph: Graph, approach: Approach) -> Canonical:
             row = _mask_row(mask, -1)
             dead = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, graph.n_dead + 1)}
             _bias_entries(gm, d["bias_param"], dead, beta, moving, hold)
+        elif d["primitive"] in ("batchnorm_eval", "batchnorm_train"):
+            row = _mask_row(d["mask"], 1)  # channels sit on axis 1 (N, C, *spatial)
+            dead = torch.nonzero(row > 0).flatten()
+            if d.get("norm_bias"):
+                hold(d["norm_bias"], dead)
+            if d.get("running_mean") and d["primitive"] == "batchnorm_eval":
+                with torch.no_grad():  # eval: the running mean is a shift, zeroed on the dead channel
+                    gm.get_buffer(d["running_mean"]).view(-1)[dead] = 0.0
         elif d["primitive"] in ("layernorm",) and d.get("norm_bias"):
             row = _mask_row(d["mask"], -1)
             hold(d["norm_bias"], torch.nonzero(row > 0).flatten())

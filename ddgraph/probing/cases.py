@@ -130,6 +130,37 @@ def class_token():
     return ClassToken(), _tokens(), {}
 
 
+class ConvBN(torch.nn.Module):
+    """conv 3x3 (padding 1, stride 2) - BatchNorm - ReLU - conv 3x3 (padding 1) - BatchNorm - ReLU - conv 1x1."""
+
+    def __init__(self, channels=6, train=False, eps=1e-5):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, channels, 3, padding=1, stride=2, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(channels, eps=eps)
+        self.conv2 = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(channels, eps=eps)
+        self.head = torch.nn.Conv2d(channels, 4, 1, bias=False)
+        with torch.no_grad():  # trained-looking statistics and affine maps, not the identity init
+            for bn in (self.bn1, self.bn2):
+                bn.running_mean.uniform_(-0.5, 0.5)
+                bn.running_var.uniform_(0.5, 2.0)
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.5, 0.5)
+        self.train(train)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = torch.relu(self.bn2(self.conv2(h)))
+        return self.head(h)
+
+
+@case
+def conv_bn(train=False, eps=1e-5):
+    """Convolutions with padding and stride, and batch norm in eval or train mode (in train mode
+    a larger ``eps`` moves the crossover t* ~ sqrt(eps) above the default probe grid)."""
+    return ConvBN(train=train, eps=eps), (torch.randn(4, 3, 8, 8),), {}
+
+
 def build(spec: dict):
     """Build a case from a rule's ``[probe]`` table."""
     name = spec.get("case")
