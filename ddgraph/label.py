@@ -151,6 +151,20 @@ def _param_name(g: nx.DiGraph, operand: str, node: str) -> str:
     return g.nodes[operand]["param"]
 
 
+def _display_name(g: nx.DiGraph, operand: str, node: str) -> str:
+    """The name a report shows: the parameter as the module at ``node`` calls it. A module that
+    uses a parameter owned by another module (a tied unembedding, when the traced graph kept only
+    the first name) is shown under its own name, ``lm_head.weight``."""
+    param = _param_name(g, operand, node)
+    module = g.nodes[node].get("module")
+    owner, _, leaf = param.rpartition(".")
+    if not module or not owner:
+        return param
+    if not (owner == module or owner.startswith(f"{module}.") or module.startswith(f"{owner}.")):
+        return f"{module}.{leaf}"
+    return param
+
+
 def _is_scalar_like(g: nx.DiGraph, name: str) -> bool:
     shape = g.nodes[name]["shape"]
     return shape is not None and math.prod(shape) == 1
@@ -179,6 +193,7 @@ def _weight(g, n) -> Match | None:
             return None
         return Match("weight", [("x", ids)], attrs=dict(
             weight=dict(kind="embedding", operand=weight, param=_param_name(g, weight, n),
+                        name=_display_name(g, weight, n),
                         w_in_axis=0, w_out_axis=1, x_axis=None, y_axis=-1, bias=None)))
     if op in ("linear", "conv"):
         x, w = fx.args[0].name, fx.args[1].name
@@ -187,7 +202,8 @@ def _weight(g, n) -> Match | None:
             return None
         conv = op == "conv"
         return Match("weight", [("x", x)], attrs=dict(weight=dict(
-            kind="conv" if conv else "linear", operand=w, param=_param_name(g, w, n), w_in_axis=1,
+            kind="conv" if conv else "linear", operand=w, param=_param_name(g, w, n),
+            name=_display_name(g, w, n), w_in_axis=1,
             w_out_axis=0, x_axis=1 if conv else -1, y_axis=1 if conv else -1,
             bias=_bias_param(g, bias))))
     if op in ("matmul", "mm", "bmm", "addmm"):
@@ -203,7 +219,8 @@ def _weight(g, n) -> Match | None:
         else:
             return None
         return Match("weight", [("x", x)], attrs=dict(weight=dict(
-            kind="matmul", operand=w, param=_param_name(g, w, n), bias=_bias_param(g, bias), **lay)))
+            kind="matmul", operand=w, param=_param_name(g, w, n), name=_display_name(g, w, n),
+            bias=_bias_param(g, bias), **lay)))
     return None
 
 

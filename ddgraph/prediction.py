@@ -178,7 +178,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
                           and g.nodes[m][VALUATION].reason})
         w = d["weight"]
         nodes.append(NodePrediction(
-            node=n, param=w["param"], module=d.get("module"), primitive="weight", kind=w["kind"],
+            node=n, param=w.get("name") or w["param"], module=d.get("module"), primitive="weight", kind=w["kind"],
             a_rates=a, g_rates=gr, status=status, lemmas=tuple(sorted(lemmas)),
             rules=tuple(sorted(used)), reason="; ".join(reasons) if status == NO_RULE else ""))
         for sl in w.get("slices", ()):  # fused weights: one row per output slice (q, k, v)
@@ -187,7 +187,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
             s_used = used | {r for j in range(1, graph.n_dead + 1) for r in vs.why.get(("w", j), frozenset())}
             s_status = _status(*a, *gs)
             nodes.append(NodePrediction(
-                node=f"{n}[{sl['name']}]", param=f"{w['param']}[{sl['name']}]", module=d.get("module"),
+                node=f"{n}[{sl['name']}]", param=f"{w.get('name') or w['param']}[{sl['name']}]", module=d.get("module"),
                 primitive="weight", kind=w["kind"], a_rates=a, g_rates=gs, status=s_status,
                 lemmas=tuple(sorted({c for r in rules.rules if r.source in s_used for c in r.cite})),
                 rules=tuple(sorted(s_used)), reason="; ".join(reasons) if s_status == NO_RULE else ""))

@@ -6,6 +6,7 @@ rule against finite differences.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -159,6 +160,92 @@ def conv_bn(train=False, eps=1e-5):
     """Convolutions with padding and stride, and batch norm in eval or train mode (in train mode
     a larger ``eps`` moves the crossover t* ~ sqrt(eps) above the default probe grid)."""
     return ConvBN(train=train, eps=eps), (torch.randn(4, 3, 8, 8),), {}
+
+
+def _rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+class RotaryGQA(torch.nn.Module):
+    """LLaMA's attention as transformers writes it: rotary embeddings (rotate_half: slice-neg-cat,
+    times cos/sin buffers), grouped-query attention (repeat_kv: expand + reshape), fused sdpa."""
+
+    def __init__(self, width=16, heads=4, kv_heads=2, tokens=6):
+        super().__init__()
+        self.h, self.kv, self.dh = heads, kv_heads, width // heads
+        self.inp = torch.nn.Linear(width, width, bias=False)
+        self.q = torch.nn.Linear(width, heads * self.dh, bias=False)
+        self.k = torch.nn.Linear(width, kv_heads * self.dh, bias=False)
+        self.v = torch.nn.Linear(width, kv_heads * self.dh, bias=False)
+        self.o = torch.nn.Linear(heads * self.dh, width, bias=False)
+        inv = 1.0 / (10000 ** (torch.arange(0, self.dh, 2).double() / self.dh))
+        ang = torch.outer(torch.arange(tokens).double(), inv)
+        emb = torch.cat((ang, ang), dim=-1)
+        self.register_buffer("cos", emb.cos().float())
+        self.register_buffer("sin", emb.sin().float())
+
+    def _repeat_kv(self, x):
+        b, kv, t, dh = x.shape
+        rep = self.h // self.kv
+        return x[:, :, None].expand(b, kv, rep, t, dh).reshape(b, kv * rep, t, dh)
+
+    def forward(self, x):
+        h = torch.tanh(self.inp(x))
+        b, t, _ = h.shape
+        q = self.q(h).view(b, t, self.h, self.dh).transpose(1, 2)
+        k = self.k(h).view(b, t, self.kv, self.dh).transpose(1, 2)
+        v = self.v(h).view(b, t, self.kv, self.dh).transpose(1, 2)
+        cos, sin = self.cos[:t], self.sin[:t]
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        k, v = self._repeat_kv(k), self._repeat_kv(v)
+        a = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o(a.transpose(1, 2).reshape(b, t, self.h * self.dh))
+
+
+@case
+def rotary_gqa():
+    return RotaryGQA(), (torch.randn(16, 6, 16),), {}
+
+
+class GeluTanhChain(torch.nn.Module):
+    """A linear chain whose activation is GELU-tanh written out as GPT-2 writes it (pow, mul, add, tanh)."""
+
+    def __init__(self, depth=3, width=8):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(width, width, bias=False) for _ in range(depth))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+        return x
+
+
+@case
+def gelu_tanh_chain(depth=3):
+    return GeluTanhChain(depth), _features(), {}
+
+
+class TiedLM(torch.nn.Module):
+    """Token embedding, a tanh MLP layer, and an unembedding tied to the embedding (GPT-2, BERT)."""
+
+    def __init__(self, vocab=24, width=8):
+        super().__init__()
+        self.wte = torch.nn.Embedding(vocab, width)
+        self.mid = torch.nn.Linear(width, width, bias=False)
+        self.lm_head = torch.nn.Linear(width, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, ids):
+        return self.lm_head(torch.tanh(self.mid(self.wte(ids))))
+
+
+@case
+def tied_embedding():
+    return TiedLM(), (torch.randint(0, 24, (16, 5)),), {}
 
 
 def build(spec: dict):
