@@ -22,9 +22,11 @@ def run_one(arch: dict, n_samples: int, points: int) -> dict:
     """Trace, label, predict and check one architecture's small config; never raises."""
     from . import api, architectures
 
-    out = {"name": arch["name"], "library": arch["library"], "factory": arch["small"], "adds": arch["adds"]}
+    args = ", ".join(f"{k}={v}" for k, v in arch.get("small_args", {}).items())
+    out = {"name": arch["name"], "library": arch["library"], "factory": f"{arch['small']}({args})",
+           "adds": arch["adds"]}
     try:
-        model, inputs = getattr(architectures, arch["small"])()
+        model, inputs = getattr(architectures, arch["small"])(**arch.get("small_args", {}))
     except Exception as exc:
         out["error"] = f"not built: {exc}"
         return out
@@ -88,7 +90,7 @@ def render(results: list[dict], n_samples: int, command: str) -> str:
         lines.append(f"| {r['name']} | {r['library']} | {r['tracer']} | {n_lab} | "
                      f"{', '.join(r['unknown']) or 'none'} | {'pass' if r['ok'] else 'FAIL'} | {verdicts} |")
     for r in results:
-        lines += ["", f"## {r['name']} (`ddgraph.architectures:{r['factory']}`)", "", f"What it adds: {r['adds']}.", ""]
+        lines += ["", f"## {r['name']} (`ddgraph.architectures.{r['factory']}`)", "", f"What it adds: {r['adds']}.", ""]
         if "error" in r:
             lines += [f"**Not run.** {r['error']}", ""]
             continue

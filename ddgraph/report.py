@@ -5,6 +5,7 @@ import math
 import shutil
 from pathlib import Path
 
+from rich.markup import escape
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +40,9 @@ def ladder_table(pred: Prediction) -> Table:
     for col, just in (("#", "right"), ("parameter", "left"), ("module", "left"), ("kind", "left"),
                       ("A", "right"), ("G", "right"), ("A+G", "right"), ("status", "left"),
                       ("lemmas", "left"), ("rules on the critical path", "left")):
-        t.add_column(col, justify=just, overflow="fold")
+        # the parameter name is the row's identity: never wrapped (a c_attn.weight[q] suffix must show)
+        t.add_column(col, justify=just, overflow="fold", no_wrap=col == "parameter",
+                     min_width=max((len(n.param) for n in pred.nodes), default=9) if col == "parameter" else None)
     multi = pred.approach.n_dead > 1
     for i, n in enumerate(pred.nodes):
         if multi:
@@ -51,7 +54,7 @@ def ladder_table(pred: Prediction) -> Table:
         status = f"[{STATUS_STYLE[n.status]}]{n.status}[/]"
         lemmas = ", ".join(n.lemmas) if n.status != NO_RULE else n.reason
         rests = " ".join(Path(r).stem for r in n.rules)
-        t.add_row(str(i + 1), n.param, n.module or "-", n.kind, a, g, s, status, lemmas, rests)
+        t.add_row(str(i + 1), escape(n.param), n.module or "-", n.kind, a, g, s, status, lemmas, rests)
     return t
 
 

@@ -171,3 +171,15 @@ def test_vit_class_token_and_patch_convolution_diff_passes():
     assert pred.nodes[0].kind == "conv" and pred.nodes[0].param.endswith("projection.weight")
     d = _check(model, inputs, (1e-4, 1e-5))
     assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.failures]
+
+
+def test_predict_command_prints_rows_by_the_models_names():
+    from click.testing import CliRunner
+
+    from ddgraph.cli import main
+
+    res = CliRunner().invoke(main, ["predict", "ddgraph.architectures:gpt2_small"])
+    assert res.exit_code == 0, res.output
+    for name in ("transformer.wte.weight", "transformer.h.0.attn.c_attn.weight[q]",
+                 "transformer.h.0.attn.c_attn.weight[v]", "lm_head.weight"):
+        assert name in res.output
