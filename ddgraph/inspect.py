@@ -57,12 +57,18 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise InspectError(f"{path}: no such file")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise InspectError(f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive; this file "
+                           "is not one). Save the weights with torch.save(model.state_dict(), path)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise InspectError(f"{path} is not a PyTorch checkpoint that loads with torch.load(weights_only=True) "
-                           f"({type(exc).__name__}: {first})") from None
+        raise InspectError(f"{path} is not a PyTorch checkpoint that loads with torch.load(weights_only=True): "
+                           f"it holds objects other than tensors and containers ({type(exc).__name__}: {first}). "
+                           "Re-save the state dict alone: torch.save(model.state_dict(), path)") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj.get(key), dict):

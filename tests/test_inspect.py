@@ -55,3 +55,10 @@ def test_checkpoint_roundtrip_and_clear_errors(tmp_path):
     assert "transformer.ln_f" in res.output and png.stat().st_size > 1000
     res = runner.invoke(main, ["inspect", str(ckpt)])
     assert res.exit_code == 2 and "--model" in res.output
+
+
+def test_a_pickled_object_is_refused_by_weights_only(tmp_path):
+    path = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), path)  # a whole module: unpickling it would run code
+    with pytest.raises(InspectError, match="weights_only"):
+        load_checkpoint(path)
