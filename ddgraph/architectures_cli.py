@@ -38,6 +38,13 @@ def run_one(arch: dict, n_samples: int, points: int) -> dict:
         out["predict_seconds"] = time.perf_counter() - t0
         g = pred.graph
         out["tracer"] = g.tracer
+        if g.tracer == "export":  # say what stopped torch.fx, in the library's own code
+            from .trace import _short_failure, trace_fx
+
+            try:
+                trace_fx(model)
+            except Exception as exc:
+                out["fx_failure"] = _short_failure(exc)
         out["labels"] = {k: v for k, v in g.summary().items() if k not in ("param", "const")}
         out["unknown"] = [u["op"] for u in pred.unknown_ops]
         out["params"] = sum(p.numel() for p in model.parameters())
@@ -103,6 +110,12 @@ def render_real(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _site_packages(text: str) -> str:
+    import re
+
+    return re.sub(r"/\S*/site-packages/", "", text)
+
+
 def _fmt(x) -> str:
     if x is None:
         return "-"
@@ -133,7 +146,10 @@ def render(results: list[dict], n_samples: int, command: str) -> str:
         if "error" in r:
             lines += [f"**Not run.** {r['error']}", ""]
             continue
-        lines += [f"- Tracer: **{r['tracer']}** — {TRACER_WHY.get(r['tracer'], '')}.",
+        why = TRACER_WHY.get(r["tracer"], "")
+        if r.get("fx_failure"):
+            why = f"torch.fx failed ({_site_packages(r['fx_failure'])}), so torch.export.export(strict=False) took over"
+        lines += [f"- Tracer: **{r['tracer']}** — {why}.",
                   f"- Labels: {', '.join(f'{k} {v}' for k, v in r['labels'].items())}; "
                   f"unknown ops: {', '.join(r['unknown']) or 'none'}.",
                   f"- Probe grid: t from {r['grid'][0]:g} to {r['grid'][1]:g} ({r['grid'][2]} points); "
