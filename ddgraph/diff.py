@@ -53,7 +53,7 @@ class Diff:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and all(x["verdict"] == "pass" for x in self.ln + self.streams
+        return not self.failures and not self.measurement.moved and all(x["verdict"] == "pass" for x in self.ln + self.streams
                                          if x["verdict"] != "no-rule")
 
     def summary(self) -> dict[str, int]:
@@ -83,6 +83,7 @@ class Diff:
         data["stream_checks"] = list(self.streams)
         data["nan"] = {str(t): where for t, where in self.measurement.nan.items()}
         data["skipped"] = list(self.measurement.skipped)
+        data["constant_blocks_that_moved"] = list(self.measurement.moved)
         data["summary"] = self.summary()
         data["ok"] = self.ok
         return data

@@ -90,6 +90,8 @@ def _print_extras(d):
         console.print(f"[bold red]non-finite values[/] at t={t:g}, first at node {where}")
     for s in d.measurement.skipped:
         console.print(f"not measured: {s}")
+    for n in d.measurement.moved:
+        console.print(f"[bold red]engine bug[/]: the bulk of {n}'s input was predicted constant in t but moved")
     summary = ", ".join(f"{k} {v}" for k, v in d.summary().items())
     fails = d.failures
     console.print(f"{len(d.primary)} checks: {summary}. " + (

@@ -20,6 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import Approach
+from ..engine import VALUATION
+from ..engine import run as run_engine
+from ..rules import RuleSet
 from ..errors import ProbeError
 from ..graph import Graph
 from .canonical import Canonical, canonicalise
@@ -55,6 +58,8 @@ class Measurement:
     skipped: list[str]
     nan: dict[float, str]  # t -> where the forward pass first produced a non-finite value
     seconds_per_t: float = math.nan  # median wall time of one t-point (first-point caching excluded)
+    moved: list = attrs.Factory(list)  # A blocks the calculus called constant that moved (an engine bug)
+    cpu_seconds_per_t: float = math.nan  # the same in process CPU time (robust to other load)
 
 
 def _first(out):
@@ -98,49 +103,79 @@ class _Recorder(torch.fx.Interpreter):
 
 
 @attrs.define
-class _Accumulators:
-    a: dict = attrs.Factory(dict)
-    g: dict = attrs.Factory(dict)
-    rows_a: dict = attrs.Factory(dict)
-    rows_g: dict = attrs.Factory(dict)
-    second: dict = attrs.Factory(dict)  # watched node -> (sum x x^T, sum x, rows)
-    frozen: frozenset = frozenset()  # sites whose A does not depend on t: carried over, not recomputed
+class _Factor:
+    """One K-FAC factor (A or G) of every site, summed over the rows of one t-point.
 
-    def carry(self, constant: frozenset) -> "_Accumulators":
-        """Fresh accumulators for the next t, keeping the t-independent A factors."""
-        return _Accumulators(a={k: self.a[k] for k in constant}, rows_a={k: self.rows_a[k] for k in constant},
-                             frozen=constant)
+    Blocks that cannot move with t are carried from the first t instead of recomputed: a whole
+    factor (``constant`` sites), or everything but the columns of the dead coordinates (``partial``
+    sites, ``{site: moving columns}``). The last t recomputes everything to verify the carry.
+    """
+
+    sums: dict = attrs.Factory(dict)
+    rows: dict = attrs.Factory(dict)
+    constant: frozenset = frozenset()
+    partial: dict = attrs.Factory(dict)
+    base: dict = attrs.Factory(dict)  # site -> full sum at the first t (for partial sites)
+    cols: dict = attrs.Factory(dict)  # site -> sum of rows^T rows[:, moving] at this t
+
+    def add(self, key: str, rows: torch.Tensor) -> None:
+        if key in self.constant:
+            return
+        if key in self.partial and key in self.base:
+            cols = rows.T @ rows[:, self.partial[key]]
+            self.cols[key] = self.cols[key] + cols if key in self.cols else cols
+        elif key in self.sums:
+            self.sums[key].addmm_(rows.T, rows)  # in place: no temporary d x d matrix per chunk
+        else:
+            self.sums[key] = rows.T @ rows
+        self.rows[key] = self.rows.get(key, 0) + rows.shape[0]
+
+    def add_diagonal(self, key: str, counts: torch.Tensor, n: int) -> None:
+        if key not in self.constant:
+            self.sums[key] = self.sums[key] + counts if key in self.sums else counts
+            self.rows[key] = self.rows.get(key, 0) + n
+
+    def next(self, constant: frozenset, partial: dict | None) -> "_Factor":
+        """Accumulators for the next t; ``partial=None`` recomputes every partial site in full."""
+        base = {k: self.base.get(k, self.sums.get(k)) for k in (set(partial or ()) | set(self.base))
+                if k in self.base or k in self.sums}
+        return _Factor(sums={k: self.sums[k] for k in constant if k in self.sums},
+                       rows={k: self.rows[k] for k in constant if k in self.rows},
+                       constant=constant, partial=dict(partial or {}), base=base)
+
+    def means(self) -> dict:
+        """Every site's factor (the carried block with its moving rows and columns replaced) / rows."""
+        out = {}
+        for key, n in self.rows.items():
+            if key in self.cols:
+                m = self.base[key].clone()
+                m[:, self.partial[key]] = self.cols[key]
+                m[self.partial[key], :] = self.cols[key].T
+                self.sums[key] = m
+            out[key] = self.sums[key] / n
+        return out
+
+
+@attrs.define
+class _Accumulators:
+    a: _Factor = attrs.Factory(_Factor)
+    g: _Factor = attrs.Factory(_Factor)
+    second: dict = attrs.Factory(dict)  # watched node -> (sum x x^T, sum x, rows)
 
     def add_a(self, site: WeightSite, x: torch.Tensor) -> None:
-        if site.node in self.frozen:
-            return
         if site.kind == "embedding":
             counts = torch.bincount(x.reshape(-1), minlength=site.vocab).double()
-            self._add(self.a, self.rows_a, site.node, counts, x.numel())
-            return
-        self._gram(self.a, self.rows_a, site.node, site.a_rows(x.detach()))
+            self.a.add_diagonal(site.node, counts, x.numel())
+        else:
+            self.a.add(site.node, site.a_rows(x.detach()))
 
     def add_g(self, site: WeightSite, grad: torch.Tensor | None, like: torch.Tensor) -> None:
-        self._gram(self.g, self.rows_g, site.node, site.g_rows(grad if grad is not None else torch.zeros_like(like)))
-
-    @staticmethod
-    def _gram(store, counts, key, rows):
-        """Accumulate rows^T rows in place (no temporary d x d matrix per chunk)."""
-        if key in store:
-            store[key].addmm_(rows.T, rows)
-        else:
-            store[key] = rows.T @ rows
-        counts[key] = counts.get(key, 0) + rows.shape[0]
+        self.g.add(site.node, site.g_rows(grad if grad is not None else torch.zeros_like(like)))
 
     def add_second(self, name: str, x: torch.Tensor) -> None:
         rows = x.reshape(-1, x.shape[-1])
         s, m, n = self.second.get(name, (0.0, 0.0, 0))
         self.second[name] = (s + rows.T @ rows, m + rows.sum(0), n + rows.shape[0])
-
-    @staticmethod
-    def _add(store, counts, key, value, n):
-        store[key] = store[key] + value if key in store else value
-        counts[key] = counts.get(key, 0) + n
 
 
 class _Targets:
@@ -229,6 +264,8 @@ def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20
     grid = tuple(sorted((float(t) for t in (grid or DEFAULT_GRID)), reverse=True))
     if any(not (0 < t < 1) for t in grid) or len(grid) < 3:
         raise ProbeError(f"the grid needs at least 3 values of t in (0, 1), got {grid}")
+    if not all(VALUATION in graph[n] for n in graph.nodes_with("weight")):
+        run_engine(graph, RuleSet.load(), approach)  # valuations tell which blocks cannot move with t
     canon = canonicalise(graph, approach)
     sites, skipped = weight_sites(graph)
     site_map = {s.node: s for s in sites}
@@ -244,27 +281,93 @@ def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20
     nan: dict[float, str] = {}
     bar = tqdm(total=len(grid) * sum(1 for _ in data.chunks()), desc=f"probe {graph.model_name}",
                unit="chunk", disable=not progress, leave=False)
-    constant = _t_independent_inputs(graph, sites)
-    per_t, acc = [], _Accumulators()
-    for t in grid:
-        t_start = time.perf_counter()
+    a_constant = _t_independent_inputs(graph, sites)
+    a_partial = _moving_columns(graph, sites, a_constant)
+    g_partial: dict = {}
+    per_t, cpu_t, moved = [], [], []
+    acc = _Accumulators()
+    for i, t in enumerate(grid):
+        t_start, c_start = time.perf_counter(), time.process_time()
         canon.set_t(t)
-        acc = acc.carry(constant) if per_t else _Accumulators()
+        last = i == len(grid) - 1
+        before = acc
+        if i:
+            acc = _Accumulators(a=acc.a.next(a_constant, None if last else a_partial),
+                                g=acc.g.next(frozenset(), None if last or i < 2 else g_partial))
         for k, size in data.chunks():
             where = _run_chunk(canon, data, k, size, site_map, set(ln_nodes) | set(stream_nodes), acc,
                                targets, approach)
             if where and t not in nan:
                 nan[t] = where
             bar.update(1)
-        _finish(acc, sites, weights, graph.n_dead, t == grid[-1])
+        if i == 1:  # G blocks equal to the last bit at two t-points are carried, and verified at the end
+            g_partial = _unmoved_bulk(before.g.sums, acc.g.sums, sites)
+        if last and i:
+            moved = _moved(acc.a, a_partial) + _moved(acc.g, g_partial)
+        _finish(acc, sites, weights, graph.n_dead, last)
         with _one_thread():
             _finish_sites(acc, ln, streams, ln_directions or {})
         per_t.append(time.perf_counter() - t_start)
+        cpu_t.append(time.process_time() - c_start)
     bar.close()
     elapsed = float(np.median(per_t[1:]))
     return Measurement(model=graph.model_name, approach=approach, grid=grid, n_samples=n_samples,
                        weights=weights, ln=ln, streams=streams, skipped=skipped, nan=nan,
-                       seconds_per_t=elapsed)
+                       seconds_per_t=elapsed, moved=moved, cpu_seconds_per_t=float(np.median(cpu_t[1:])))
+
+
+def _moving_columns(graph, sites, constant) -> dict:
+    """Sites whose input's bulk provably does not move with t (bulk deviation order inf in the
+    prediction's valuations): only the columns of their dead coordinates need recomputing."""
+    out = {}
+    for s in sites:
+        val = graph[s.x_node].get(VALUATION)
+        if s.node in constant or s.kind not in ("linear", "matmul") or val is None or s.parent:
+            continue
+        bulk = val.d.get(0)
+        if bulk is None or bulk[0] != math.inf:
+            continue
+        cols = _dead_columns(s.dead_in)
+        if cols.numel():
+            out[s.node] = cols
+    return out
+
+
+def _dead_columns(idx_by_class: dict) -> torch.Tensor:
+    return torch.tensor(sorted({i for ids in idx_by_class.values() for i in ids}), dtype=torch.long)
+
+
+def _unmoved_bulk(first: dict, second: dict, sites) -> dict:
+    """Sites whose G agrees to the last bit off the dead columns at two t-points: only the dead
+    columns are recomputed from then on (the last t checks the rest did not move after all)."""
+    out = {}
+    for s in sites:
+        if s.node not in first or s.node not in second or s.kind == "embedding":
+            continue
+        cols = _dead_columns(s.dead_out)
+        if not cols.numel():
+            continue
+        keep = torch.ones(first[s.node].shape[0], dtype=torch.bool)
+        keep[cols] = False
+        if torch.equal(first[s.node][keep][:, keep], second[s.node][keep][:, keep]):
+            out[s.node] = cols
+    return out
+
+
+def _moved(factor: "_Factor", partial: dict) -> list[str]:
+    """At the last t every factor is recomputed in full: a carried block must not have moved."""
+    bad = []
+    for key, idx in partial.items():
+        if key not in factor.base or key not in factor.sums:
+            continue
+        keep = torch.ones(factor.base[key].shape[0], dtype=torch.bool)
+        keep[idx] = False
+        old, new = factor.base[key][keep][:, keep], factor.sums[key][keep][:, keep]
+        if not (torch.isfinite(old).all() and torch.isfinite(new).all()):
+            continue  # non-finite sweeps are reported as such, not as moved blocks
+        if not torch.allclose(old, new, rtol=1e-10, atol=1e-12 * float(old.abs().max())):
+            bad.append(key)
+    return bad
 
 
 def _t_independent_inputs(graph, sites) -> frozenset:
@@ -306,11 +409,12 @@ def _finish(acc, sites, weights, n_dead, last: bool) -> None:
 
 
 def _read_observables(acc, sites, weights, n_dead, last: bool) -> None:
+    means = {"A": acc.a.means(), "G": acc.g.means()}
     for s in sites:
         series = weights[s.node].series
-        for factor, store, rows, dead in (("A", acc.a, acc.rows_a, s.dead_in), ("G", acc.g, acc.rows_g, s.dead_out)):
+        for factor, dead in (("A", s.dead_in), ("G", s.dead_out)):
             key = s.parent or s.node  # a fused weight's slice reads its parent's factors
-            m = store[key] / rows[key]
+            m = means[factor][key]
             all_dead = {i for idx in dead.values() for i in idx}
             for j in range(1, n_dead + 1):
                 obs = from_matrix(m, dead.get(j, []), all_dead)
