@@ -309,7 +309,10 @@ def _render(res, secs, comparison, quick) -> str:
             f"(`SGMCMC.sgld`, `n beta = n / log n`, lr {hyper['lr']:g}, localization "
             f"{hyper['localization']:g}, {hyper['chains']} chains of {hyper['steps']} steps "
             f"with {hyper['burnin']} burn-in, minibatch {hyper['batch']}, full-data loss at "
-            f"each draw) at the same canonical true parameter, on n = {hyper['n']} samples.")
+            f"each draw) at the same canonical true parameter, on n = {hyper['n']} samples. "
+            "Wall-clock times come from a shared 2-core machine that was also running other "
+            "jobs: they are indicative only (devinterp's per-row times vary with the load, not "
+            "just the model size).")
         add("")
         errs = [(float(r["aoyagi"][0]), r["devinterp"]["llc"]) for r in comparison["rows"]
                 if r.get("devinterp")]
