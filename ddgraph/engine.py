@@ -42,12 +42,11 @@ def _roles(d: dict) -> dict[str, list[str]]:
 
 
 def _params(graph: Graph, approach: Approach) -> tuple[dict, dict]:
-    g = graph.nx
-    weights = [d["weight"]["param"] for _, d in g.nodes(data=True) if d.get("primitive") == "weight"]
-    biases = [b for _, d in g.nodes(data=True) for b in
-              [d.get("weight", {}).get("bias") if d.get("primitive") == "weight" else d.get("bias_param")]
-              if b and d.get("primitive") in ("weight", "bias_add")]
-    return resolve_alpha(approach, weights), resolve_beta(approach, list(dict.fromkeys(biases)))
+    """Exponents per parameter for the nodes whose label names approach parameters (``approach``)."""
+    named = [d.get("approach", {}) for n, d in graph.nx.nodes(data=True)]
+    weights = [a["alpha"] for a in named if "alpha" in a]
+    biases = list(dict.fromkeys(a["beta"] for a in named if "beta" in a))
+    return resolve_alpha(approach, weights), resolve_beta(approach, biases)
 
 
 def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation]:
@@ -76,10 +75,9 @@ def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation
 def _node_param(d: dict, name: str, alpha: dict, beta: dict, cls: int) -> float:
     if cls == 0:
         return 0.0
-    if name == "alpha":
-        return alpha[d["weight"]["param"]][cls - 1]
-    bias = d["weight"]["bias"] if d["primitive"] == "weight" else d.get("bias_param")
-    return beta[bias][cls - 1] if bias in beta else INF
+    param = d.get("approach", {}).get(name)
+    table = alpha if name == "alpha" else beta
+    return table[param][cls - 1] if param in table else INF
 
 
 def _lookup_factory(graph, d, res, alpha, beta, world, roles):
@@ -149,8 +147,8 @@ def _forward(graph, rules, setting, alpha, beta, res, world):
 
 
 def _no_rule_reason(d: dict) -> str:
-    if d["primitive"] == "unknown":
-        return f"no rule: unrecognised op {d.get('unknown_op', d['target'])}"
+    if "unknown_op" in d:
+        return f"no rule: unrecognised op {d['unknown_op']}"
     return f"no rule for primitive {d['primitive']}"
 
 

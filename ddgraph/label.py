@@ -703,6 +703,11 @@ def label(graph: Graph, *, n_dead: int = 1) -> Graph:
         d = g.nodes[n]
         d["primitive"], d["roles"] = m.primitive, m.roles
         d.update(m.attrs)
+    for n, d in g.nodes(data=True):  # the parameters a node's approach exponents attach to
+        names = {"alpha": d.get("weight", {}).get("param"),
+                 "beta": d.get("weight", {}).get("bias") or d.get("bias_param")}
+        d["approach"] = {k: names[k] for k in primitives.get(d["primitive"].rstrip("?")).params if names.get(k)} \
+            if d["primitive"].rstrip("?") in primitives.PRIMITIVES else {}
     graph.n_dead = n_dead
     channels.assign(graph)
     _onehot_views(graph)

@@ -24,6 +24,8 @@ class Builder:
     def node(self, primitive, *roles, classes=(0, 1), **attrs):
         name = f"{primitive}{self.n}"
         self.n += 1
+        if "weight" in attrs:  # what the labeller records: which parameter carries alpha
+            attrs.setdefault("approach", {"alpha": attrs["weight"]["param"]})
         self.g.add_node(name, primitive=primitive, roles=list(roles), classes=frozenset(classes),
                         target=primitive, **attrs)
         for _, src in roles:
