@@ -35,10 +35,11 @@ class Scale(nn.Module):
 
 
 class BiasChain(nn.Module):
-    """A ReLU chain written as ``x @ W.T + b`` with the bias added separately (a bias_add node)."""
+    """A chain written as ``x @ W.T + b`` (the bias added separately: a bias_add node), ``act`` between."""
 
-    def __init__(self, depth=4, width=8):
+    def __init__(self, depth=4, width=8, act="relu"):
         super().__init__()
+        self.act = ACTS[act]()
         self.weights = nn.ParameterList(nn.Parameter(torch.randn(width, width) / math.sqrt(width))
                                         for _ in range(depth))
         self.biases = nn.ParameterList(nn.Parameter(0.5 * torch.randn(width)) for _ in range(depth))
@@ -47,7 +48,7 @@ class BiasChain(nn.Module):
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             x = x @ w.T + b
             if i < len(self.weights) - 1:
-                x = torch.relu(x)
+                x = self.act(x)
         return x
 
 

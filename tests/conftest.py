@@ -16,3 +16,12 @@ def _seed():
 @pytest.fixture
 def fixtures():
     return ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread (reproducible reductions), restoring the count after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -11,12 +11,7 @@ from ddgraph.optim import (CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge
 from ddgraph.optim.discover import discover_gauges
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _train(model, opt, steps=5, seed=0):

@@ -8,12 +8,7 @@ from ddgraph.optim.cli import ddcadam
 from ddgraph.optim.drift import run
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name,rotated,expected", [

@@ -26,24 +26,6 @@ class PerLayerResidual(nn.Module):
         return x
 
 
-class ActBiasChain(nn.Module):
-    """``x @ W.T + b`` then ``act`` at every hidden layer (Thm 112's bias-augmented chain)."""
-
-    def __init__(self, depth=4, width=8, act="relu"):
-        super().__init__()
-        self.weights = nn.ParameterList(nn.Parameter(torch.randn(width, width) / math.sqrt(width))
-                                        for _ in range(depth))
-        self.biases = nn.ParameterList(nn.Parameter(0.5 * torch.randn(width)) for _ in range(depth))
-        self.act = act
-
-    def forward(self, x):
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = x @ w.T + b
-            if i < len(self.weights) - 1:
-                x = ACT[self.act](x)
-        return x
-
-
 class MLPBlock(nn.Module):
     """``fc2(act(fc1(x)))``: a two-weight block (block rate 2)."""
 

@@ -594,7 +594,7 @@ for _act in ("linear", "relu", "gelu"):
     @claim(f"thm112-A-{_act}", "Thm 112 case A", f"{_act} L = 4 with biases, dead bias entries at zero",
            "biases at zero are inert: the Thm 21 ladder", tol=SMOOTH_TOL if _act == "gelu" else TOL)
     def _b_a(s, act=_act):
-        lad = _ladder(_check(_feat(lambda: cm.ActBiasChain(4, 8, act)), s))
+        lad = _ladder(_check(_feat(lambda: zoo.BiasChain(4, 8, act)), s))
         return ladder_outcome(lad, chain_paper(4), SMOOTH_TOL if act == "gelu" else TOL)
 
     @claim(f"thm112-C-{_act}", "Thm 112 case C", f"{_act} L = 4, joint approach, beta = 1 on every bias",
@@ -602,7 +602,7 @@ for _act in ("linear", "relu", "gelu"):
            + ("; smooth activations: bias correction O(t^beta) is finite-t" if _act == "gelu" else ""),
            tol=SMOOTH_TOL if _act == "gelu" else TOL)
     def _b_c(s, act=_act):
-        lad = _ladder(_check(_feat(lambda: cm.ActBiasChain(4, 8, act)), s, beta=_betas(4, 1.0)))
+        lad = _ladder(_check(_feat(lambda: zoo.BiasChain(4, 8, act)), s, beta=_betas(4, 1.0)))
         tol = SMOOTH_TOL if act == "gelu" else TOL
         out = ladder_outcome(lad, {("G", 1): [6, 4, 2, 0], ("A", 1): [0, 2, 2, 2]}, tol)
         if act == "gelu":
@@ -615,7 +615,7 @@ for _act in ("linear", "relu", "gelu"):
 @claim("thm112-B", "Thm 112 case B", "ReLU L = 4, bias-only approach (dead weight entries held at 0, beta = 1)",
        "bias perturbations alone carry no rate: the G dead entry above the output layer is exactly zero")
 def _b_b(s):
-    d = _check(_feat(lambda: cm.ActBiasChain(4, 8, "relu")), s, beta=_betas(4, 1.0), alpha=ZERO_ALPHA)
+    d = _check(_feat(lambda: zoo.BiasChain(4, 8, "relu")), s, beta=_betas(4, 1.0), alpha=ZERO_ALPHA)
     lad = _ladder(d)
     return ladder_outcome(lad, {("G", 1): [math.inf, math.inf, math.inf, 0]}, TOL,
                           extra_note=f"(weights' dead entries set to t^{ZERO_ALPHA:g}, zero in fp64)")
