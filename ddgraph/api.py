@@ -1,17 +1,23 @@
-"""The public entry points: trace, label, predict."""
+"""The public entry points: trace, label, predict, probe, check. Only this module chains stages."""
 from __future__ import annotations
 
 import time
+from typing import Sequence
 
 from torch import nn
 
 from . import graph as graph_mod
 from . import label as label_mod
 from .config import Approach
+from .diff import Diff, diff
 from .engine import run
-from .inputs import infer_example_inputs, to_meta_if_needed
-from .rules import RuleSet
 from .errors import TraceError
+from .inputs import infer_example_inputs, to_meta_if_needed
+from .plugins import extensions
+from .prediction import assemble, ln_kernel
+from .probing import measure
+from .probing.measure import Measurement
+from .rules import RuleSet
 from .trace import SMALL, one_token_inputs, propagate_shapes, trace_module
 
 
@@ -49,34 +55,43 @@ def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> gra
     return g
 
 
-def label(graph: graph_mod.Graph, *, n_dead: int = 1) -> graph_mod.Graph:
-    """Label ``graph`` in place (primitives, dead coordinates); see :func:`ddgraph.label.label`."""
-    return label_mod.label(graph, n_dead=n_dead)
+def label(graph: graph_mod.Graph, *, n_dead: int = 1, plugins: Sequence = ()) -> graph_mod.Graph:
+    """Label ``graph`` in place (primitives, dead coordinates) with the built-in patterns and those
+    of ``plugins`` (plugin files or :class:`~ddgraph.plugins.Plugin` objects)."""
+    return label_mod.label(graph, n_dead=n_dead, extensions=extensions(plugins))
 
 
-def predict(model_or_graph, example_inputs=None, *, approach: Approach | None = None,
-            rules: RuleSet | None = None, tracer: str = "auto", **approach_kwargs):
-    """Predict the rate ladder of a model (or of an already labelled graph).
-
-    Keyword arguments not listed here build the :class:`~ddgraph.config.Approach`
-    (``loss``, ``regime``, ``fisher``, ``alpha``, ``beta``, ``n_dead``).
-
-    Returns
-    -------
-    ddgraph.predict.Prediction
-    """
-    from .prediction import assemble
-
-    approach = approach or Approach(**approach_kwargs)
-    rules = rules or RuleSet.load()
+def _prepared(model_or_graph, example_inputs, approach: Approach, rules: RuleSet | None, tracer: str,
+              plugins: Sequence) -> tuple[graph_mod.Graph, RuleSet]:
+    """A graph labelled for ``approach`` with the run's vocabulary, and the rules in force."""
+    ext = extensions(plugins)
+    rules = rules or ext.load_rules()
     if isinstance(model_or_graph, graph_mod.Graph):
         graph = model_or_graph
     else:
         graph = trace(model_or_graph, example_inputs, tracer=tracer)
-    if not graph.labelled or graph.n_dead != approach.n_dead:
+    if not graph.labelled or graph.n_dead != approach.n_dead or plugins:
         t0 = time.perf_counter()
-        label(graph, n_dead=approach.n_dead)
+        label_mod.label(graph, n_dead=approach.n_dead, extensions=ext)
         graph.nx.graph["label_seconds"] = time.perf_counter() - t0
+    return graph, rules
+
+
+def predict(model_or_graph, example_inputs=None, *, approach: Approach | None = None,
+            rules: RuleSet | None = None, tracer: str = "auto", plugins: Sequence = (), **approach_kwargs):
+    """Predict the rate ladder of a model (or of an already labelled graph).
+
+    Keyword arguments not listed here build the :class:`~ddgraph.config.Approach`
+    (``loss``, ``regime``, ``fisher``, ``n_dead`` and approach exponents such as ``alpha``, ``beta``).
+    ``plugins`` are plugin files (or loaded plugins) whose primitives, patterns and rules join the
+    run; ``rules`` replaces the rule set the plugins would give.
+
+    Returns
+    -------
+    ddgraph.prediction.Prediction
+    """
+    approach = approach or Approach(**approach_kwargs)
+    graph, rules = _prepared(model_or_graph, example_inputs, approach, rules, tracer, plugins)
     t0 = time.perf_counter()
     run(graph, rules, approach)
     pred = assemble(graph, rules, approach)
@@ -84,20 +99,25 @@ def predict(model_or_graph, example_inputs=None, *, approach: Approach | None = 
     return pred
 
 
-def probe(model_or_graph, example_inputs=None, **kwargs):
-    """Measure the rates on the model itself; see :func:`ddgraph.probing.measure.probe`."""
-    from .probing.measure import probe as _probe
-
-    return _probe(model_or_graph, example_inputs, **kwargs)
+def probe(model_or_graph, example_inputs=None, *, approach: Approach | None = None, rules: RuleSet | None = None,
+          tracer: str = "auto", plugins: Sequence = (), grid=None, n_samples: int = 20000, sampler=None,
+          seed: int = 0, chunk: int = 8192, noise: float = 1.0, progress: bool = True, ln_directions=None,
+          cache_mb: float = 256, **approach_kwargs) -> Measurement:
+    """Measure the rates on the model itself; the options are those of
+    :func:`ddgraph.probing.measure.probe`, approach fields may be given as keyword arguments."""
+    approach = approach or Approach(**approach_kwargs)
+    graph, rules = _prepared(model_or_graph, example_inputs, approach, rules, tracer, plugins)
+    return measure.probe(graph, approach=approach, rules=rules, grid=grid, n_samples=n_samples,
+                         sampler=sampler, seed=seed, chunk=chunk, noise=noise, progress=progress,
+                         ln_directions=ln_directions, cache_mb=cache_mb)
 
 
 def kernel_directions(pred) -> dict:
-    """LayerNorm kernel directions to check, and for RMSNorm the 1/gamma direction it lacks."""
-    from .prediction import _ln_kernel
-
+    """Normaliser kernel directions to check: LayerNorm's, and for a normaliser without a kernel
+    (RMSNorm) the 1/gamma direction it lacks."""
     out = {k["node"]: k["direction"] for k in pred.ln_kernels if k["direction"] is not None}
-    for n in pred.graph.nodes_with("rmsnorm"):
-        k = _ln_kernel(pred.graph, n)
+    for n in pred.graph.nodes_exposing("no_kernel"):
+        k = ln_kernel(pred.graph, n)
         if k["direction"] is not None:
             out[n] = k["direction"]
     return out
@@ -105,13 +125,11 @@ def kernel_directions(pred) -> dict:
 
 def check(model, example_inputs=None, *, approach: Approach | None = None, rules: RuleSet | None = None,
           tracer: str = "auto", grid=None, n_samples: int = 20000, progress: bool = True,
-          sampler=None, seed: int = 0, **approach_kwargs):
+          sampler=None, seed: int = 0, plugins: Sequence = (), **approach_kwargs) -> Diff:
     """Predict, probe and diff in one go; returns a :class:`ddgraph.diff.Diff`."""
-    from .diff import diff
-    from .probing.measure import probe as _probe
-
     approach = approach or Approach(**approach_kwargs)
-    pred = predict(model, example_inputs, approach=approach, rules=rules, tracer=tracer)
-    meas = _probe(pred.graph, approach=approach, grid=grid, n_samples=n_samples, progress=progress,
-                  sampler=sampler, seed=seed, ln_directions=kernel_directions(pred))
+    graph, rules = _prepared(model, example_inputs, approach, rules, tracer, plugins)
+    pred = predict(graph, approach=approach, rules=rules)
+    meas = measure.probe(pred.graph, approach=approach, grid=grid, n_samples=n_samples, progress=progress,
+                         sampler=sampler, seed=seed, ln_directions=kernel_directions(pred), rules=rules)
     return diff(pred, meas)

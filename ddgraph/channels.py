@@ -12,11 +12,11 @@ used downstream (split into q, k, v; viewed into heads; halved by a rotary embed
 """
 from __future__ import annotations
 
+import attrs
 import networkx as nx
 import numpy as np
 import torch
 
-from . import primitives
 from .errors import LabelError
 from .graph import Graph
 from .trace import SMALL
@@ -90,7 +90,7 @@ def _family(index: torch.Tensor, n: int) -> torch.Tensor:
     return sink[:n]
 
 
-def _segments(g: nx.DiGraph, src: str, axis: int, small: bool) -> list[torch.Tensor]:
+def _segments(g: nx.DiGraph, prims, src: str, axis: int, small: bool) -> list[torch.Tensor]:
     """Cut the channel space of ``src`` into segments by how its shape-only descendants are used."""
     d = g.nodes[src]
     shape = _shape(d, small)
@@ -103,13 +103,13 @@ def _segments(g: nx.DiGraph, src: str, axis: int, small: bool) -> list[torch.Ten
     while stack:
         u = stack.pop()
         for c in g.successors(u):
-            cp = g.nodes[c].get("primitive")
-            if cp in ("shape", "concat") and c not in env:
+            viewing = prims[g.nodes[c]["primitive"]].mask == "shape"
+            if viewing and c not in env:
                 def fill(name, _g=g):
                     return torch.full(_shape(_g.nodes[name], small), -1, dtype=INDEX)
                 env[c] = _run_shape_op(g, c, env, fill, small)
                 stack.append(c)
-            elif cp not in ("shape", "concat"):
+            elif not viewing:
                 val = env[u]
                 families += [_family(t, n) for t in (val if isinstance(val, (tuple, list)) else [val])]
     label = np.zeros(n, dtype=np.int64)
@@ -121,12 +121,13 @@ def _segments(g: nx.DiGraph, src: str, axis: int, small: bool) -> list[torch.Ten
     return [torch.from_numpy(seg) for seg in np.split(order, bounds) if seg.size]
 
 
-def _space_mask(g, name: str, axis: int, n_dead: int, small: bool) -> tuple[torch.Tensor, dict[int, list[int]]]:
+def _space_mask(g, prims, name: str, axis: int, n_dead: int, small: bool
+                ) -> tuple[torch.Tensor, dict[int, list[int]]]:
     """The mask of a fresh channel space: the last ``n_dead`` indices of each segment are dead."""
     shape = _shape(g.nodes[name], small)
     row = torch.zeros(shape[axis], dtype=MASK)
     dead: dict[int, list[int]] = {j: [] for j in range(1, n_dead + 1)}
-    for seg in _segments(g, name, axis, small):
+    for seg in _segments(g, prims, name, axis, small):
         for j in range(1, min(n_dead, len(seg)) + 1):
             row[seg[-j]] = j
             dead[j].append(int(seg[-j]))
@@ -169,21 +170,19 @@ def _input_axis(g, name: str) -> int:
     return -1
 
 
-def _settle(d: dict, masks: dict, roles: dict) -> str:
-    """Labels that depend on which axes carry channels: softmax, reductions, activation products."""
-    prim = d["primitive"]
-    if prim == "softmax?":
-        x = masks[roles["x"]]
-        prim = "softmax_channels" if _varies(x, _softmax_dim(d["fx"], x.dim())) else "softmax_tokens"
-    elif prim == "reduce?":
-        x = masks[roles["x"]]
-        dims, _ = _reduce_dims(d["fx"], x.dim())
-        prim = "reduce_channels" if any(_varies(x, k) for k in dims) else "reduce_tokens"
-    elif prim == "matmul?":
-        a, b = masks[roles["a"]], masks[roles["b"]]
-        prim = "contraction" if _varies(a, -1) or (b.dim() > 1 and _varies(b, -2)) else "token_mix"
-    d["primitive"] = prim
-    return prim
+def reduce_dims(fx: torch.fx.Node, ndim: int) -> tuple[list[int], bool]:
+    """The axes a reduction runs over, and whether it keeps them."""
+    return _reduce_dims(fx, ndim)
+
+
+def softmax_dim(fx: torch.fx.Node, ndim: int) -> int:
+    """The axis a softmax normalises over."""
+    return _softmax_dim(fx, ndim)
+
+
+def varies(mask: torch.Tensor, axis: int) -> bool:
+    """Whether the dead class changes along ``axis`` (the axis carries channels)."""
+    return _varies(mask, axis)
 
 
 def _present(parts, m: int) -> frozenset:
@@ -195,9 +194,10 @@ def assign(graph: Graph) -> None:
 
     Each node gets ``mask`` (its dead-class mask) and ``classes`` (the classes present); weight
     nodes get ``dead_in``/``dead_out`` (indices per class); element-wise nodes get ``classmap``.
-    The analysis runs on one-token shapes when the graph has them (masks never vary along token
-    axes), and again on the full shapes if any weight then sees a channel width it does not have
-    (a model that flattens tokens into channels).
+    A node's mask follows from its primitive's mask rule (:data:`MASK_RULES`, or the primitive's
+    own callable). The analysis runs on one-token shapes when the graph has them (masks never vary
+    along token axes), and again on the full shapes if any weight then sees a channel width it does
+    not have (a model that flattens tokens into channels).
     """
     if graph.nx.graph.get("small"):
         saved = {n: dict(d) for n, d in graph.nx.nodes(data=True)}
@@ -211,74 +211,133 @@ def assign(graph: Graph) -> None:
 
 
 def _widths_agree(graph: Graph) -> bool:
-    for n in graph.nodes_with("weight"):
-        d = graph[n]
-        w, x = d["weight"], graph[d["roles"][0][1]]
-        if w["kind"] == "embedding":
+    for n, d in graph.nx.nodes(data=True):
+        w = d.get("weight")
+        if not w or w["kind"] == "embedding":
             continue
+        x = graph[d["roles"][0][1]]
         if x["mask"].shape[w["x_axis"]] != x["shape"][w["x_axis"]]:
             return False
     return True
 
 
+@attrs.define
+class MaskContext:
+    """What a mask rule sees: the graph, the masks and classes computed so far, the node's shape."""
+
+    graph: Graph
+    masks: dict
+    classes: dict
+    small: bool
+
+    @property
+    def n_dead(self) -> int:
+        return self.graph.n_dead
+
+    def shape(self, name: str):
+        return _shape(self.graph.nx.nodes[name], self.small)
+
+    def fresh_space(self, name: str, axis: int):
+        """A fresh channel space at ``axis`` of node ``name``: its mask and dead indices per class."""
+        return _space_mask(self.graph.nx, self.graph.primitives, name, axis, self.n_dead, self.small)
+
+
+def _source(c: MaskContext, n, d, roles):
+    shape = c.shape(n)
+    if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
+        d["onehot"] = True  # token ids: the dead class is a dead token, present as a one-hot
+        return torch.zeros(shape, dtype=MASK), frozenset(range(c.n_dead + 1))
+    mask, d["dead"] = c.fresh_space(n, _input_axis(c.graph.nx, n) % len(shape))
+    return mask, frozenset({0} | {j for j, idx in d["dead"].items() if idx})
+
+
+def _weight(c: MaskContext, n, d, roles):
+    w, m = d["weight"], c.n_dead
+    if w["kind"] == "embedding":
+        vocab = c.graph.nx.nodes[w["operand"]]["shape"][w["w_in_axis"]]
+        w["dead_in"] = {j: [vocab - j] for j in range(1, m + 1)}
+    else:
+        row = _axis_row(c.masks[roles["x"]], w["x_axis"], _where(n, d))
+        w["dead_in"] = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, m + 1)}
+    mask, w["dead_out"] = c.fresh_space(n, w["y_axis"] % len(c.shape(n)))
+    return mask, frozenset({0} | {j for j, idx in w["dead_out"].items() if idx})
+
+
+def _elementwise(c: MaskContext, n, d, roles):
+    ops = [o for o in d["operands"] if o in c.masks]
+    mask = _union([c.masks[o] for o in ops], c.shape(n), _where(n, d), c.n_dead)
+    classes = frozenset().union(*(c.classes[o] for o in ops))
+    d["classmap"] = {role: _classmap(mask, c.masks[src], classes, c.n_dead) for role, src in d["roles"]}
+    return mask, classes
+
+
+def _same_as_x(c: MaskContext, n, d, roles):
+    shape, x = c.shape(n), roles["x"]
+    return (c.masks[x].expand(shape).clone() if shape else c.masks[x]), c.classes[x]
+
+
+def _token_reduction(c: MaskContext, n, d, roles):
+    x = roles["x"]
+    dims, keep = _reduce_dims(d["fx"], c.masks[x].dim())
+    return c.masks[x].amax(dim=dims, keepdim=keep), c.classes[x]
+
+
+def _shape_op(c: MaskContext, n, d, roles):
+    g = c.graph.nx
+    mask = _run_shape_op(g, n, c.masks, lambda o: torch.zeros(c.shape(o), dtype=MASK), c.small)
+    return mask, _present(mask if isinstance(mask, (tuple, list)) else [mask], c.n_dead)
+
+
+def _value(c: MaskContext, n, d, roles):
+    v = roles.get("v", roles.get("b"))
+    return c.masks[v].amax(dim=-2, keepdim=True).expand(c.shape(n)).clone(), c.classes[v]
+
+
+def _channel_free(c: MaskContext, n, d, roles):
+    shape = c.shape(n)
+    mask = (torch.zeros(shape, dtype=MASK) if shape
+            else tuple(torch.zeros(s, dtype=MASK) for s in d["small_tuple_shapes" if c.small else "tuple_shapes"]))
+    return mask, frozenset({0})
+
+
+def _opaque(c: MaskContext, n, d, roles):
+    """An op nothing is known about: where its output's dead coordinate sits cannot be read off its
+    operands, so its channel axis is a fresh space whose every class is present (and, with no rule,
+    carries no valuation): whatever it reaches is no-rule, never a made-up order."""
+    shape = c.shape(n)
+    if not shape:
+        return _channel_free(c, n, d, roles)
+    return _source(c, n, {**d, "dtype": None}, roles)
+
+
+#: The named mask rules a primitive may use (its ``mask`` field); a callable works the same way:
+#: ``rule(ctx: MaskContext, node, node_data, roles) -> (mask, classes)``.
+MASK_RULES = {"source": _source, "weight": _weight, "elementwise": _elementwise, "same_as_x": _same_as_x,
+              "token_reduction": _token_reduction, "shape": _shape_op, "value": _value,
+              "channel_free": _channel_free, "opaque": _opaque}
+
+
+def _where(n, d) -> str:
+    return f"node {n!r} ({d['target']})"
+
+
 def _assign(graph: Graph, small: bool) -> None:
-    g, m = graph.nx, graph.n_dead
-    masks: dict[str, object] = {}
-    classes: dict[str, frozenset] = {}
-    every = frozenset(range(m + 1))
+    g, prims = graph.nx, graph.primitives
+    ctx = MaskContext(graph, {}, {}, small)
     for n in graph.order():
         d = g.nodes[n]
-        if d["primitive"] in primitives.INERT:
+        prim = prims[d["primitive"]]
+        if prim.inert:
             continue
-        where = f"node {n!r} ({d['target']})"
-        roles = dict(d["roles"]) if d["primitive"] not in ("concat", "unknown") else {}
-        prim = _settle(d, masks, roles)
-        kind = primitives.get(prim).masks
-        shape = _shape(d, small)
-        if kind == "source":
-            if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
-                d["onehot"] = True  # token ids: the dead class is a dead token, present as a one-hot
-                masks[n], classes[n] = torch.zeros(shape, dtype=MASK), every
-            else:
-                masks[n], d["dead"] = _space_mask(g, n, _input_axis(g, n) % len(shape), m, small)
-                classes[n] = frozenset({0} | {j for j, idx in d["dead"].items() if idx})
-        elif kind == "weight":
-            w = d["weight"]
-            if w["kind"] == "embedding":
-                vocab = g.nodes[w["operand"]]["shape"][w["w_in_axis"]]
-                w["dead_in"] = {j: [vocab - j] for j in range(1, m + 1)}
-            else:
-                row = _axis_row(masks[roles["x"]], w["x_axis"], where)
-                w["dead_in"] = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, m + 1)}
-            masks[n], w["dead_out"] = _space_mask(g, n, w["y_axis"] % len(shape), m, small)
-            classes[n] = frozenset({0} | {j for j, idx in w["dead_out"].items() if idx})
-        elif kind == "elementwise":
-            ops = [o for o in d["operands"] if o in masks]
-            masks[n] = _union([masks[o] for o in ops], shape, where, m)
-            classes[n] = frozenset().union(*(classes[o] for o in ops))
-        elif kind == "same_as_x":
-            masks[n] = masks[roles["x"]].expand(shape).clone() if shape else masks[roles["x"]]
-            classes[n] = classes[roles["x"]]
-        elif kind == "shape" and prim == "reduce_tokens":
-            dims, keep = _reduce_dims(d["fx"], masks[roles["x"]].dim())
-            masks[n], classes[n] = masks[roles["x"]].amax(dim=dims, keepdim=keep), classes[roles["x"]]
-        elif kind == "shape":
-            masks[n] = _run_shape_op(g, n, masks, lambda o: torch.zeros(_shape(g.nodes[o], small), dtype=MASK), small)
-            classes[n] = _present(masks[n] if isinstance(masks[n], (tuple, list)) else [masks[n]], m)
-        elif kind == "value":
-            v = roles.get("v", roles.get("b"))
-            masks[n] = masks[v].amax(dim=-2, keepdim=True).expand(shape).clone()
-            classes[n] = classes[v]
-        elif kind == "channel_free":
-            masks[n] = (torch.zeros(shape, dtype=MASK) if shape
-                        else tuple(torch.zeros(s, dtype=MASK) for s in
-                                   d["small_tuple_shapes" if small else "tuple_shapes"]))
-            classes[n] = frozenset({0})
-        else:
-            raise LabelError(f"{where}: primitive {prim} has no mask kind")
-        d["mask"], d["classes"] = masks[n], classes[n]
-        if kind == "elementwise":
-            d["classmap"] = {role: _classmap(masks[n], masks[src], classes[n], m) for role, src in d["roles"]}
+        roles = {} if prim.roles and prim.roles[0].endswith("*") else dict(d["roles"])
+        if prim.settle is not None:  # a label that depends on which axes carry channels
+            d["primitive"] = prim.settle(d, ctx.masks, roles)
+            prim = prims[d["primitive"]]
+        rule = MASK_RULES.get(prim.mask) if isinstance(prim.mask, str) else prim.mask
+        if rule is None:
+            raise LabelError(f"{_where(n, d)}: primitive {prim.name} has no mask rule")
+        ctx.masks[n], ctx.classes[n] = rule(ctx, n, d, roles)
+        d["mask"], d["classes"] = ctx.masks[n], ctx.classes[n]
 
 
 def _classmap(out: torch.Tensor, operand: torch.Tensor, classes, m: int) -> dict[int, int]:

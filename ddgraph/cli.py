@@ -9,8 +9,8 @@ import click
 from . import api
 from .config import Approach, FISHERS, LOSSES, REGIMES
 from .errors import ConfigError, DDGraphError
+from .plugins import extensions
 from .report import make_console
-from .rules import RuleSet
 from .target import load_target
 
 console = make_console()
@@ -54,8 +54,12 @@ def approach_options(f):
         click.option("--alpha", multiple=True, help="Exponents: 1,2,1,3 per weight, or PARAM=a[/b...]."),
         click.option("--beta", multiple=True, help="Bias exponents PARAM=b (default: dead bias entry zero)."),
         click.option("--directions", type=int, default=1, show_default=True, help="Dead directions per channel space."),
+        click.option("--exponent", "exponents", multiple=True,
+                     help="A plugin's approach exponent: NAME:PARAM=a[/b...] (repeatable)."),
         click.option("--rules", "rule_dirs", multiple=True, type=click.Path(file_okay=False),
                      help="A directory of extra rule files, layered over the built-ins."),
+        click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
+                     help="A Python file defining PRIMITIVES, PATTERNS and RULES (repeatable)."),
         click.option("--tracer", type=click.Choice(["auto", "fx", "export"]), default="auto", show_default=True),
     ]
     for o in reversed(opts):
@@ -63,9 +67,26 @@ def approach_options(f):
     return f
 
 
-def build_approach(loss, regime, fisher, alpha, beta, directions) -> Approach:
-    return Approach(loss=loss, regime=regime, fisher=fisher, alpha=_parse_alpha(alpha),
-                    beta=_parse_named(beta, "--beta") if beta else None, n_dead=directions)
+def _parse_exponents(values: tuple[str, ...]) -> dict:
+    out: dict[str, dict] = {}
+    for v in values:
+        name, sep, rest = v.partition(":")
+        if not sep or not name:
+            raise ConfigError(f"--exponent {v!r}: expected NAME:PARAM=EXPONENT")
+        out.setdefault(name, {}).update(_parse_named((rest,), f"--exponent {name}"))
+    return out
+
+
+def build_approach(loss, regime, fisher, alpha, beta, directions, exponents=()) -> Approach:
+    return Approach(loss=loss, regime=regime, fisher=fisher, n_dead=directions, exponents=_parse_exponents(exponents),
+                    alpha=_parse_alpha(alpha), beta=_parse_named(beta, "--beta") if beta else None)
+
+
+def load_run(target, loss, regime, fisher, alpha, beta, directions, exponents, rule_dirs, plugins, tracer):
+    """What every model command starts from: the model, its inputs, the approach, the run's vocabulary."""
+    model, inputs, _ = load_target(target)
+    approach = build_approach(loss, regime, fisher, alpha, beta, directions, exponents)
+    return model, inputs, approach, extensions(plugins, rule_dirs), tracer
 
 
 def _run(fn):
@@ -83,11 +104,10 @@ def main():
     """ddgraph: the singular geometry of a PyTorch model, read off its architecture."""
 
 
-def _predict(target, loss, regime, fisher, alpha, beta, directions, rule_dirs, tracer):
-    model, inputs, _ = load_target(target)
-    approach = build_approach(loss, regime, fisher, alpha, beta, directions)
-    rules = RuleSet.load(*rule_dirs)
-    return api.predict(model, inputs, approach=approach, rules=rules, tracer=tracer)
+def _predict(target, **kw):
+    model, inputs, approach, ext, tracer = load_run(target, **kw)
+    return api.predict(model, inputs, approach=approach, rules=ext.load_rules(), tracer=tracer,
+                       plugins=ext.plugins)
 
 
 @main.command()
@@ -122,12 +142,13 @@ def graph(target, dot_file, **kw):
 
 @main.command()
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(file_okay=False))
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def rules(rule_dirs, fmt):
+def rules(rule_dirs, plugins, fmt):
     """List the rules in force, what they cite and where they live."""
     from rich.table import Table
 
-    rs = _run(lambda: RuleSet.load(*rule_dirs))
+    rs = _run(lambda: extensions(plugins, rule_dirs).load_rules())
     if fmt == "json":
         click.echo(json.dumps([{"primitive": r.primitive, "when": r.when, "cite": list(r.cite),
                                 "summary": r.summary, "source": r.source, "bracket": r.is_bracket,

@@ -1,7 +1,8 @@
-"""The approach configuration: loss, regime, and the exponents alpha (weights) and beta (biases)."""
+"""The approach configuration: loss, regime, and the approach exponents the primitives declare."""
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import attrs
 
@@ -12,7 +13,7 @@ REGIMES = ("noisy", "noise-free")
 FISHERS = ("expected", "empirical")
 
 
-@attrs.frozen
+@attrs.frozen(init=False)
 class Approach:
     """How the model approaches its canonical singular configuration.
 
@@ -21,19 +22,25 @@ class Approach:
     loss : 'mse' or 'ce'.
     regime : for MSE, 'noisy' (the dead part of the target is noise) or 'noise-free'.
     fisher : for CE, 'expected' (labels drawn from the model) or 'empirical' (fixed labels).
-    alpha : per-weight exponents of the dead-to-dead entry ``t**alpha``: ``None`` (1 everywhere),
-        a number, a list (one per weight node in graph order, or per direction as inner lists), or
-        a dict ``{param_name: number or [per-direction numbers]}``.
-    beta : bias exponents ``{bias_param_name: number}``; a dead bias entry is zero (``inf``) otherwise.
     n_dead : dead directions per channel space.
+    exponents : values of the approach exponents, by name. Every other keyword argument is an
+        exponent too: the built-in primitives declare ``alpha`` (the dead-to-dead entry ``t**alpha``
+        of each weight; 1 when not given) and ``beta`` (a dead bias entry ``t**beta``; zero when not
+        given); a plugin primitive may declare its own. A value is ``None`` (the default), a number,
+        a list (one per parameter in graph order, or per direction as inner lists), or a dict
+        ``{param_name: number or [per-direction numbers]}``.
     """
 
-    loss: str = "mse"
-    regime: str = "noisy"
-    fisher: str = "expected"
-    alpha: object = None
-    beta: object = None
-    n_dead: int = 1
+    loss: str
+    regime: str
+    fisher: str
+    n_dead: int
+    exponents: Mapping
+
+    def __init__(self, loss: str = "mse", regime: str = "noisy", fisher: str = "expected", n_dead: int = 1,
+                 exponents: Mapping | None = None, **named):
+        values = {k: v for k, v in {**(exponents or {}), **named}.items() if v is not None}
+        self.__attrs_init__(loss, regime, fisher, n_dead, values)
 
     def __attrs_post_init__(self):
         if self.loss not in LOSSES:
@@ -67,34 +74,27 @@ def _per_direction(value, n_dead: int, where: str) -> tuple[float, ...]:
     return tuple(out)
 
 
-def resolve_alpha(approach: Approach, weight_params: list[str]) -> dict[str, tuple[float, ...]]:
-    """Per weight parameter (graph order, duplicates allowed), its per-direction exponents."""
-    m, a = approach.n_dead, approach.alpha
-    unique = list(dict.fromkeys(weight_params))
+def resolve(approach: Approach, name: str, params: list[str], default: float, noun: str
+            ) -> dict[str, tuple[float, ...]]:
+    """Per parameter (graph order, duplicates allowed), the per-direction values of exponent ``name``.
+
+    ``default`` applies to parameters the user gave no value for (``inf``: the entry is held at zero);
+    ``noun`` names what the exponent attaches to in error messages.
+    """
+    m, a = approach.n_dead, approach.exponents.get(name)
+    unique = list(dict.fromkeys(params))
+    fallback = (float(default),) * m
     if a is None:
-        return {p: (1.0,) * m for p in unique}
+        return {p: fallback for p in unique}
     if isinstance(a, dict):
         unknown = sorted(set(a) - set(unique))
         if unknown:
-            raise ConfigError(f"alpha names {', '.join(unknown)}, which are not weights of this model; "
-                              f"weights: {', '.join(unique)}")
-        return {p: _per_direction(a.get(p, 1.0), m, f"alpha[{p}]") for p in unique}
+            raise ConfigError(f"{name} names {', '.join(unknown)}, which are not {noun} of this model; "
+                              f"{noun}: {', '.join(unique) or 'none'}")
+        return {p: (_per_direction(a[p], m, f"{name}[{p}]") if p in a else fallback) for p in unique}
     if isinstance(a, (list, tuple)):
         if len(a) != len(unique):
-            raise ConfigError(f"alpha lists {len(a)} exponents but the model has {len(unique)} weights "
+            raise ConfigError(f"{name} lists {len(a)} exponents but the model has {len(unique)} {noun} "
                               f"({', '.join(unique)})")
-        return {p: _per_direction(v, m, f"alpha[{p}]") for p, v in zip(unique, a)}
-    return {p: _per_direction(a, m, "alpha") for p in unique}
-
-
-def resolve_beta(approach: Approach, bias_params: list[str]) -> dict[str, tuple[float, ...]]:
-    """Per bias parameter, its per-direction dead-entry exponents (``inf``: the entry is zero)."""
-    m, b = approach.n_dead, approach.beta or {}
-    if not isinstance(b, dict):
-        raise ConfigError("beta must be a dict {bias_param_name: exponent}")
-    unknown = sorted(set(b) - set(bias_params))
-    if unknown:
-        raise ConfigError(f"beta names {', '.join(unknown)}, which are not biases on the dead path; "
-                          f"biases: {', '.join(bias_params) or 'none'}")
-    return {p: (_per_direction(b[p], m, f"beta[{p}]") if p in b else (math.inf,) * m)
-            for p in bias_params}
+        return {p: _per_direction(v, m, f"{name}[{p}]") for p, v in zip(unique, a)}
+    return {p: _per_direction(a, m, name) for p in unique}

@@ -1,9 +1,7 @@
-"""Prediction against measurement, node by node, with honest verdicts (DESIGN §5)."""
+"""Prediction against measurement, node by node, with honest verdicts."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import attrs
 
 from .fit import FLOOR, Fit, fit_rate, judge
@@ -11,9 +9,6 @@ from .prediction import IN_REACH, Prediction
 from .probing.measure import Measurement
 
 TOL = 0.05
-#: Rules whose primitive carries an O(t) finite-t correction (DESIGN §5): their nodes get SMOOTH_TOL.
-SMOOTH_RULES = ("act_smooth", "act_offset")
-SMOOTH_TOL = 0.1
 OBSERVABLES = ("dd", "schur", "lmin")
 LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
 
@@ -41,6 +36,7 @@ class Diff:
     checks: tuple[Check, ...]
     ln: tuple[dict, ...]
     streams: tuple[dict, ...]
+    bands: dict = attrs.field(factory=dict)  # rule file -> its finite-t band, for the rules that widen it
 
     @property
     def primary(self) -> list[Check]:
@@ -78,7 +74,7 @@ class Diff:
             node.update(by_node.get(node["node"], {"measured": None, "se": None, "verdict": None}))
         data["grid"] = list(self.measurement.grid)
         data["n_samples"] = self.measurement.n_samples
-        data["tolerances"] = {"default": TOL, "smooth": SMOOTH_TOL, "smooth_rules": list(SMOOTH_RULES)}
+        data["tolerances"] = {"default": TOL, "bands": self.bands}
         data["ln_checks"] = list(self.ln)
         data["stream_checks"] = list(self.streams)
         data["nan"] = {str(t): where for t, where in self.measurement.nan.items()}
@@ -101,18 +97,17 @@ def _pred_json(p):
     return "inf" if math.isinf(p) else p
 
 
-def _tol(node_pred) -> float:
-    smooth = any(Path(r).stem in SMOOTH_RULES for r in node_pred.rules)
-    return SMOOTH_TOL if smooth else TOL
-
-
 def diff(prediction: Prediction, measurement: Measurement) -> Diff:
-    """Check every prediction against the measurement of the same node."""
+    """Check every prediction against the measurement of the same node.
+
+    A node's tolerance is the widest finite-t band among the rules on its critical path (a smooth
+    activation's rule, or any rule or primitive that declares one), and the default otherwise."""
     checks = []
     grid = measurement.grid
+    bands = prediction.bands
     for n in prediction.nodes:
         series = measurement.weights.get(n.node)
-        tol = _tol(n)
+        tol = max([TOL] + [bands[r] for r in n.rules if r in bands])
         for factor, rates in (("A", n.a_rates), ("G", n.g_rates)):
             for j, pair in enumerate(rates, 1):
                 lo, hi = pair
@@ -129,13 +124,13 @@ def diff(prediction: Prediction, measurement: Measurement) -> Diff:
                                         judge(predicted, fit, tol=tol), tol, n.status))
     ln = tuple(_ln_check(prediction, measurement, name, rec) for name, rec in measurement.ln.items())
     streams = tuple(_stream_check(prediction, measurement, s) for s in prediction.stream_sites)
-    return Diff(prediction, measurement, tuple(checks), ln, streams)
+    return Diff(prediction, measurement, tuple(checks), ln, streams, dict(bands))
 
 
 def _ln_check(prediction, measurement, name, rec) -> dict:
     prim = prediction.graph[name]["primitive"]
     ratio, cosine = max(rec["ratio"], default=math.nan), min(rec["cosine"], default=math.nan)
-    if prim == "layernorm":
+    if "kernel" in prediction.graph.primitives[prim].observables:
         ok = ratio < LN_RATIO_MAX and cosine > LN_COSINE_MIN
         claim = "exact kernel along 1/gamma (Prop 63)"
     else:

@@ -5,16 +5,6 @@ from .graph import Graph
 from .prediction import Prediction
 from .report import fmt_rate
 
-COLOURS = {
-    "weight": "#8ecae6", "skip_add": "#ffb703", "add": "#ffd166", "layernorm": "#b5e48c",
-    "rmsnorm": "#99d98c", "attention": "#f4a261", "contraction": "#f4a261", "token_mix": "#f4a261",
-    "softmax_tokens": "#e9c46a", "softmax_channels": "#e9c46a", "gate": "#cdb4db",
-    "product": "#cdb4db", "act_relu": "#d8f3dc", "act_smooth": "#d8f3dc", "act_offset": "#d8f3dc",
-    "shape": "#eeeeee", "concat": "#eeeeee", "input": "#ffffff", "output": "#ffffff",
-    "unknown": "#ef476f",
-}
-
-
 def _q(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -27,7 +17,8 @@ def to_dot(graph: Graph, pred: Prediction | None = None) -> str:
     shown = set()
     for n in graph.order():
         d = graph[n]
-        if d["primitive"] in ("param", "const"):
+        prim = graph.primitives[d["primitive"]]
+        if prim.inert:
             continue
         shown.add(n)
         label = f"{n}\\n{d['primitive']}"
@@ -36,9 +27,9 @@ def to_dot(graph: Graph, pred: Prediction | None = None) -> str:
         if n in rates:
             r = rates[n]
             label += f"\\nA={fmt_rate(r.a_rate)} G={fmt_rate(r.g_rate)}"
-        if d["primitive"] == "unknown":
-            label += f"\\n{d.get('unknown_op', '')}"
-        colour = COLOURS.get(d["primitive"], "#ffffff")
+        if d.get("unknown_op"):
+            label += f"\\n{d['unknown_op']}"
+        colour = prim.colour
         lines.append(f"  {_q(n)} [label={_q(label)}, fillcolor={_q(colour)}];")
     for u, v in graph.nx.edges():
         if u in shown and v in shown:

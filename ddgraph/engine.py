@@ -13,8 +13,8 @@ import math
 
 import attrs
 
-from . import primitives
-from .config import Approach, resolve_alpha, resolve_beta
+from .config import Approach, resolve
+from .errors import ConfigError
 from .expr import INF, Ref, evaluate
 from .graph import Graph
 from .rules import RuleSet
@@ -41,27 +41,31 @@ def _roles(d: dict) -> dict[str, list[str]]:
     return out
 
 
-def _params(graph: Graph, approach: Approach) -> tuple[dict, dict]:
-    """Exponents per parameter for the nodes whose label names approach parameters (``approach``)."""
-    named = [d.get("approach", {}) for n, d in graph.nx.nodes(data=True)]
-    weights = [a["alpha"] for a in named if "alpha" in a]
-    biases = list(dict.fromkeys(a["beta"] for a in named if "beta" in a))
-    return resolve_alpha(approach, weights), resolve_beta(approach, biases)
+def exponent_tables(graph: Graph, approach: Approach) -> dict[str, dict[str, tuple[float, ...]]]:
+    """Per approach exponent the primitives declare, per parameter it names, the per-direction values."""
+    declared = graph.primitives.exponent_defaults()
+    unknown = sorted(set(approach.exponents) - set(declared))
+    if unknown:
+        raise ConfigError(f"approach exponent {unknown[0]!r} is declared by no primitive of this run; "
+                          f"declared: {', '.join(sorted(declared)) or 'none'}")
+    named = [d.get("approach", {}) for _, d in graph.nx.nodes(data=True)]
+    return {name: resolve(approach, name, [a[name] for a in named if name in a], e.default, e.noun)
+            for name, e in declared.items()}
 
 
 def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation]:
     """Compute valuations of every node; stores them under ``node[VALUATION]`` and returns them."""
     if not graph.labelled:
         raise ValueError("label the graph first (ddgraph.label)")
-    alpha, beta = _params(graph, approach)
+    exps = exponent_tables(graph, approach)
     setting = approach.setting
     results = {n: Valuation() for n, d in graph.nx.nodes(data=True)
-               if d["primitive"] not in primitives.INERT}
+               if not graph.primitives[d["primitive"]].inert}
     bracket = any(r is not None and r.is_bracket for r in
                   (rules.lookup(graph.nx.nodes[n]["primitive"], setting) for n in results))
     for world in ((0, 1) if bracket else (0,)):
-        _forward(graph, rules, setting, alpha, beta, results, world)
-        _backward(graph, rules, setting, alpha, beta, results, world)
+        _forward(graph, rules, setting, exps, results, world)
+        _backward(graph, rules, setting, exps, results, world)
     if not bracket:  # every rule is exact: the upper world equals the lower one
         for val in results.values():
             for table in (val.v, val.d, val.w):
@@ -72,21 +76,21 @@ def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation
     return results
 
 
-def _node_param(d: dict, name: str, alpha: dict, beta: dict, cls: int) -> float:
+def _node_param(d: dict, name: str, exps: dict, cls: int) -> float:
     if cls == 0:
         return 0.0
     param = d.get("approach", {}).get(name)
-    table = alpha if name == "alpha" else beta
+    table = exps.get(name, {})
     return table[param][cls - 1] if param in table else INF
 
 
-def _lookup_factory(graph, d, res, alpha, beta, world, roles):
+def _lookup_factory(graph, d, res, exps, world, roles):
     g = graph.nx
     cmap = d.get("classmap")
 
     def lookup(ref: Ref, cls: int):
         if ref.kind == "param":
-            return _node_param(d, ref.role, alpha, beta, cls), frozenset()
+            return _node_param(d, ref.role, exps, cls), frozenset()
         srcs = [None] if ref.role == "out" else roles.get(ref.role, [])
         vals = []
         for src in srcs:
@@ -110,7 +114,7 @@ def _lookup_factory(graph, d, res, alpha, beta, world, roles):
     return lookup
 
 
-def _forward(graph, rules, setting, alpha, beta, res, world):
+def _forward(graph, rules, setting, exps, res, world):
     g = graph.nx
     all_classes = list(range(graph.n_dead + 1))
     for n in graph.order():
@@ -136,7 +140,7 @@ def _forward(graph, rules, setting, alpha, beta, res, world):
                 _set(val.d, d["classes"], world, lambda c: None)
             continue
         val.rule = rule.source
-        lookup = _lookup_factory(graph, d, res, alpha, beta, world, roles)
+        lookup = _lookup_factory(graph, d, res, exps, world, roles)
         for c in d["classes"]:
             block = rule.forward["bulk" if c == 0 else "dead"]
             for key in ("v", "d"):
@@ -157,7 +161,7 @@ def _set(table, classes, world, fn):
         table.setdefault(c, [None, None])[world] = fn(c)
 
 
-def _backward(graph, rules, setting, alpha, beta, res, world):
+def _backward(graph, rules, setting, exps, res, world):
     g = graph.nx
     all_classes = list(range(graph.n_dead + 1))
     acc: dict[str, dict[int, list]] = {n: {} for n in res}
@@ -178,7 +182,7 @@ def _backward(graph, rules, setting, alpha, beta, res, world):
         roles = _roles(d)
         rule = rules.lookup(d["primitive"], setting)
         cmap = d.get("classmap")
-        lookup = _lookup_factory(graph, d, res, alpha, beta, world, roles) if rule else None
+        lookup = _lookup_factory(graph, d, res, exps, world, roles) if rule else None
         for role, srcs in roles.items():
             for src in srcs:
                 if src not in res:

@@ -43,3 +43,11 @@ class FitError(DDGraphError):
 
 class GaugeError(DDGraphError):
     """A gauge specification is invalid, overlaps another, or does not match the optimiser state."""
+
+
+class PatternError(DDGraphError):
+    """A label pattern is malformed or produced a primitive it does not declare."""
+
+
+class PluginError(DDGraphError):
+    """A plugin file cannot be imported or does not define primitives and patterns as expected."""

@@ -5,10 +5,11 @@ Grammar::
     expr  := term ('+' term)*
     term  := NUMBER | 'inf' | name | func '(' expr (',' expr)* ')' | '(' expr ')'
     func  := 'min' | 'max' | 'all'
-    name  := ('v' | 'd' | 'w') '.' ROLE ['.bulk']  |  'alpha' | 'beta'
+    name  := ('v' | 'd' | 'w') '.' ROLE ['.bulk']  |  EXPONENT
 
 ``v.x`` is the order of operand ``x``'s magnitude in the class being computed, ``d.x`` of its
-deviation, ``w.out`` of the loss gradient at the output; ``.bulk`` pins the bulk class. ``all(e)``
+deviation, ``w.out`` of the loss gradient at the output; ``.bulk`` pins the bulk class. A bare name
+is an approach exponent the rule's primitive declares (``alpha``, ``beta``). ``all(e)``
 is the minimum of ``e`` over every class (a reduction that mixes classes). Orders live in the
 min-plus semiring: ``+`` adds orders, ``min`` is a sum of terms (no cancellation), ``inf`` is an
 exactly-zero quantity. ``None`` (no rule reached a value) absorbs everything it touches.
@@ -111,14 +112,14 @@ def parse(text: str) -> object:
                 raise ExprError(f"all() takes one expression, got {len(args)} in {text!r}")
             return Call(tok, tuple(args))
         parts = tok.split(".")
-        if len(parts) == 1 and parts[0] in ("alpha", "beta"):
-            return Ref("param", parts[0])
+        if len(parts) == 1 and parts[0] not in KINDS:
+            return Ref("param", parts[0])  # an approach exponent; the rule file checks it is declared
         if parts[0] in KINDS and len(parts) in (2, 3):
             if len(parts) == 3 and parts[2] != "bulk":
                 raise ExprError(f"only '.bulk' may qualify a valuation, got {tok!r} in {text!r}")
             return Ref(parts[0], parts[1], len(parts) == 3)
         raise ExprError(f"unknown name {tok!r} in {text!r}; expected v.ROLE, d.ROLE, w.ROLE, "
-                        "alpha, beta, a number, inf, min(), max() or all()")
+                        "an approach exponent, a number, inf, min(), max() or all()")
 
     tree = expr()
     if pos != len(toks):

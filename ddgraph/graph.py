@@ -13,6 +13,7 @@ import networkx as nx
 import torch
 
 from .ops import op_name, target_repr
+from .primitives import BUILTIN, Primitives
 
 
 @attrs.define
@@ -26,6 +27,12 @@ class Graph:
     example_inputs: object = None
     n_dead: int = 1
     labelled: bool = False
+    primitives: Primitives = BUILTIN  # the vocabulary the graph was labelled with
+
+    def nodes_exposing(self, observable: str) -> list[str]:
+        """Names of the nodes whose primitive exposes ``observable`` (see ddgraph.primitives), in order."""
+        names = self.primitives.with_observable(observable)
+        return [n for n in self.order() if self.nx.nodes[n].get("primitive") in names]
 
     def nodes_with(self, primitive: str) -> list[str]:
         """Names of the nodes labelled ``primitive``, in graph order."""

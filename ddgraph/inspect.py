@@ -124,7 +124,7 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
     import copy
 
     from . import api
-    from .prediction import _ln_kernel
+    from .prediction import ln_kernel
     from .probing.canonical import _fp64_graph
     from .probing.observables import kernel_check
 
@@ -132,8 +132,9 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
         raise InspectError("the model's weights are on the meta device; inspect needs real weights")
     graph = api.label(api.trace(model, example_inputs))
     g = graph.nx
-    norms = [x for x in graph.order() if g.nodes[x]["primitive"] in ("layernorm", "rmsnorm")]
-    adds = [x for x in graph.order() if g.nodes[x]["primitive"] == "skip_add"]
+    kernel = set(graph.nodes_exposing("kernel"))
+    norms = [x for x in graph.order() if x in kernel or x in set(graph.nodes_exposing("no_kernel"))]
+    adds = graph.nodes_exposing("stream")
     inputs = calibration if calibration is not None else _calibration(graph, n, seed)
     inputs = tuple(t.double() if t.is_floating_point() else t
                    for t in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))
@@ -147,16 +148,17 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
         x = w.seen[name]
         rows = x.reshape(-1, x.shape[-1])
         cov = torch.cov(rows.T)
-        k = _ln_kernel(graph, name)
+        k = ln_kernel(graph, name)
         u = torch.tensor(k["direction"], dtype=cov.dtype)
         chk = kernel_check(cov, u)
-        if d["primitive"] == "layernorm":
+        if name in kernel:
             ok = chk["ratio"] < LN_RATIO_MAX and chk["cosine"] > LN_COSINE_MIN
             claim = "exact kernel along 1/gamma (Prop 63)"
         else:
             ok = chk["ratio"] > LN_RATIO_MAX
             claim = "no kernel direction (RMSNorm)"
         out_norms.append({"node": name, "module": d.get("module") or name, "kind": d["primitive"],
+                          "exact_kernel": name in kernel,
                           "ratio": chk["ratio"], "cosine": chk["cosine"], "claim": claim,
                           "verdict": "pass" if ok else "fail"})
     out_stream = []
@@ -189,11 +191,11 @@ def plot(ins: Inspection, path: str | Path) -> Path:
     a.set(title="residual stream across depth (Cor 58)", xlabel="residual add (depth order)",
           ylabel="singular value / sqrt(rows)")
     if ins.norms:
-        colours = ["tab:blue" if x["kind"] == "layernorm" else "tab:orange" for x in ins.norms]
+        colours = ["tab:blue" if x["exact_kernel"] else "tab:orange" for x in ins.norms]
         b.bar(range(len(ins.norms)), [max(abs(x["ratio"]), 1e-20) for x in ins.norms], color=colours)
         b.set_yscale("log")
         b.axhline(LN_RATIO_MAX, color="k", lw=0.8, ls=":")
-    b.set(title="norm output: lambda_min / trace (blue LN, orange RMSNorm)", xlabel="norm (graph order)")
+    b.set(title="norm output: lambda_min / trace (blue: exact kernel, orange: none)", xlabel="norm (graph order)")
     fig.suptitle(f"{ins.model}: static structure on {ins.n_rows} calibration rows")
     fig.tight_layout()
     path = Path(path)

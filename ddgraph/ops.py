@@ -69,4 +69,19 @@ def target_repr(fx_node: torch.fx.Node) -> str:
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or str(target)
     if isinstance(target, torch._ops.OpOverload):
         return str(target)
+    if isinstance(target, torch._ops.OpOverloadPacket):
+        return target._qualified_op_name.replace("::", ".")  # a torch.library op: namespace.name
     return f"{mod}.{name}" if mod else name
+
+
+#: Canonical op names by what they compute (patterns and the dependence analysis read these).
+RELU_OPS = frozenset({"relu", "leaky_relu", "hardtanh", "relu6", "prelu", "rrelu"})
+SMOOTH_OPS = frozenset({"gelu", "tanh", "silu", "elu", "selu", "celu", "mish", "hardswish",
+                        "softsign", "tanhshrink", "sin", "atan", "asinh", "erf", "hardshrink",
+                        "softshrink"})
+OFFSET_OPS = frozenset({"sigmoid", "softplus", "exp", "logsigmoid", "hardsigmoid", "cos", "log_sigmoid"})
+WEIGHT_OPS = frozenset({"linear", "matmul", "mm", "bmm", "addmm", "conv", "embedding", "einsum"})
+REDUCE_OPS = frozenset({"mean", "sum", "amax", "amin", "max", "min", "logsumexp"})
+GATHER_OPS = frozenset({"embedding", "index", "index_select", "gather"})
+#: Element-wise ops a written-out activation is made of (x * sigmoid(x), GELU-tanh, ...).
+COMPOSITE_OPS = frozenset({"mul", "add", "sub", "div", "pow", "neg", "rsub", "to", "square"})

@@ -69,6 +69,8 @@ class Prediction:
     unknown_ops: tuple[dict, ...]
     graph: Graph = attrs.field(repr=False, eq=False)
     tracer: str = ""
+    overridden: tuple[str, ...] = ()  # built-in rules a user directory replaced, "old -> new"
+    bands: dict = attrs.field(factory=dict)  # rule file -> finite-t band, for rules that declare one
 
     @property
     def fisher_rate(self):
@@ -116,6 +118,7 @@ class Prediction:
             "kl_order_bracket": list(self.kl_order) if isinstance(self.kl_order, tuple) else None,
             "nodes": nodes, "ln_kernels": list(self.ln_kernels), "stream_sites": list(self.stream_sites),
             "unknown_ops": list(self.unknown_ops), "counts": self.counts(),
+            "rules_overridden": list(self.overridden),
         }
 
 
@@ -132,7 +135,7 @@ def _status(*pairs) -> str:
     return IN_REACH
 
 
-def _ln_kernel(graph: Graph, node: str) -> dict:
+def ln_kernel(graph: Graph, node: str) -> dict:
     d = graph[node]
     name = d.get("norm_weight")
     entry = {"module": d.get("module") or node, "node": node}
@@ -159,10 +162,8 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
     g = graph.nx
     order = graph.order()
     nodes = []
-    for n in order:
+    for n in graph.nodes_exposing("kfac"):
         d = g.nodes[n]
-        if d["primitive"] != "weight":
-            continue
         x = d["roles"][0][1]
         vx, vn = g.nodes[x][VALUATION], d[VALUATION]
         a = tuple(_double(pair(vx.v, j)) for j in range(1, graph.n_dead + 1))
@@ -178,7 +179,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
                           and g.nodes[m][VALUATION].reason})
         w = d["weight"]
         nodes.append(NodePrediction(
-            node=n, param=w.get("name") or w["param"], module=d.get("module"), primitive="weight", kind=w["kind"],
+            node=n, param=w.get("name") or w["param"], module=d.get("module"), primitive=d["primitive"], kind=w["kind"],
             a_rates=a, g_rates=gr, status=status, lemmas=tuple(sorted(lemmas)),
             rules=tuple(sorted(used)), reason="; ".join(reasons) if status == NO_RULE else ""))
         for sl in w.get("slices", ()):  # fused weights: one row per output slice (q, k, v)
@@ -188,10 +189,10 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
             s_status = _status(*a, *gs)
             nodes.append(NodePrediction(
                 node=f"{n}[{sl['name']}]", param=f"{w.get('name') or w['param']}[{sl['name']}]", module=d.get("module"),
-                primitive="weight", kind=w["kind"], a_rates=a, g_rates=gs, status=s_status,
+                primitive=d["primitive"], kind=w["kind"], a_rates=a, g_rates=gs, status=s_status,
                 lemmas=tuple(sorted({c for r in rules.rules if r.source in s_used for c in r.cite})),
                 rules=tuple(sorted(s_used)), reason="; ".join(reasons) if s_status == NO_RULE else ""))
-    out_node = next((n for n in order if g.nodes[n]["primitive"] == "output"), None)
+    out_node = next(iter(graph.nodes_exposing("kl")), None)
     kl = None
     if out_node is not None and g.nodes[out_node]["roles"]:
         x = g.nodes[out_node]["roles"][0][1]
@@ -201,12 +202,10 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
         if all(v is not None for v in los + his):
             lo, hi = min(los), min(his)
             kl = lo if lo == hi else (lo, hi)
-    lns = tuple(_ln_kernel(graph, n) for n in order if g.nodes[n]["primitive"] == "layernorm")
+    lns = tuple(ln_kernel(graph, n) for n in graph.nodes_exposing("kernel"))
     sites = []
-    for n in order:
+    for n in graph.nodes_exposing("stream"):
         d = g.nodes[n]
-        if d["primitive"] != "skip_add":
-            continue
         v = d[VALUATION].v
         finite = [v[c][0] for c in d["classes"] if v[c][0] is not None and not math.isinf(v[c][0])]
         known = all(v[c][0] is not None for c in d["classes"])
@@ -215,7 +214,8 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
                       "lemmas": ["Cor 58"]})
     unknown = tuple({"node": n, "op": g.nodes[n].get("unknown_op", g.nodes[n]["target"]),
                      "module": g.nodes[n].get("module")}
-                    for n in order if g.nodes[n]["primitive"] == "unknown")
+                    for n in order if "unknown_op" in g.nodes[n])
     return Prediction(model=graph.model_name, approach=approach, kl_order=kl, nodes=tuple(nodes),
                       ln_kernels=lns, stream_sites=tuple(sites), unknown_ops=unknown, graph=graph,
-                      tracer=graph.tracer)
+                      tracer=graph.tracer, overridden=tuple(rules.overridden),
+                      bands={r.source: r.band for r in rules.rules if r.band is not None})

@@ -74,8 +74,10 @@ def footer(pred: Prediction) -> str:
         lines.append(f"residual-stream sites (Cor 58, sigma_min^2 rate): {rates}")
     for ln in pred.ln_kernels:
         lines.append(f"LayerNorm {ln['module']}: exact kernel direction {ln['source']} (Prop 63)")
-    for n in pred.graph.nodes_with("rmsnorm"):
+    for n in pred.graph.nodes_exposing("no_kernel"):
         lines.append(f"RMSNorm {pred.graph[n].get('module') or n}: no kernel direction (no mean subtraction; Prop 63)")
+    for o in pred.overridden:
+        lines.append(f"[yellow]rule override[/]: {o}")
     for u in pred.unknown_ops:
         lines.append(f"[red]unknown op[/] {u['op']} at node {u['node']} ({u['module'] or 'top level'}): "
                      "what it reaches is outside the theorem's reach")

@@ -2,7 +2,7 @@
 
 A rule file holds::
 
-    primitive = "weight"                 # a name from ddgraph.primitives
+    primitive = "weight"                 # a primitive of the run (built-in or from a plugin)
     cite = ["Thm 21"]                    # the results it reproduces
     summary = "..."                      # one line for `ddgraph rules`
     derivation = "..."                   # how the expressions follow from the local Jacobian
@@ -10,6 +10,7 @@ A rule file holds::
     [forward]      v = "...", d = "..."  # or [forward.bulk] / [forward.dead]
     [backward]     ROLE = "..."          # or [backward.bulk] / [backward.dead]
     [probe]        case = "...", args = {...}
+    band = 0.1                           # optional: finite-t tolerance band (default: the primitive's)
 
 An expression may be a two-element array ``[lower, upper]``: the rule then only gives a bracket.
 Built-in rules live in the top-level ``rules/`` directory (installed as ``ddgraph.builtin_rules``); a user
@@ -23,11 +24,11 @@ from pathlib import Path
 
 import attrs
 
-from . import primitives
+from .primitives import BUILTIN, Primitives
 from .errors import ExprError, RuleFileError
 from .expr import parse, refs
 
-_TOP = {"primitive", "cite", "summary", "derivation", "when", "forward", "backward", "probe"}
+_TOP = {"primitive", "cite", "summary", "derivation", "when", "forward", "backward", "probe", "band"}
 _WHEN = {"loss": ("mse", "ce"), "regime": ("noisy", "noise-free"), "fisher": ("expected", "empirical")}
 CLASS_KINDS = ("bulk", "dead")
 
@@ -45,6 +46,7 @@ class Rule:
     probe: dict | None
     source: str
     derivation: str = ""
+    band: float | None = None  # finite-t tolerance band (the rule file's, else its primitive's)
 
     @property
     def is_bracket(self) -> bool:
@@ -77,7 +79,8 @@ def _expr_pair(path, field, raw, allowed_roles, params, dead_block, kinds):
         for r in refs(tree):
             if r.kind == "param":
                 if r.role not in params:
-                    raise _fail(path, field, f"only {', '.join(params) or 'no parameters'} for this primitive", r.role)
+                    raise _fail(path, field, "a valuation (v.ROLE, d.ROLE, w.out) or an approach exponent "
+                                f"this primitive declares ({', '.join(params) or 'none'})", r.role)
                 if not dead_block:
                     raise _fail(path, field, f"'{r.role}' inside a [*.dead] block (the bulk has none)", r.role)
             elif r.kind not in kinds:
@@ -120,7 +123,7 @@ def _blocks(path, section, raw, keys, allowed_roles, params, kinds, variadic=())
     return out
 
 
-def parse_rule(path: str | Path, text: str | None = None) -> Rule:
+def parse_rule(path: str | Path, text: str | None = None, primitives: Primitives = BUILTIN) -> Rule:
     """Parse and validate one rule file; raises :class:`RuleFileError` naming file and field."""
     path = str(path)
     try:
@@ -134,7 +137,7 @@ def parse_rule(path: str | Path, text: str | None = None) -> Rule:
     if not isinstance(name, str):
         raise _fail(path, "primitive", "a primitive name (string)", name)
     try:
-        prim = primitives.get(name)
+        prim = primitives[name]
     except KeyError as exc:
         raise _fail(path, "primitive", str(exc.args[0])) from None
     cite = data.get("cite", [])
@@ -156,9 +159,9 @@ def parse_rule(path: str | Path, text: str | None = None) -> Rule:
         raise _fail(path, "forward", "a [forward] table with v and d")
     if "backward" not in data:
         raise _fail(path, "backward", "a [backward] table with one expression per operand role")
-    forward = _blocks(path, "forward", data["forward"], ("v", "d"), set(roles), prim.params, ("v", "d"))
+    forward = _blocks(path, "forward", data["forward"], ("v", "d"), set(roles), prim.exponents, ("v", "d"))
     backward = _blocks(path, "backward", data["backward"], tuple(roles), set(roles) | {"out"},
-                       prim.params, ("v", "d", "w"))
+                       prim.exponents, ("v", "d", "w"))
     for kind, block in backward.items():
         for role, pair in block.items():
             for tree in pair:
@@ -168,8 +171,11 @@ def parse_rule(path: str | Path, text: str | None = None) -> Rule:
     probe = data.get("probe")
     if probe is not None and (not isinstance(probe, dict) or not isinstance(probe.get("case"), str)):
         raise _fail(path, "probe", "a table with a 'case' name and optional 'args'", probe)
+    band = data.get("band", prim.band)
+    if band is not None and (isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 < band < 1):
+        raise _fail(path, "band", "a finite-t tolerance band, a number in (0, 1)", band)
     derivation = data.get("derivation", "")
-    return Rule(primitive=name, cite=tuple(cite), summary=summary, forward=forward,
+    return Rule(band=None if band is None else float(band), primitive=name, cite=tuple(cite), summary=summary, forward=forward,
                 backward=backward, when=dict(when), probe=probe, source=path,
                 derivation=derivation if isinstance(derivation, str) else "")
 
@@ -179,10 +185,10 @@ def builtin_dir() -> Path:
     return Path(str(importlib.resources.files("ddgraph.builtin_rules")))
 
 
-def _load_dir(directory: Path) -> list[Rule]:
+def _load_dir(directory: Path, primitives: Primitives) -> list[Rule]:
     if not directory.is_dir():
         raise RuleFileError(f"{directory}: not a directory of rule files")
-    rules = [parse_rule(p) for p in sorted(directory.glob("*.toml"))]
+    rules = [parse_rule(p, primitives=primitives) for p in sorted(directory.glob("*.toml"))]
     seen: dict[tuple, str] = {}
     for r in rules:
         key = (r.primitive, tuple(sorted(r.when.items())))
@@ -201,11 +207,13 @@ class RuleSet:
     overridden: list[str] = attrs.Factory(list)
 
     @classmethod
-    def load(cls, *user_dirs: str | Path) -> "RuleSet":
-        rules = _load_dir(builtin_dir())
+    def load(cls, *user_dirs: str | Path, primitives: Primitives = BUILTIN) -> "RuleSet":
+        """The built-in rules with ``user_dirs`` layered on top; ``primitives`` is the run's vocabulary
+        (pass the plugin primitives a user directory writes rules for)."""
+        rules = _load_dir(builtin_dir(), primitives)
         overridden = []
         for d in user_dirs:
-            for r in _load_dir(Path(d)):
+            for r in _load_dir(Path(d), primitives):
                 key = (r.primitive, r.when)
                 before = [old for old in rules if (old.primitive, old.when) == key]
                 overridden += [f"{old.source} -> {r.source}" for old in before]

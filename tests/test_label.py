@@ -171,22 +171,21 @@ def test_rotary_halves_pair_the_dead_coordinate():
     assert dead(g, "o.weight", "dead_in") == [3, 7]
 
 
-def test_user_pattern_hook_defines_a_primitive():
-    from ddgraph.label import Match, register_pattern, unregister_pattern
-    from ddgraph.primitives import Primitive
-
-    prim = Primitive("cumsum_op", ("x",), "elementwise", "a running sum along channels")
-
-    def pattern(g, n):
-        if g.nodes[n]["op"] == "cumsum":
-            return Match("cumsum_op", [("x", g.nodes[n]["operands"][0])])
-
-    register_pattern(prim, pattern)
-    try:
-        m = Fn(lambda s, x: F.linear(torch.cumsum(F.linear(x, s.w), -1), s.w), w=W(8, 8))
-        g = ddgraph.label(ddgraph.trace(m, X))
-        assert g.summary().get("cumsum_op") == 1
-        pred = ddgraph.predict(g)  # no rule file for it yet: an explicit no-rule, never a default
-        assert {n.status for n in pred.nodes} == {"no-rule"}
-    finally:
-        unregister_pattern("cumsum_op")
+def test_user_pattern_defines_a_primitive_for_one_run(tmp_path):
+    plugin = tmp_path / "cumsum_plugin.py"
+    plugin.write_text(
+        "from ddgraph.patterns import Match, pattern\n"
+        "from ddgraph.primitives import Primitive\n"
+        "PRIMITIVES = [Primitive('cumsum_op', ('x',), 'elementwise', 'a running sum along channels')]\n"
+        "@pattern('cumsum_op', family='user')\n"
+        "def cumsum(g, n):\n"
+        "    if g.nodes[n]['op'] == 'cumsum':\n"
+        "        return Match('cumsum_op', [('x', g.nodes[n]['operands'][0])])\n"
+        "PATTERNS = [cumsum]\n")
+    m = Fn(lambda s, x: F.linear(torch.cumsum(F.linear(x, s.w), -1), s.w), w=W(8, 8))
+    g = ddgraph.label(ddgraph.trace(m, X), plugins=[plugin])
+    assert g.summary().get("cumsum_op") == 1
+    pred = ddgraph.predict(g)  # no rule file for it yet: an explicit no-rule, never a default
+    assert {n.status for n in pred.nodes} == {"no-rule"}
+    plain = ddgraph.label(ddgraph.trace(m, X))  # nothing was registered globally
+    assert "cumsum_op" not in plain.summary() and plain.summary().get("unknown") == 1

@@ -6,7 +6,10 @@ from collections import Counter
 
 import torch
 
-from ..diff import SMOOTH_TOL, TOL
+from ..diff import TOL
+from ..primitives import BUILTIN
+
+SMOOTH_TOL = BUILTIN["act_smooth"].band  # the finite-t band smooth activations declare
 from .registry import CLAIMS, CONFIRMED, FAIL, Claim, Outcome, Settings, run_claim
 
 LEGEND = """\

@@ -1,12 +1,12 @@
 """Gauge discovery: read DDCAdam's gauge specs off ddgraph's labelled graph.
 
-Patterns (on labelled primitives, :mod:`ddgraph.primitives`):
+Patterns, read off what each node's primitive declares (:mod:`ddgraph.primitives`):
 
-* **CE head** — the model output is a ``weight`` node (Linear): its bias gets ``CEShiftBias``, its
-  weight ``CEShiftRowShift`` (only when the loss is softmax cross-entropy).
-* **LayerNorm scale** — a ``layernorm`` with an affine weight whose every consumer is a Linear
-  ``weight`` node: ``LNScaleGauge(gamma, consumers, beta)``.
-* **ReLU rescale** — ``weight -> [bias_add] -> act_relu -> weight`` with single consumers. Runs of
+* **CE head** — the model output (observable ``kl``) is a weight edge (Linear): its bias gets
+  ``CEShiftBias``, its weight ``CEShiftRowShift`` (only when the loss is softmax cross-entropy).
+* **LayerNorm scale** — a ``scale_invariant`` normaliser with an affine weight whose every consumer
+  is a Linear weight edge: ``LNScaleGauge(gamma, consumers, beta)``.
+* **ReLU rescale** — ``weight -> [bias add] -> rescalable activation -> weight`` with single consumers. Runs of
   such pairs whose inner layers are bias-free become one ``ChainedReLURescaleGauge``; otherwise
   disjoint pairs are taken from the input side as per-channel ``ReLURescaleGauge``.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import attrs
 from torch import nn
 
+from ddgraph.primitives import node_attr
 from ddgraph.optim.gauges import (CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge, LNScaleGauge,
                                   ReLURescaleGauge)
 
@@ -78,7 +79,7 @@ def discover_gauges(model: nn.Module, example_inputs, *, loss: str = "cross_entr
 def _param_uses(g) -> dict[str, int]:
     uses: dict[str, int] = {}
     for n, d in g.nodes(data=True):
-        if d.get("primitive") == "param" and d.get("param"):
+        if d.get("dep") == "param" and d.get("param"):
             uses[d["param"]] = uses.get(d["param"], 0) + g.out_degree(n)
     return uses
 
@@ -86,8 +87,22 @@ def _param_uses(g) -> dict[str, int]:
 def _layer(g, n):
     """The ``weight`` attrs of node ``n`` if it is a Linear/conv layer, else None."""
     d = g.nodes[n]
-    w = d.get("weight") if d.get("primitive") == "weight" else None
+    w = d.get("weight") if _exposes(g, n, "kfac") else None
     return w if w and w["kind"] in _LAYERS else None
+
+
+def _exposes(g, n, observable: str) -> bool:
+    return observable in g.graph["primitives"][g.nodes[n]["primitive"]].observables
+
+
+def _added_bias(g, n) -> str | None:
+    """The parameter an element-wise node adds per channel (a bias), if its primitive declares one."""
+    d = g.nodes[n]
+    prim = g.graph["primitives"][d["primitive"]]
+    if prim.mask != "elementwise":
+        return None
+    return next((node_attr(d, s.attr) for s in prim.canonical if s.layout == "vector" and s.dead == "approach"
+                 and node_attr(d, s.attr)), None)
 
 
 def _only_successor(g, n):
@@ -96,7 +111,7 @@ def _only_successor(g, n):
 
 
 def _ce_head(g, params):
-    out = [n for n, d in g.nodes(data=True) if d.get("primitive") == "output"]
+    out = [n for n in g if _exposes(g, n, "kl")]
     if len(out) != 1:
         return
     src = g.nodes[out[0]]["roles"][0][1] if g.nodes[out[0]]["roles"] else None
@@ -110,7 +125,7 @@ def _ce_head(g, params):
 
 def _layernorms(g, params, uses):
     for n, d in g.nodes(data=True):
-        if d.get("primitive") != "layernorm" or not d.get("norm_weight"):
+        if not _exposes(g, n, "scale_invariant") or not d.get("norm_weight"):
             continue
         layers = [_layer(g, s) for s in g.successors(n)]
         what = f"LayerNorm scale on {d['norm_weight']}"
@@ -123,13 +138,12 @@ def _relu_next(g, n):
     """The layer after ``n`` through ``[bias_add] -> act_relu``, and the bias met on the way."""
     bias = _layer(g, n)["bias"]
     nxt = _only_successor(g, n)
-    if nxt is not None and g.nodes[nxt].get("primitive") == "bias_add":
+    if nxt is not None and _added_bias(g, nxt):
         if bias:
             return None, None
-        bias = next((g.nodes[p]["param"] for p in g.predecessors(nxt)
-                     if g.nodes[p].get("primitive") == "param"), None)
+        bias = _added_bias(g, nxt)
         nxt = _only_successor(g, nxt)
-    if nxt is None or g.nodes[nxt].get("primitive") != "act_relu":
+    if nxt is None or not _exposes(g, nxt, "rescalable"):
         return None, None
     after = _only_successor(g, nxt)
     return (after, bias) if after is not None and _layer(g, after) else (None, None)

@@ -1,9 +1,11 @@
 """Canonicalisation: a copy of the model at the canonical singular configuration W(t).
 
-Every weight on the dead path has its dead rows and dead columns zeroed and its dead-to-dead
-entries set to ``t**alpha`` (the centre tap for a convolution); dead bias entries are zero or
-``t**beta``. The bulk block keeps the model's own weights. The user's model is never touched: the
-traced GraphModule is deep-copied into fp64 first.
+What happens to a node's parameters is its primitive's declaration (``Primitive.canonical``, a
+tuple of :class:`~ddgraph.primitives.ParamSpec`); this module only knows the two layouts. A
+``matrix`` (a weight edge) has its dead rows and dead columns zeroed and its dead-to-dead entries
+set to ``t**exponent`` (the centre tap for a convolution); a ``vector`` has its dead entries zeroed
+or set to ``t**exponent`` (``inf``: held at zero). The bulk keeps the model's own values. The
+user's model is never touched: the traced GraphModule is deep-copied into fp64 first.
 """
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ import torch
 
 from ..channels import _run_shape_op
 from ..config import Approach
-from ..engine import _params
+from ..engine import exponent_tables
 from ..errors import ProbeError
 from ..graph import Graph
+from ..primitives import ParamSpec, node_attr
 
 
 @attrs.define
@@ -91,7 +94,6 @@ def _fp64_graph(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
 def canonicalise(graph: Graph, approach: Approach) -> Canonical:
     """Build the canonical fp64 copy of ``graph``'s model for ``approach``."""
-    g = graph.nx
     for _, p in graph.gm.named_parameters():
         if p.device.type == "meta":
             raise ProbeError("the model's weights are on the meta device; the probe needs real weights "
@@ -99,68 +101,81 @@ def canonicalise(graph: Graph, approach: Approach) -> Canonical:
     gm = _fp64_graph(copy.deepcopy(graph.gm).double())
     for p in gm.parameters():
         p.requires_grad_(False)
-    alpha, beta = _params(graph, approach)
-    moving: list[Entry] = []
-    zero: dict[str, set[int]] = {}
-
-    def hold(param, idx):
-        zero.setdefault(param, set()).update(int(i) for i in idx.flatten())
-
+    state = _State(gm, exponent_tables(graph, approach), graph.n_dead)
     for n in graph.order():
-        d = g.nodes[n]
-        if d["primitive"] == "weight":
-            w = d["weight"]
-            idx = operand_index(graph, w["operand"])
-            win, wout = w["w_in_axis"] % idx.dim(), w["w_out_axis"] % idx.dim()
-            for j in range(1, graph.n_dead + 1):
-                for o in w["dead_out"][j]:
-                    hold(w["param"], idx.select(wout, o))
-                for i in w["dead_in"][j]:
-                    hold(w["param"], idx.select(win, i))
-            for j in range(1, graph.n_dead + 1):
-                pairs = []
-                for o in w["dead_out"][j]:
-                    row = idx.select(wout, o)
-                    for i in w["dead_in"][j]:
-                        cell = row.select(win if win < wout else win - 1, i)
-                        if w["kind"] == "conv":  # centre tap of the kernel
-                            cell = cell[tuple(s // 2 for s in cell.shape)]
-                        pairs.append(cell.reshape(-1))
-                if pairs:
-                    moving.append(Entry(w["param"], torch.cat(pairs), alpha[w["param"]][j - 1]))
-            if w.get("bias"):
-                _bias_entries(gm, w["bias"], {j: w["dead_out"][j] for j in w["dead_out"]}, beta, moving, hold)
-        elif d["primitive"] in ("bias_add", "prepend_token") and d.get("bias_param"):
-            mask = d["mask"]
-            row = _mask_row(mask, -1)
-            dead = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, graph.n_dead + 1)}
-            _bias_entries(gm, d["bias_param"], dead, beta, moving, hold)
-        elif d["primitive"] in ("batchnorm_eval", "batchnorm_train"):
-            row = _mask_row(d["mask"], 1)  # channels sit on axis 1 (N, C, *spatial)
-            dead = torch.nonzero(row > 0).flatten()
-            if d.get("norm_bias"):
-                hold(d["norm_bias"], dead)
-            if d.get("running_mean") and d["primitive"] == "batchnorm_eval":
-                with torch.no_grad():  # eval: the running mean is a shift, zeroed on the dead channel
-                    gm.get_buffer(d["running_mean"]).view(-1)[dead] = 0.0
-        elif d["primitive"] in ("layernorm",) and d.get("norm_bias"):
-            row = _mask_row(d["mask"], -1)
-            hold(d["norm_bias"], torch.nonzero(row > 0).flatten())
+        d = graph[n]
+        for spec in graph.primitives[d["primitive"]].canonical:
+            value = node_attr(d, spec.attr)
+            if not value:
+                continue  # the node has no such parameter (a linear without bias)
+            if spec.layout == "matrix":
+                _matrix(graph, state, value, spec)
+            else:
+                _vector(state, d, value, spec)
     with torch.no_grad():
-        for param, idx in zero.items():
+        for param, idx in state.zero.items():
             gm.get_parameter(param).view(-1)[torch.tensor(sorted(idx), dtype=torch.long)] = 0.0
-    return Canonical(gm, moving)
+    return Canonical(gm, state.moving)
 
 
-def _bias_entries(gm, param, dead, beta, moving, hold):
-    p = gm.get_parameter(param)
+@attrs.define
+class _State:
+    gm: torch.fx.GraphModule
+    exponents: dict
+    n_dead: int
+    moving: list = attrs.Factory(list)
+    zero: dict = attrs.Factory(dict)
+
+    def hold(self, param: str, idx: torch.Tensor) -> None:
+        self.zero.setdefault(param, set()).update(int(i) for i in idx.flatten())
+
+    def exponent(self, spec: ParamSpec, param: str, j: int) -> float:
+        table = self.exponents.get(spec.exponent, {})
+        return table[param][j - 1] if param in table else math.inf
+
+
+def _matrix(graph: Graph, state: _State, w: dict, spec: ParamSpec) -> None:
+    """A weight edge (its node's weight record ``w``): dead rows and columns zeroed, dead-to-dead
+    entries ``t**exponent``."""
+    idx = operand_index(graph, w["operand"])
+    win, wout = w["w_in_axis"] % idx.dim(), w["w_out_axis"] % idx.dim()
+    for j in range(1, state.n_dead + 1):
+        for o in w["dead_out"][j]:
+            state.hold(w["param"], idx.select(wout, o))
+        for i in w["dead_in"][j]:
+            state.hold(w["param"], idx.select(win, i))
+    for j in range(1, state.n_dead + 1):
+        pairs = []
+        for o in w["dead_out"][j]:
+            row = idx.select(wout, o)
+            for i in w["dead_in"][j]:
+                cell = row.select(win if win < wout else win - 1, i)
+                if w["kind"] == "conv":  # centre tap of the kernel
+                    cell = cell[tuple(s // 2 for s in cell.shape)]
+                pairs.append(cell.reshape(-1))
+        if pairs:
+            state.moving.append(Entry(w["param"], torch.cat(pairs), state.exponent(spec, w["param"], j)))
+
+
+def _vector(state: _State, d: dict, name: str, spec: ParamSpec) -> None:
+    """A per-channel vector along the node's channel axis: dead entries zeroed or ``t**exponent``.
+    A table of vectors (position embeddings) has the dead column of every row treated alike."""
+    axis = spec.axis if isinstance(spec.axis, int) else node_attr(d, spec.axis)
+    row = _mask_row(d["mask"], axis)
+    if spec.buffer:
+        with torch.no_grad():
+            state.gm.get_buffer(name).view(-1)[torch.nonzero(row > 0).flatten()] = 0.0
+        return
+    p = state.gm.get_parameter(name)
     numel = p.numel()
     last = p.shape[-1] if p.dim() else 1
-    for j, idx in dead.items():
-        idx = torch.tensor([i for i in idx if i < min(numel, last)], dtype=torch.long)
-        if p.dim() > 1:  # a table of biases (position embeddings): the dead column of every row
+    for j in range(1, state.n_dead + 1):
+        idx = torch.tensor([i for i in torch.nonzero(row == j).flatten().tolist() if i < min(numel, last)],
+                           dtype=torch.long)
+        if p.dim() > 1:
             idx = torch.arange(numel).view(-1, last)[:, idx].flatten()
-        hold(param, idx)
-        b = beta.get(param, (math.inf,) * len(dead))[j - 1]
-        if not math.isinf(b) and idx.numel():
-            moving.append(Entry(param, idx, b))
+        state.hold(name, idx)
+        if spec.dead == "approach":
+            b = state.exponent(spec, name, j)
+            if not math.isinf(b) and idx.numel():
+                state.moving.append(Entry(name, idx, b))

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 import numpy as np
 from rich import box
 from rich.table import Table
 
-from ..cli import _run, approach_options, build_approach, console
+from ..cli import _run, approach_options, console, load_run
+from ..diff import TOL
 from ..report import fmt_rate
-from ..rules import RuleSet
-from ..target import load_target
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inside-bracket": "yellow", "not-asymptotic": "magenta",
                  "floor": "cyan", "no-rule": "red", "unfittable": "bold red"}
@@ -39,13 +39,11 @@ def parse_grid(text):
     return [float(x) for x in text.split(",") if x]
 
 
-def _check(target, n_samples, grid, seed, no_progress, loss, regime, fisher, alpha, beta, directions,
-           rule_dirs, tracer):
+def _check(target, n_samples, grid, seed, no_progress, **kw):
     from ..api import check
 
-    model, inputs, _ = load_target(target)
-    approach = build_approach(loss, regime, fisher, alpha, beta, directions)
-    return check(model, inputs, approach=approach, rules=RuleSet.load(*rule_dirs), tracer=tracer,
+    model, inputs, approach, ext, tracer = load_run(target, **kw)
+    return check(model, inputs, approach=approach, rules=ext.load_rules(), tracer=tracer, plugins=ext.plugins,
                  grid=parse_grid(grid), n_samples=n_samples, progress=not no_progress, seed=seed)
 
 
@@ -98,8 +96,14 @@ def _print_extras(d):
         "every in-reach node passes." if d.ok else
         f"[bold red]{len(fails)} in-reach check(s) did not pass:[/] " +
         ", ".join(f"{c.param} {c.factor} ({c.verdict})" for c in fails[:8])))
-    console.print(f"tolerances: ±0.05, ±0.1 for nodes behind a smooth activation (finite-t correction); "
-                  f"probe time per t-point {d.measurement.seconds_per_t:.2f} s")
+    for o in d.prediction.overridden:
+        console.print(f"[yellow]rule override[/]: {o}")
+    by_band: dict[float, list[str]] = {}
+    for r, b in sorted(d.bands.items()):
+        by_band.setdefault(b, []).append(Path(r).stem)
+    widened = [f"±{b:g} for nodes behind {', '.join(names)}" for b, names in sorted(by_band.items())]
+    console.print(f"tolerances: ±{TOL:g}" + "".join(f", {w}" for w in widened) + " (finite-t correction)"
+                  + f"; probe time per t-point {d.measurement.seconds_per_t:.2f} s")
 
 
 @click.command()

@@ -227,50 +227,43 @@ def _loss_gradient(f: torch.Tensor, target: torch.Tensor, approach: Approach) ->
     return p - torch.zeros_like(p).scatter_(-1, labels, 1.0)
 
 
-def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20000,
-          approach: Approach | None = None, sampler=None, seed: int = 0, chunk: int = 8192,
-          noise: float = 1.0, progress: bool = True, tracer: str = "auto", ln_directions=None,
-          cache_mb: float = 256, **approach_kwargs) -> Measurement:
-    """Measure the model's K-FAC observables along the approach to its canonical configuration.
+def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000, sampler=None,
+          seed: int = 0, chunk: int = 8192, noise: float = 1.0, progress: bool = True, ln_directions=None,
+          cache_mb: float = 256, rules: RuleSet | None = None) -> Measurement:
+    """Measure a labelled graph's K-FAC observables along the approach to its canonical configuration.
 
     Parameters
     ----------
-    model_or_graph : an ``nn.Module`` or a labelled :class:`~ddgraph.graph.Graph`.
-    example_inputs : example inputs (their per-sample shapes shape the default Gaussian sample).
+    graph : a labelled :class:`~ddgraph.graph.Graph` (:func:`ddgraph.probe` traces and labels a model).
+    approach : the :class:`~ddgraph.config.Approach`.
     grid : t values (default: 7 points from 1e-2 to 1e-4, geometric: inside the asymptotic window
         of the linear, ReLU and LayerNorm ladders at default init).
     n_samples : sample count; processed in chunks of ``chunk`` rows.
-    approach : an :class:`~ddgraph.config.Approach`, or its fields as keyword arguments.
     sampler : ``fn(n, generator) -> inputs`` or a tensor data set; Gaussian by default.
     noise : the noise scale of the MSE noisy regime.
     ln_directions : ``{ln_node: predicted kernel direction}`` to check (Prop 63).
     cache_mb : memory for keeping each chunk's inputs and targets between t-points (a speed-up);
         beyond it chunks are redrawn from their seeds, so memory stops growing with ``n_samples``.
+    rules : the rule set whose valuations tell which K-FAC blocks cannot move with t (default: the
+        built-in rules over the graph's primitives).
 
     Returns
     -------
     Measurement
     """
-    from ..api import label, trace
-    from ..graph import Graph as _Graph
-
-    approach = approach or Approach(**approach_kwargs)
-    if isinstance(model_or_graph, _Graph):
-        graph = model_or_graph
-    else:
-        graph = trace(model_or_graph, example_inputs, tracer=tracer)
     if not graph.labelled or graph.n_dead != approach.n_dead:
-        label(graph, n_dead=approach.n_dead)
+        raise ProbeError(f"the graph must be labelled with n_dead={approach.n_dead} first (ddgraph.label)")
     grid = tuple(sorted((float(t) for t in (grid or DEFAULT_GRID)), reverse=True))
     if any(not (0 < t < 1) for t in grid) or len(grid) < 3:
         raise ProbeError(f"the grid needs at least 3 values of t in (0, 1), got {grid}")
-    if not all(VALUATION in graph[n] for n in graph.nodes_with("weight")):
-        run_engine(graph, RuleSet.load(), approach)  # valuations tell which blocks cannot move with t
+    if not all(VALUATION in graph[n] for n in graph.nodes_exposing("kfac")):
+        run_engine(graph, rules or RuleSet.load(primitives=graph.primitives), approach)  # valuations tell which blocks cannot move with t
     canon = canonicalise(graph, approach)
     sites, skipped = weight_sites(graph)
     site_map = {s.node: s for s in sites}
-    ln_nodes = [n for n in graph.order() if graph[n]["primitive"] in ("layernorm", "rmsnorm")]
-    stream_nodes = [n for n in graph.order() if graph[n]["primitive"] == "skip_add"]
+    ln_nodes = sorted(set(graph.nodes_exposing("kernel")) | set(graph.nodes_exposing("no_kernel")),
+                      key=graph.order().index)
+    stream_nodes = graph.nodes_exposing("stream")
     vocab = next((s.vocab for s in sites if s.kind == "embedding"), None)
     make = from_user(sampler) if sampler is not None else gaussian_like(graph.example_inputs, vocab)
     data = Sampler(make, n_samples, chunk, seed, cache_bytes=int(cache_mb * 2**19))
@@ -371,8 +364,10 @@ def _moved(factor: "_Factor", partial: dict) -> list[str]:
 
 
 def _t_independent_inputs(graph, sites) -> frozenset:
-    """Weight sites whose input has no weight or bias upstream: their A factor is the same at every t."""
-    moving = {n for n in graph.order() if graph[n]["primitive"] in ("weight", "bias_add")}
+    """Weight sites whose input has no parameter moving with t upstream: their A factor is the same at
+    every t. A parameter moves when its primitive puts an approach exponent on it."""
+    moving = {n for n in graph.order()
+              if any(s.dead == "approach" for s in graph.primitives[graph[n]["primitive"]].canonical)}
     return frozenset(s.node for s in sites if not (nx.ancestors(graph.nx, s.x_node) | {s.x_node}) & moving)
 
 

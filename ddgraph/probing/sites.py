@@ -74,10 +74,8 @@ def weight_sites(graph: Graph) -> tuple[list[WeightSite], list[str]]:
     """Sites for every weight node, and the nodes that cannot be measured (with reasons)."""
     g = graph.nx
     sites, skipped = [], []
-    for n in graph.order():
+    for n in graph.nodes_exposing("kfac"):
         d = g.nodes[n]
-        if d["primitive"] != "weight":
-            continue
         w = d["weight"]
         x = d["roles"][0][1]
         site = WeightSite(node=n, param=w["param"], kind=w["kind"], x_node=x,
