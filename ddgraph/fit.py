@@ -12,8 +12,10 @@ import math
 import attrs
 import numpy as np
 
+from .verdicts import FitStatus, Verdict
+
 #: Verdicts a fit can carry by itself (``pass``/``fail`` need a prediction: see :func:`judge`).
-FIT_OK, NOT_ASYMPTOTIC, FLOOR, UNFITTABLE = "ok", "not-asymptotic", "floor", "unfittable"
+FIT_OK, NOT_ASYMPTOTIC, FLOOR, UNFITTABLE = FitStatus
 
 #: Relative level below which an observable is at the numerical floor (fp64).
 FP64_FLOOR = 1e-12
@@ -115,11 +117,10 @@ def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR
     return Fit(float(slope), se, r2, window, local, FIT_OK, "", n)
 
 
-#: Verdicts of a prediction checked against a fit (DESIGN §5).
-PASS, FAIL, INSIDE_BRACKET, NO_RULE = "pass", "fail", "inside-bracket", "no-rule"
+PASS, FAIL, INSIDE_BRACKET, NO_RULE = Verdict.PASS, Verdict.FAIL, Verdict.INSIDE_BRACKET, Verdict.NO_RULE
 
 
-def judge(predicted, fit: Fit, *, tol: float = 0.05) -> str:
+def judge(predicted, fit: Fit, *, tol: float = 0.05) -> Verdict:
     """Verdict for a predicted rate (a number, ``inf``, a ``(lo, hi)`` bracket, or ``None``).
 
     ``None`` means no rule reached the observable; ``inf`` means it is predicted exactly zero.
@@ -127,18 +128,18 @@ def judge(predicted, fit: Fit, *, tol: float = 0.05) -> str:
     if predicted is None:
         return NO_RULE
     if fit.status == UNFITTABLE:
-        return UNFITTABLE
+        return Verdict.UNFITTABLE
     if isinstance(predicted, tuple):
         lo, hi = predicted
         if lo == hi:
             predicted = lo
         else:
             if fit.status != FIT_OK:
-                return fit.status
+                return Verdict(fit.status)
             return INSIDE_BRACKET if lo - tol <= fit.slope <= hi + tol else FAIL
     if predicted == math.inf:
         # An exactly-zero observable shows up as a floor fit; anything else is a failure.
         return PASS if fit.status == FLOOR else FAIL
     if fit.status != FIT_OK:
-        return fit.status
+        return Verdict(fit.status)
     return PASS if abs(fit.slope - predicted) <= tol else FAIL

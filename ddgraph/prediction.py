@@ -12,8 +12,9 @@ from .config import Approach
 from .engine import VALUATION, pair
 from .graph import Graph
 from .rules import RuleSet
+from .verdicts import Status
 
-IN_REACH, BRACKET, NO_RULE = "in-reach", "bracket", "no-rule"
+IN_REACH, BRACKET, NO_RULE = Status
 
 
 @attrs.frozen
