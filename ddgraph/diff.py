@@ -1,4 +1,4 @@
-"""Prediction against measurement, node by node, with honest verdicts (DESIGN §5)."""
+"""Prediction against measurement, node by node, with honest verdicts (THEORY §8)."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ from .prediction import IN_REACH, Prediction
 from .probing.measure import Measurement
 
 TOL = 0.05
-#: Rules whose primitive carries an O(t) finite-t correction (DESIGN §5): their nodes get SMOOTH_TOL.
+#: Rules whose primitive carries an O(t) finite-t correction (THEORY §7.6): their nodes get SMOOTH_TOL.
 SMOOTH_RULES = ("act_smooth", "act_offset")
 SMOOTH_TOL = 0.1
 OBSERVABLES = ("dd", "schur", "lmin")

@@ -1,4 +1,4 @@
-"""Log-log slope fits with the asymptotic-window and floor checks of DESIGN §5.
+"""Log-log slope fits with the asymptotic-window and floor checks of THEORY §7.5.
 
 A fit turns a sweep ``(t_i, y_i)`` into a rate: the slope of ``log y`` against ``log t``. It also reports
 the local slopes between neighbouring grid points, so a caller can tell a clean power law from a
@@ -115,7 +115,7 @@ def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR
     return Fit(float(slope), se, r2, window, local, FIT_OK, "", n)
 
 
-#: Verdicts of a prediction checked against a fit (DESIGN §5).
+#: Verdicts of a prediction checked against a fit (THEORY §8).
 PASS, FAIL, INSIDE_BRACKET, NO_RULE = "pass", "fail", "inside-bracket", "no-rule"
 
 
