@@ -1,4 +1,7 @@
 """Rule files: validation errors, completeness, and every rule checked by its probe case."""
+import re
+from pathlib import Path
+
 import pytest
 
 from ddgraph.errors import RuleFileError
@@ -145,3 +148,27 @@ def test_wrong_rule_is_caught_by_the_probe(fixtures):
     assert not d.ok
     failed = {c.param for c in d.failures}
     assert failed and failed <= {"0.weight", "2.weight", "4.weight", "6.weight"}
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_theory_citations_name_existing_sections():
+    """A rule's 'THEORY §N' cite must name a section docs/THEORY.md anchors."""
+    theory = (ROOT / "docs" / "THEORY.md").read_text()
+    anchors = set(re.findall(r'<a id="s([0-9.]+)"></a>', theory))
+    assert {"3.2", "3.6", "8"} <= anchors
+    cited = {c for r in RULES.rules for c in r.cite if c.startswith("THEORY")}
+    assert cited
+    for c in cited:
+        m = re.fullmatch(r"THEORY §([0-9.]+)", c)
+        assert m and m.group(1) in anchors, c
+
+
+def test_shipped_text_does_not_point_at_unshipped_notes():
+    needles = ("DESIGN" + ".md", "DESIGN" + " §", "../" + "shared")
+    for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "rules").glob("*.toml"),
+                 *(ROOT / "ddgraph").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]:
+        text = path.read_text()
+        for needle in needles:
+            assert needle not in text, f"{path} mentions {needle}"
