@@ -8,7 +8,7 @@ followed exactly, whatever form they were traced in.
 Where the dead coordinate sits in a freshly produced channel space (a model input, a weight
 output) is chosen so that the space's consumers agree: the space is cut into *segments* by how it is
 used downstream (split into q, k, v; viewed into heads; halved by a rotary embedding), and the last
-``n_dead`` indices of each segment are dead (DESIGN §2: default the last index).
+``n_dead`` indices of each segment are dead (THEORY §2.1: default the last index).
 """
 from __future__ import annotations
 

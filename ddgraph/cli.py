@@ -145,22 +145,23 @@ def graph(target, dot_file, **kw):
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def rules(rule_dirs, plugins, fmt):
-    """List the rules in force, what they cite and where they live."""
+    """List the rules in force, what each block (forward, backward) cites and where they live."""
     from rich.table import Table
 
     rs = _run(lambda: extensions(plugins, rule_dirs).load_rules())
     if fmt == "json":
         click.echo(json.dumps([{"primitive": r.primitive, "when": r.when, "cite": list(r.cite),
+                                "cites": {b: list(c) for b, c in r.cites.items()},
                                 "summary": r.summary, "source": r.source, "bracket": r.is_bracket,
                                 "probe": r.probe} for r in rs.rules], indent=2))
         return
     t = Table(title=f"{len(rs.rules)} rules", title_justify="left")
-    for col in ("primitive", "when", "cites", "summary", "file"):
+    for col in ("primitive", "when", "forward cites", "backward cites", "summary", "file"):
         t.add_column(col, overflow="fold")
     for r in sorted(rs.rules, key=lambda r: (r.primitive, str(r.when))):
         when = ", ".join(f"{k}={v}" for k, v in r.when.items()) or "-"
-        t.add_row(r.primitive + (" (bracket)" if r.is_bracket else ""), when, ", ".join(r.cite),
-                  r.summary, r.source)
+        t.add_row(r.primitive + (" (bracket)" if r.is_bracket else ""), when,
+                  ", ".join(r.cites["forward"]) or "-", ", ".join(r.cites["backward"]) or "-", r.summary, r.source)
     console.print(t)
     for o in rs.overridden:
         console.print(f"overridden: {o}")

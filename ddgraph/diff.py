@@ -1,4 +1,4 @@
-"""Prediction against measurement, node by node, with honest verdicts."""
+"""Prediction against measurement, node by node, with honest verdicts (THEORY §8)."""
 from __future__ import annotations
 
 import math

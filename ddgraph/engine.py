@@ -29,7 +29,7 @@ class Valuation:
     v: dict = attrs.Factory(dict)
     d: dict = attrs.Factory(dict)
     w: dict = attrs.Factory(dict)
-    why: dict = attrs.Factory(dict)  # (kind, class) -> rule files the lower order rests on
+    why: dict = attrs.Factory(dict)  # (kind, class) -> {(rule file, 'forward'|'backward')} the lower order rests on
     rule: str | None = None  # source file of the rule used, None when no rule
     reason: str = ""
 
@@ -147,7 +147,7 @@ def _forward(graph, rules, setting, exps, res, world):
                 out = evaluate(block[key][world], lookup, c, all_classes)
                 getattr(val, key).setdefault(c, [None, None])[world] = None if out is None else out[0]
                 if out is not None and world == 0:
-                    val.why[(key, c)] = out[1] | {rule.source}
+                    val.why[(key, c)] = out[1] | {(rule.source, "forward")}
 
 
 def _no_rule_reason(d: dict) -> str:
@@ -198,7 +198,7 @@ def _backward(graph, rules, setting, exps, res, world):
                         block = rule.backward["bulk" if c_eval == 0 else "dead"]
                         contrib = evaluate(block[role][world], lookup, c_eval, all_classes)
                         if contrib is not None:
-                            contrib = (contrib[0], contrib[1] | {rule.source})
+                            contrib = (contrib[0], contrib[1] | {(rule.source, "backward")})
                     acc[src].setdefault(c_src, []).append(contrib)
 
 

@@ -144,9 +144,9 @@ _NONE = frozenset()
 def evaluate(tree, lookup: Lookup, cls: int, classes) -> tuple[float, frozenset] | None:
     """Evaluate ``tree`` for class ``cls``; returns ``(order, why)`` or ``None`` (no rule reached it).
 
-    ``lookup(ref, cls)`` supplies names as ``(order, why)``; ``why`` is the set of rules the order
-    rests on, kept along the terms that attain each ``min`` (the critical path), so a prediction can
-    name the lemmas it uses. ``classes`` are the classes ``all()`` ranges over.
+    ``lookup(ref, cls)`` supplies names as ``(order, why)``; ``why`` is the set of rule blocks
+    (``(rule file, 'forward'|'backward')``) the order rests on, kept along the terms that attain each
+    ``min`` (the critical path), so a prediction can name the lemmas it uses. ``classes`` are the classes ``all()`` ranges over.
     """
     if isinstance(tree, Num):
         return tree.value, _NONE

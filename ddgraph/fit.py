@@ -1,4 +1,4 @@
-"""Log-log slope fits with the asymptotic-window and floor checks of DESIGN §5.
+"""Log-log slope fits with the asymptotic-window and floor checks of THEORY §7.5.
 
 A fit turns a sweep ``(t_i, y_i)`` into a rate: the slope of ``log y`` against ``log t``. It also reports
 the local slopes between neighbouring grid points, so a caller can tell a clean power law from a

@@ -29,9 +29,11 @@ class NodePrediction:
     a_rates: tuple  # per direction: (lo, hi) pairs; (None, None) when no rule reached it
     g_rates: tuple
     status: str
-    lemmas: tuple[str, ...]
+    lemmas: tuple[str, ...]  # a_lemmas and g_lemmas together
     rules: tuple[str, ...]
     reason: str = ""
+    a_lemmas: tuple[str, ...] = ()  # cites of the rule blocks the A-rate rests on (forward, into the input)
+    g_lemmas: tuple[str, ...] = ()  # cites of the rule blocks the G-rate rests on (backward, into the output)
 
     @property
     def a_rate(self):
@@ -108,6 +110,7 @@ class Prediction:
                 "node": n.node, "param": n.param, "module": n.module, "primitive": n.primitive,
                 "kind": n.kind, "a_rate": _json_rate(n.a_rates[0]), "g_rate": _json_rate(n.g_rates[0]),
                 "status": n.status, "bracket": bracket, "lemmas": list(n.lemmas),
+                "a_lemmas": list(n.a_lemmas), "g_lemmas": list(n.g_lemmas),
                 "rules": list(n.rules), "reason": n.reason,
                 "directions": [{"a_rate": _json_rate(a), "g_rate": _json_rate(g)}
                                for a, g in zip(n.a_rates, n.g_rates)],
@@ -158,6 +161,12 @@ def ln_kernel(graph: Graph, node: str) -> dict:
     return entry
 
 
+def _cites(rules: RuleSet, why) -> tuple[str, ...]:
+    """The citations of the rule blocks in ``why``, a set of ``(rule file, block)`` pairs (THEORY §3.6)."""
+    by_source = {r.source: r for r in rules.rules}
+    return tuple(sorted({c for src, block in why if src in by_source for c in by_source[src].cites.get(block, ())}))
+
+
 def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
     """Collect per-node predictions from a graph whose valuations have been computed."""
     g = graph.nx
@@ -171,28 +180,33 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
         gr = tuple(_double(pair(vn.w, j)) for j in range(1, graph.n_dead + 1))
         status = _status(*a, *gr)
         anc, desc = nx.ancestors(g, n), nx.descendants(g, n)
-        used = {vn.rule} if vn.rule else set()
-        for j in range(1, graph.n_dead + 1):
-            used |= vx.why.get(("v", j), frozenset()) | vn.why.get(("w", j), frozenset())
-        lemmas = {c for r in rules.rules if r.source in used for c in r.cite}
+        dirs = range(1, graph.n_dead + 1)
+        a_why = frozenset().union(*(vx.why.get(("v", j), frozenset()) for j in dirs))
+        g_why = frozenset().union(*(vn.why.get(("w", j), frozenset()) for j in dirs))
+        used = ({vn.rule} if vn.rule else set()) | {src for src, _ in a_why | g_why}
+        a_lem, g_lem = _cites(rules, a_why), _cites(rules, g_why)
         reasons = sorted({g.nodes[m][VALUATION].reason for m in anc | desc | {n}
                           if VALUATION in g.nodes[m] and g.nodes[m][VALUATION].rule is None
                           and g.nodes[m][VALUATION].reason})
         w = d["weight"]
         nodes.append(NodePrediction(
             node=n, param=w.get("name") or w["param"], module=d.get("module"), primitive=d["primitive"], kind=w["kind"],
-            a_rates=a, g_rates=gr, status=status, lemmas=tuple(sorted(lemmas)),
-            rules=tuple(sorted(used)), reason="; ".join(reasons) if status == NO_RULE else ""))
+            a_rates=a, g_rates=gr, status=status, lemmas=tuple(sorted(set(a_lem) | set(g_lem))),
+            rules=tuple(sorted(used)), reason="; ".join(reasons) if status == NO_RULE else "",
+            a_lemmas=a_lem, g_lemmas=g_lem))
         for sl in w.get("slices", ()):  # fused weights: one row per output slice (q, k, v)
             vs = g.nodes[sl["node"]][VALUATION]
             gs = tuple(_double(pair(vs.w, j)) for j in range(1, graph.n_dead + 1))
-            s_used = used | {r for j in range(1, graph.n_dead + 1) for r in vs.why.get(("w", j), frozenset())}
+            s_why = frozenset().union(*(vs.why.get(("w", j), frozenset()) for j in dirs))
+            s_used = used | {src for src, _ in s_why}
+            s_lem = _cites(rules, s_why)
             s_status = _status(*a, *gs)
             nodes.append(NodePrediction(
                 node=f"{n}[{sl['name']}]", param=f"{w.get('name') or w['param']}[{sl['name']}]", module=d.get("module"),
                 primitive=d["primitive"], kind=w["kind"], a_rates=a, g_rates=gs, status=s_status,
-                lemmas=tuple(sorted({c for r in rules.rules if r.source in s_used for c in r.cite})),
-                rules=tuple(sorted(s_used)), reason="; ".join(reasons) if s_status == NO_RULE else ""))
+                lemmas=tuple(sorted(set(a_lem) | set(s_lem))),
+                rules=tuple(sorted(s_used)), reason="; ".join(reasons) if s_status == NO_RULE else "",
+                a_lemmas=a_lem, g_lemmas=s_lem))
     out_node = next(iter(graph.nodes_exposing("kl")), None)
     kl = None
     if out_node is not None and g.nodes[out_node]["roles"]:

@@ -3,15 +3,17 @@
 A rule file holds::
 
     primitive = "weight"                 # a primitive of the run (built-in or from a plugin)
-    cite = ["Thm 21"]                    # the results it reproduces
     summary = "..."                      # one line for `ddgraph rules`
     derivation = "..."                   # how the expressions follow from the local Jacobian
     [when]                               # optional: loss = "mse"|"ce", regime = ..., fisher = ...
-    [forward]      v = "...", d = "..."  # or [forward.bulk] / [forward.dead]
-    [backward]     ROLE = "..."          # or [backward.bulk] / [backward.dead]
+    [forward]      cite = [...], v = "...", d = "..."   # expressions may sit in [forward.bulk] / [forward.dead]
+    [backward]     cite = [...], ROLE = "..."           # or in [backward.bulk] / [backward.dead]
     [probe]        case = "...", args = {...}
     band = 0.1                           # optional: finite-t tolerance band (default: the primitive's)
 
+``cite`` (optional, a list of strings) belongs to a block: the results the forward block, or the
+backward block, reproduces. A prediction lists the citations of the blocks its critical path used
+(docs/THEORY.md §3.6), so a block cites only what its own expressions rest on.
 An expression may be a two-element array ``[lower, upper]``: the rule then only gives a bracket.
 Built-in rules live in the top-level ``rules/`` directory (installed as ``ddgraph.builtin_rules``); a user
 directory layers on top for one run and never changes the built-ins.
@@ -28,9 +30,10 @@ from .primitives import BUILTIN, Primitives
 from .errors import ExprError, RuleFileError
 from .expr import parse, refs
 
-_TOP = {"primitive", "cite", "summary", "derivation", "when", "forward", "backward", "probe", "band"}
+_TOP = {"primitive", "summary", "derivation", "when", "forward", "backward", "probe", "band"}
 _WHEN = {"loss": ("mse", "ce"), "regime": ("noisy", "noise-free"), "fisher": ("expected", "empirical")}
 CLASS_KINDS = ("bulk", "dead")
+BLOCKS = ("forward", "backward")
 
 
 @attrs.frozen
@@ -38,7 +41,7 @@ class Rule:
     """A parsed rule: expression trees per class kind, as (lower, upper) pairs."""
 
     primitive: str
-    cite: tuple[str, ...]
+    cites: dict  # block ('forward' / 'backward') -> the results that block reproduces
     summary: str
     forward: dict  # class kind -> {'v': (lo, hi), 'd': (lo, hi)}
     backward: dict  # class kind -> {role: (lo, hi)}
@@ -52,6 +55,11 @@ class Rule:
     def is_bracket(self) -> bool:
         blocks = list(self.forward.values()) + list(self.backward.values())
         return any(lo is not hi for b in blocks for lo, hi in b.values())
+
+    @property
+    def cite(self) -> tuple[str, ...]:
+        """Every citation of the rule, forward block first (for listings)."""
+        return tuple(dict.fromkeys(c for b in BLOCKS for c in self.cites.get(b, ())))
 
     @property
     def name(self) -> str:
@@ -92,6 +100,22 @@ def _expr_pair(path, field, raw, allowed_roles, params, dead_block, kinds):
     return (lo, lo) if texts[0] == texts[1] else (lo, hi)
 
 
+def _cite(path, section, raw):
+    """Pop and validate a block's ``cite``: a list of strings (a single string is accepted)."""
+    if not isinstance(raw, dict):
+        raise _fail(path, section, "a table", raw)
+    raw = dict(raw)
+    cite = raw.pop("cite", [])
+    if isinstance(cite, str):
+        cite = [cite]
+    if not isinstance(cite, list) or not all(isinstance(c, str) for c in cite):
+        raise _fail(path, f"{section}.cite", "a list of strings", cite)
+    for kind in CLASS_KINDS:
+        if isinstance(raw.get(kind), dict) and "cite" in raw[kind]:
+            raise _fail(path, f"{section}.{kind}.cite", f"cite in [{section}] itself, not in a per-class sub-table")
+    return tuple(cite), raw
+
+
 def _blocks(path, section, raw, keys, allowed_roles, params, kinds, variadic=()):
     if not isinstance(raw, dict):
         raise _fail(path, section, "a table", raw)
@@ -130,6 +154,8 @@ def parse_rule(path: str | Path, text: str | None = None, primitives: Primitives
         data = tomllib.loads(text if text is not None else Path(path).read_text())
     except tomllib.TOMLDecodeError as exc:
         raise RuleFileError(f"{path}: not valid TOML: {exc}") from None
+    if "cite" in data:
+        raise _fail(path, "cite", "cite inside [forward] and [backward] (per block), not at the top level")
     extra = set(data) - _TOP
     if extra:
         raise _fail(path, sorted(extra)[0], f"one of the fields {', '.join(sorted(_TOP))}")
@@ -140,11 +166,6 @@ def parse_rule(path: str | Path, text: str | None = None, primitives: Primitives
         prim = primitives[name]
     except KeyError as exc:
         raise _fail(path, "primitive", str(exc.args[0])) from None
-    cite = data.get("cite", [])
-    if isinstance(cite, str):
-        cite = [cite]
-    if not isinstance(cite, list) or not all(isinstance(c, str) for c in cite):
-        raise _fail(path, "cite", "a list of strings", cite)
     summary = data.get("summary", "")
     if not isinstance(summary, str):
         raise _fail(path, "summary", "a string", summary)
@@ -159,8 +180,10 @@ def parse_rule(path: str | Path, text: str | None = None, primitives: Primitives
         raise _fail(path, "forward", "a [forward] table with v and d")
     if "backward" not in data:
         raise _fail(path, "backward", "a [backward] table with one expression per operand role")
-    forward = _blocks(path, "forward", data["forward"], ("v", "d"), set(roles), prim.exponents, ("v", "d"))
-    backward = _blocks(path, "backward", data["backward"], tuple(roles), set(roles) | {"out"},
+    fwd_cite, fwd_raw = _cite(path, "forward", data["forward"])
+    bwd_cite, bwd_raw = _cite(path, "backward", data["backward"])
+    forward = _blocks(path, "forward", fwd_raw, ("v", "d"), set(roles), prim.exponents, ("v", "d"))
+    backward = _blocks(path, "backward", bwd_raw, tuple(roles), set(roles) | {"out"},
                        prim.exponents, ("v", "d", "w"))
     for kind, block in backward.items():
         for role, pair in block.items():
@@ -175,7 +198,7 @@ def parse_rule(path: str | Path, text: str | None = None, primitives: Primitives
     if band is not None and (isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 < band < 1):
         raise _fail(path, "band", "a finite-t tolerance band, a number in (0, 1)", band)
     derivation = data.get("derivation", "")
-    return Rule(band=None if band is None else float(band), primitive=name, cite=tuple(cite), summary=summary, forward=forward,
+    return Rule(band=None if band is None else float(band), primitive=name, cites={"forward": fwd_cite, "backward": bwd_cite}, summary=summary, forward=forward,
                 backward=backward, when=dict(when), probe=probe, source=path,
                 derivation=derivation if isinstance(derivation, str) else "")
 

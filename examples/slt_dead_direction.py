@@ -30,12 +30,12 @@ def main():
     print(f"linked mean/variance: KL slope {r.kl_fit.slope:.3f}, Fisher slope "
           f"{r.fisher_fit.slope:.3f}, k = {r.k}, verdict {r.verdict}")
 
-    # 3. the §4.3 dead unit of a two-layer ReLU network (a torch model with Gaussian noise)
+    # 3. the paper §4.3 dead unit of a two-layer ReLU network (a torch model with Gaussian noise)
     fam, v = models.dead_unit_net(2, "relu")
     r = read_direction(fam, fam.theta_star, v)
     print(f"dead ReLU unit: Fisher slope {r.fisher_fit.slope:.3f}, k = {r.k}, {r.verdict}")
 
-    # 4. a direction inside the singular set has no KL order (§6 part (a))
+    # 4. a direction inside the singular set has no KL order (paper §6 part (a))
     fam, approach, direction, _ = models.weight_boundary(1.0)
     r = read_direction(fam, fam.theta_star, direction, approach=approach)
     print(f"weight boundary, vanishing component's mean: {r.verdict} ({r.reason})")

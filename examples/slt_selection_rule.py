@@ -1,4 +1,4 @@
-"""The selection rule (Theorem 3, §5.1) on full Fisher spectra: Table 8 and the weight boundary.
+"""The selection rule (Theorem 3, paper §5.1) on full Fisher spectra: Table 8 and the weight boundary.
 
 Run: python examples/slt_selection_rule.py
 """

@@ -61,6 +61,11 @@ def test_rules_lists_citations(tmp_path):
     assert res.exit_code == 0 and "Thm 21" in res.output and "skip_add" in res.output
     data = json.loads(invoke("rules", "--format", "json").output)
     assert {r["primitive"] for r in data} >= {"weight", "layernorm", "attention", "output"}
+    assert "forward cites" in res.output and "backward cites" in res.output
+    noisy = next(r for r in data if r["primitive"] == "output" and r["when"].get("regime") == "noisy")
+    assert noisy["cites"]["forward"] == [] and "Lemma 16" in noisy["cites"]["backward"]
+    bias = next(r for r in data if r["primitive"] == "bias_add")
+    assert bias["cites"] == {"forward": ["Thm 112"], "backward": []}
 
 
 def test_diff_passes_and_fails(fixtures, tmp_path):

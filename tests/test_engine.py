@@ -193,3 +193,59 @@ def test_multi_direction_classes_are_independent():
     g1 = [n.g_rates[0][0] for n in pred.nodes]
     g2 = [n.g_rates[1][0] for n in pred.nodes]
     assert g1 == [2 * (1 + 3), 2 * 3, 0] and g2 == [2 * (1 + 1), 2 * 1, 0]
+
+
+# --- citations follow the rule blocks on the critical path (THEORY §3.6) --------------------------------------
+
+def test_a_rate_of_the_first_layer_cites_no_loss_rule():
+    """Layer 1's A-rate rests on the input rule's forward block only; its G-rate reaches the loss."""
+    loss_cites = set(RULES.lookup("output", {"loss": "mse", "regime": "noisy"}).cite)
+    assert loss_cites  # else the check below could not fail
+    _, _, pred = ladder(chain(3))
+    first, last = pred.nodes[0], pred.nodes[-1]
+    assert first.a_lemmas == RULES.lookup("input", {}).cites["forward"]
+    assert not loss_cites & set(first.a_lemmas)
+    assert loss_cites <= set(first.g_lemmas)  # Lemma 16 / Thm 21: the noisy base case
+    assert set(first.lemmas) == set(first.a_lemmas) | set(first.g_lemmas)
+    # the last layer's G-rate is the base case alone: no weight rule lies between it and the loss
+    assert set(last.g_lemmas) == loss_cites
+    # its A-rate passes through two weights' forward blocks, never a backward block
+    weight = RULES.lookup("weight", {})
+    assert set(weight.cites["forward"]) <= set(last.a_lemmas)
+    assert "Thm 112" in last.a_lemmas and "Thm 112" not in last.g_lemmas  # bias term: forward only
+
+
+def test_forward_only_use_does_not_list_backward_cites(tmp_path):
+    """A ReLU between layers 1 and 2: layer 2 reads its forward block, layer 1 its backward block."""
+    (tmp_path / "relu.toml").write_text('''primitive = "act_relu"
+[forward]
+cite = ["FWD-ONLY"]
+v = "v.x"
+d = "d.x"
+[backward]
+cite = ["BWD-ONLY"]
+x = "w.out"
+''')
+    rules = RuleSet.load(tmp_path)
+    b = Builder()
+    x = b.node("input")
+    h = b.node("act_relu", ("x", b.weight(x, "w0")))
+    b.node("output", ("x", b.weight(b.weight(h, "w1"), "w2")))
+    graph = b.graph()
+    approach = Approach()
+    run(graph, rules, approach)
+    w0, w1, w2 = assemble(graph, rules, approach).nodes
+    assert "BWD-ONLY" in w0.g_lemmas and "FWD-ONLY" not in w0.lemmas  # downstream of its backward only
+    assert "FWD-ONLY" in w1.a_lemmas and "BWD-ONLY" not in w1.lemmas  # downstream of its forward only
+    assert "FWD-ONLY" in w2.a_lemmas and "BWD-ONLY" not in w2.lemmas
+    # which rule files were used is unchanged by the split (the smooth-tolerance choice reads it)
+    assert any(r.endswith("relu.toml") for r in w0.rules) and any(r.endswith("relu.toml") for r in w1.rules)
+
+
+def test_why_records_the_block_of_each_rule():
+    graph = chain(2, "act_relu")
+    run(graph, RULES, Approach())
+    val = graph.nx.nodes["weight3"]["valuation"]
+    assert val.why[("v", 1)] and all(block == "forward" for _, block in val.why[("v", 1)])
+    first = graph.nx.nodes["weight1"]["valuation"]
+    assert {block for _, block in first.why[("w", 1)]} == {"backward"}

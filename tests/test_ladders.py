@@ -1,4 +1,4 @@
-"""Engine outputs for the ladders DESIGN §3 lists as numerically confirmed."""
+"""Engine outputs for the ladders confirmed numerically (THEORY §5.1, §6.1, §6.2)."""
 import pytest
 import torch
 

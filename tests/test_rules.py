@@ -1,4 +1,7 @@
 """Rule files: validation errors, completeness, and every rule checked by its probe case."""
+import re
+from pathlib import Path
+
 import pytest
 
 from ddgraph.errors import RuleFileError
@@ -9,11 +12,12 @@ from ddgraph.rules import RuleSet, parse_rule
 RULES = RuleSet.load()
 GRID = [1e-2, 1e-3, 1e-4, 1e-5]
 GOOD = '''primitive = "act_relu"
-cite = ["Thm 21"]
 [forward]
+cite = ["Thm 21"]
 v = "v.x"
 d = "d.x"
 [backward]
+cite = ["Lemma 16"]
 x = "w.out"
 '''
 
@@ -26,9 +30,15 @@ x = "w.out"
     (GOOD.replace('v = "v.x"', 'v = "v.x + alpha"'), "forward.v", "approach exponent this primitive declares (none)"),
     (GOOD.replace('x = "w.out"', 'x = "w.x"'), "backward.x", "gradients read only from w.out"),
     (GOOD.replace('d = "d.x"\n', ''), "forward.d", "required"),
-    (GOOD.replace('[backward]\nx = "w.out"\n', ''), "backward", "one expression per operand role"),
+    (GOOD.replace('[backward]\ncite = ["Lemma 16"]\nx = "w.out"\n', ''), "backward",
+     "one expression per operand role"),
     ("colour = 'red'\n" + GOOD, "colour", "one of the fields"),
-    (GOOD.replace('cite = ["Thm 21"]', 'cite = [1]'), "cite", "list of strings"),
+    (GOOD.replace('cite = ["Thm 21"]', 'cite = [1]'), "forward.cite", "list of strings"),
+    (GOOD.replace('cite = ["Lemma 16"]', 'cite = {a = 1}'), "backward.cite", "list of strings"),
+    ('cite = ["Thm 21"]\n' + GOOD, "cite", "inside [forward] and [backward]"),
+    (GOOD.replace('[backward]\ncite = ["Lemma 16"]\nx = "w.out"\n',
+                  '[backward]\n[backward.bulk]\nx = "w.out"\n[backward.dead]\ncite = ["x"]\nx = "w.out"\n'),
+     "backward.dead.cite", "not in a per-class sub-table"),
     (GOOD.replace('v = "v.x"', 'v = ["v.x"]'), "forward.v", "[lower, upper]"),
     (GOOD + "[when]\nloss = 'hinge'\n", "when.loss", "one of"),
     ("primitive = 'act_relu'\n[forward\n", None, "not valid TOML"),
@@ -65,9 +75,41 @@ def test_duplicate_rules_in_one_directory(tmp_path):
 def test_user_rules_layer_over_builtins_for_one_run(tmp_path):
     (tmp_path / "relu.toml").write_text(GOOD.replace('"Thm 21"', '"mine"'))
     layered = RuleSet.load(tmp_path)
-    assert layered.lookup("act_relu", {}).cite == ("mine",)
+    assert layered.lookup("act_relu", {}).cites == {"forward": ("mine",), "backward": ("Lemma 16",)}
+    assert layered.lookup("act_relu", {}).cite == ("mine", "Lemma 16")
     assert layered.overridden
-    assert RuleSet.load().lookup("act_relu", {}).cite != ("mine",)  # built-ins untouched
+    assert "mine" not in RuleSet.load().lookup("act_relu", {}).cite  # built-ins untouched
+
+
+def test_cite_is_per_block_and_optional():
+    r = parse_rule("r.toml", GOOD)
+    assert r.cites == {"forward": ("Thm 21",), "backward": ("Lemma 16",)}
+    bare = parse_rule("r.toml", GOOD.replace('cite = ["Thm 21"]\n', "").replace('cite = ["Lemma 16"]\n', ""))
+    assert bare.cites == {"forward": (), "backward": ()} and bare.cite == ()
+    split = parse_rule("w.toml", '''primitive = "weight"
+[forward]
+cite = ["F"]
+[forward.bulk]
+v = "v.x"
+d = "d.x"
+[forward.dead]
+v = "v.x + alpha"
+d = "v.x + alpha"
+[backward]
+cite = "B"
+x = "w.out"
+''')
+    assert split.cites == {"forward": ("F",), "backward": ("B",)}
+    assert "F" not in split.cites["backward"]
+
+
+def test_builtin_cites_sit_on_the_block_they_justify():
+    for r in RULES.rules:
+        assert r.cite, f"{r.source} cites nothing"
+        if r.primitive == "output":  # a loss base case is a statement about the output gradient only
+            assert not r.cites["forward"] and r.cites["backward"], r.source
+    weight = RULES.lookup("weight", {})
+    assert "Thm 112" in weight.cites["forward"] and "Thm 112" not in weight.cites["backward"]
 
 
 def test_every_labelled_primitive_has_a_rule_or_is_inert():
@@ -106,3 +148,27 @@ def test_wrong_rule_is_caught_by_the_probe(fixtures):
     assert not d.ok
     failed = {c.param for c in d.failures}
     assert failed and failed <= {"0.weight", "2.weight", "4.weight", "6.weight"}
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_theory_citations_name_existing_sections():
+    """A rule's 'THEORY §N' cite must name a section docs/THEORY.md anchors."""
+    theory = (ROOT / "docs" / "THEORY.md").read_text()
+    anchors = set(re.findall(r'<a id="s([0-9.]+)"></a>', theory))
+    assert {"3.2", "3.6", "8"} <= anchors
+    cited = {c for r in RULES.rules for c in r.cite if c.startswith("THEORY")}
+    assert cited
+    for c in cited:
+        m = re.fullmatch(r"THEORY §([0-9.]+)", c)
+        assert m and m.group(1) in anchors, c
+
+
+def test_shipped_text_does_not_point_at_unshipped_notes():
+    needles = ("DESIGN" + ".md", "DESIGN" + " §", "../" + "shared")
+    for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "rules").glob("*.toml"),
+                 *(ROOT / "ddgraph").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]:
+        text = path.read_text()
+        for needle in needles:
+            assert needle not in text, f"{path} mentions {needle}"

@@ -4,7 +4,7 @@
   coordinate, Thm 66/67, Prop 114) and the directional Fisher along the approach (Thm 2);
 * the ReLU Schur-cancellation constant of Lemma 18 (Monte Carlo);
 * rotated dead directions (Prop 118/119), where the dead direction is not a coordinate;
-* the tied-weight toy model of superposition (§7.2): the full Fisher of the tied parameter;
+* the tied-weight toy model of superposition (paper §7.2): the full Fisher of the tied parameter;
 * the empirical-Fisher collapse under memorisation (Cor 39).
 
 Every routine draws from its own seeded generator and reuses the sample at every t (common random
@@ -173,7 +173,7 @@ def rotated_chain(act: str, theta: float, grid, depth: int = 4, width: int = 8, 
     return {"A": [fit_rate(grid, v) for v in a_vals], "G": [fit_rate(grid, v) for v in g_vals]}
 
 
-# --- §7.2: tied toy model of superposition ------------------------------------------------------------
+# --- paper §7.2: tied toy model of superposition ------------------------------------------------------------
 
 def tms_fisher(model, grid, n: int = 4000, seed: int = 0, directions: int = 1) -> dict:
     """Full Fisher of the tied parameter ``W`` of ``x -> W^T W x`` along the ray ``W0 + t e_d u^T``.

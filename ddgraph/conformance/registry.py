@@ -1,6 +1,6 @@
 """The claim registry: one entry per graph-level claim of the paper, and a generic runner.
 
-A :class:`Claim` holds the paper's statement (its formula reconstructed, DESIGN §4), a function that
+A :class:`Claim` holds the paper's statement (its formula reconstructed; THEORY §9), a function that
 builds the model and computes ddgraph's prediction and the measurement, and the tolerance used.
 Running a claim gives an :class:`Outcome` with a verdict:
 
@@ -265,7 +265,7 @@ def _gauge(s):
 # --- Remark 23: noise-free shift ---------------------------------------------------------------------
 
 for _act in ("linear", "relu"):
-    @claim(f"rem23-{_act}", "Remark 23, §12", f"noise-free MSE, {_act} L = 4",
+    @claim(f"rem23-{_act}", "Remark 23, paper §12", f"noise-free MSE, {_act} L = 4",
            "every G rate shifts by 2L = 8: G_l = 2(L-l) + 2L; A unchanged")
     def _r23(s, act=_act):
         lad = _ladder(_check(_feat(lambda: zoo.chain(4, act)), s, regime="noise-free"))
@@ -725,9 +725,9 @@ def _c28(s):
                    (PAPER_DISAGREES if ok else FAIL))
 
 
-# --- §7.2: tied toy model of superposition ------------------------------------------------------------------------------
+# --- paper §7.2: tied toy model of superposition ------------------------------------------------------------------------------
 
-@claim("tms", "§7.2", "tied linear TMS x -> W^T W x (n = 6, m = 3), ray W0 + t e_d u^T, random u",
+@claim("tms", "paper §7.2", "tied linear TMS x -> W^T W x (n = 6, m = 3), ray W0 + t e_d u^T, random u",
        "tying doubles the t-dependence: KL order 2; directional Fisher along the ray and the bottom (non-gauge) "
        "Fisher eigenvalue both ~ t^2 (the input-layer rate is lost in extraction)",
        why="per use of the tied weight the engine gives the untied L = 2 ladder (encoder G 2, decoder A 2); "

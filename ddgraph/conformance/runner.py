@@ -57,7 +57,7 @@ def render(results: list[tuple[Claim, Outcome]], quick: bool = True) -> str:
         f"random numbers; t grid {', '.join(f'{t:g}' for t in s.grid)} (deep attention "
         f"chains: see below); {s.n_mc} samples for Monte Carlo constants; one thread; seed 0.",
         "",
-        "Each row: the paper's claim (its formula reconstructed from the prose, DESIGN.md §4), ddgraph's "
+        "Each row: the paper's claim (its formula reconstructed from the prose; docs/THEORY.md §9 says what each result states), ddgraph's "
         "prediction (rule engine), the measurement (fitted log-log slope; 'max se' is the largest standard error "
         "of the row's fits), the verdict, and where they differ a sentence saying which and why. Rates are "
         "Fisher rates (twice the amplitude order), per weight node in graph order.",

@@ -38,7 +38,7 @@ def fisher_kl_ratio(reading) -> float | None:
 
 
 def gaussian_dead_direction(ks=(1, 2, 3)) -> list[dict]:
-    """§4.2: ``N(theta^k, 1)``; Fisher slope ``2k - 2``, RLCT contribution ``1/(2k)``."""
+    """paper §4.2: ``N(theta^k, 1)``; Fisher slope ``2k - 2``, RLCT contribution ``1/(2k)``."""
     rows = []
     for k in ks:
         fam = models.gaussian_power(k)
@@ -51,7 +51,7 @@ def gaussian_dead_direction(ks=(1, 2, 3)) -> list[dict]:
 
 
 def dead_unit_network(depths=(2, 3), acts=("linear", "relu")) -> list[dict]:
-    """§4.3: a dead hidden unit moved through every layer; KL order = depth."""
+    """paper §4.3: a dead hidden unit moved through every layer; KL order = depth."""
     rows = []
     for depth in depths:
         for act in acts:
@@ -104,7 +104,7 @@ def table8() -> list[dict]:
 
 
 def weight_boundary(mu: float = 1.0) -> dict:
-    """§6 part (a): the vanishing component's mean is tangential; the rule must not claim k."""
+    """paper §6 part (a): the vanishing component's mean is tangential; the rule must not claim k."""
     fam, approach, direction, normals = models.weight_boundary(mu)
     theta0 = fam.theta_star
     r = read_direction(fam, theta0, direction, approach=approach, ts=TS)

@@ -20,7 +20,7 @@ def _lognormal(x, mean):
 
 
 def gaussian_power(k: int) -> DensityFamily:
-    """§4.2: ``x ~ N(theta^k, 1)``, truth ``N(0, 1)``; KL ``theta^(2k)/2``, Fisher ``k^2 theta^(2k-2)``."""
+    """paper §4.2: ``x ~ N(theta^k, 1)``, truth ``N(0, 1)``; KL ``theta^(2k)/2``, Fisher ``k^2 theta^(2k-2)``."""
     return DensityFamily(lambda x, th: _lognormal(x, th[0] ** k), [0.0])
 
 
@@ -56,7 +56,7 @@ def gmm3_pair_merge(weights=(0.25, 0.25, 0.5), far: float = 3.0):
 
 
 def weight_boundary(mu: float = 1.0):
-    """§6 part (a): ``(1-pi) N(mu1) + pi N(mu2)`` at ``pi = 0, mu1 = 0, mu2 = mu``.
+    """paper §6 part (a): ``(1-pi) N(mu1) + pi N(mu2)`` at ``pi = 0, mu1 = 0, mu2 = mu``.
 
     ``theta = (pi, mu1, mu2)``. The fibre ``{pi = 0, mu1 = 0}`` has normals ``e_pi, e_mu1``; the
     vanishing component's mean ``mu2`` is tangent to it.
@@ -94,7 +94,7 @@ _ACTS = {"linear": lambda x: x, "relu": torch.relu, "tanh": torch.tanh}
 
 def dead_unit_net(depth: int = 2, act: str = "linear", width: int = 4, d_in: int = 6,
                   d_out: int = 5, n: int = 4000, seed: int = 0):
-    """§4.3: a bias-free MLP whose last hidden unit is dead in every hidden layer.
+    """paper §4.3: a bias-free MLP whose last hidden unit is dead in every hidden layer.
 
     Dead rows and columns are zeroed; the dead direction moves the incoming row (``u``), every
     dead-to-dead entry (1) and the outgoing column (``v``) together, so the output picks up

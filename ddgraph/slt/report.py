@@ -111,7 +111,7 @@ def _render(res, secs, comparison, quick) -> str:
         "fits and verdicts of `ddgraph.fit` (tolerance 0.05 on slopes). Where the paper and the "
         "measurement disagree, the measurement is reported and the disagreement is stated.")
     add("")
-    add("## 1. Theorem 2: the Gaussian dead direction (§4.2)")
+    add("## 1. Theorem 2: the Gaussian dead direction (paper §4.2)")
     add("")
     add("Family `x ~ N(theta^k, 1)`, truth `N(0,1)`: KL `= theta^(2k)/2` (slope 2k), directional "
         "Fisher `= k^2 theta^(2k-2)` (slope 2k-2). The paper states slopes 0, 2, 4 for k = 1, 2, 3.")
@@ -122,11 +122,11 @@ def _render(res, secs, comparison, quick) -> str:
                  _fmt_lam(r["lambda"]), f"{r['fisher_kl_ratio']} ({r['k'] / (2 * r['k'] - 1):.4f})",
                  r["verdict"]] for r in res["gauss"]]))
     add("")
-    add("The last column is §4's 'leading Fisher-KL ratio': along a dead direction the Fisher is "
+    add("The last column is the paper's §4 'leading Fisher-KL ratio': along a dead direction the Fisher is "
         "not the KL Hessian. The score expansion gives `I / KL'' -> k / (2k - 1)`, which is 1 only "
         "in the regular case; the paper's own value for it was lost in extraction.")
     add("")
-    add("## 2. The dead-unit network (§4.3)")
+    add("## 2. The dead-unit network (paper §4.3)")
     add("")
     add("Bias-free MLP (input 6, hidden 4 with the last unit dead, output 5; n = 4000 fixed Gaussian "
         "inputs, unit noise). The dead unit's incoming row, dead-to-dead entries and outgoing column "
@@ -138,7 +138,7 @@ def _render(res, secs, comparison, quick) -> str:
                [[r["depth"], r["act"], r["predicted_slope"], r["fisher_slope"], r["kl_slope"],
                  r["k_measured"], r["verdict"]] for r in res["unit"]]))
     add("")
-    add("## 3. The selection rule on the full Fisher spectrum (Theorem 3, §5.1, Table 8)")
+    add("## 3. The selection rule on the full Fisher spectrum (Theorem 3, paper §5.1, Table 8)")
     add("")
     add("`select_transversal(ts, spectra, k=...)` fits a slope to every eigenvalue rank, excludes "
         "floor-trapped ranks, classifies the rest and picks the rank closest to `2k - 2` (within "
@@ -163,7 +163,7 @@ def _render(res, secs, comparison, quick) -> str:
         "carries that rate, and the rule says `reach-exceeded` instead of inventing a k.")
     add("")
     wb = res["boundary"]
-    add("## 4. The weight boundary, where the rule must not claim a recovery (§6 part (a))")
+    add("## 4. The weight boundary, where the rule must not claim a recovery (paper §6 part (a))")
     add("")
     add(f"`(1-pi) N(mu1, 1) + pi N(mu2, 1)` at `pi = 0, mu1 = 0, mu2 = {wb['mu']}`, approached along "
         "`pi = t`. The vanishing component's mean `mu2` lies in the singular set (the fibre "
@@ -364,20 +364,20 @@ def _paper_rows(res) -> list[list]:
     odd, even = [r["nu_quadrature"] for r in line[0::2]], [r["nu_quadrature"] for r in line[1::2]]
     strict = [r["nu_quadrature"] - r["nu0"] > 1e-4 for r in line]
     return [
-        ["§4.2 Fisher slope for k = 1, 2, 3", "0, 2, 4",
+        ["paper §4.2 Fisher slope for k = 1, 2, 3", "0, 2, 4",
          ", ".join(str(g[k]["fisher_slope"]) for k in (1, 2, 3)),
          _yn(all(g[k]["verdict"] == "pass" for k in (1, 2, 3)))],
-        ["§4.3 dead unit, depth 2 / 3 (linear, ReLU)", "rate 2 at depth 2; KL order 3 at depth 3",
+        ["paper §4.3 dead unit, depth 2 / 3 (linear, ReLU)", "rate 2 at depth 2; KL order 3 at depth 3",
          ", ".join(f"{r['act']} d{r['depth']}: {r['fisher_slope']}" for r in res["unit"]),
          _yn(all(r["verdict"] == "pass" for r in res["unit"]))],
         ["Table 8 transversal recovery (mixtures, deep-linear RRR)",
          "k = 2 'within a few percent' (digits lost in extraction)",
          ", ".join(str(r["transversal_slope"]) for r in t8),
          _yn(all(r["verdict"] == "pass" for r in t8))],
-        ["§6(a) weight boundary: mu2 Fisher slope", "below 2, slowly varying correction",
+        ["paper §6(a) weight boundary: mu2 Fisher slope", "below 2, slowly varying correction",
          f"{wb['slopes'][0]} at t in {wb['window'][0]:g}..{wb['window'][1]:g}",
          _yn(abs(wb["slopes"][0] - 2) > 0.05, "no: it tends to exactly 2")],
-        ["§6(a) the near-match to k = 2 is coincidental", "yes",
+        ["paper §6(a) the near-match to k = 2 is coincidental", "yes",
          f"rule without fibre: {wb['without_fibre']} (k = {wb['without_fibre_k']}); "
          f"with fibre: {wb['with_fibre']}", _yn(wb["with_fibre"] != "pass")],
         ["Remark 91: crossings recovered at machine precision", "six pairs",

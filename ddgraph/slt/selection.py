@@ -1,4 +1,4 @@
-"""The selection rule (Theorem 3, operational version §5.1) on a measured eigenvalue spectrum.
+"""The selection rule (Theorem 3, operational version paper §5.1) on a measured eigenvalue spectrum.
 
 Entry point for any caller, including the graph probe on K-FAC spectra::
 
