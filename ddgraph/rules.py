@@ -18,8 +18,13 @@ directory layers on top for one run and never changes the built-ins.
 from __future__ import annotations
 
 import importlib.resources
-import tomllib
+import sys
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib
 
 import attrs
 
