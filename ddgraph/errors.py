@@ -43,3 +43,7 @@ class FitError(DDGraphError):
 
 class GaugeError(DDGraphError):
     """A gauge specification is invalid, overlaps another, or does not match the optimiser state."""
+
+
+class MissingDependency(DDGraphError, ImportError):
+    """An optional dependency is not installed: the message names the package and the extra."""

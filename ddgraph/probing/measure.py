@@ -17,8 +17,8 @@ import attrs
 import networkx as nx
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from .._optional import ProgressBar
 from ..config import Approach
 from ..engine import VALUATION
 from ..engine import run as run_engine
@@ -279,8 +279,8 @@ def probe(model_or_graph, example_inputs=None, *, grid=None, n_samples: int = 20
     ln = {n: {"ratio": [], "cosine": [], "node": n, "module": graph[n].get("module")} for n in ln_nodes}
     streams = {n: [] for n in stream_nodes}
     nan: dict[float, str] = {}
-    bar = tqdm(total=len(grid) * sum(1 for _ in data.chunks()), desc=f"probe {graph.model_name}",
-               unit="chunk", disable=not progress, leave=False)
+    bar = ProgressBar(len(grid) * sum(1 for _ in data.chunks()), f"probe {graph.model_name}",
+                      unit="chunk", enabled=progress)
     a_constant = _t_independent_inputs(graph, sites)
     a_partial = _moving_columns(graph, sites, a_constant)
     g_partial: dict = {}
