@@ -118,6 +118,12 @@ class Prediction:
             "unknown_ops": list(self.unknown_ops), "counts": self.counts(),
         }
 
+    def to_frame(self):
+        """The ladder as a pandas DataFrame, one row per weight node (needs pandas)."""
+        from .frames import prediction_frame
+
+        return prediction_frame(self)
+
 
 def _double(p):
     lo, hi = p

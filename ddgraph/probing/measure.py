@@ -61,6 +61,13 @@ class Measurement:
     moved: list = attrs.Factory(list)  # A blocks the calculus called constant that moved (an engine bug)
     cpu_seconds_per_t: float = math.nan  # the same in process CPU time (robust to other load)
 
+    def to_frame(self):
+        """Every measured value as a pandas DataFrame, one row per node, factor, observable,
+        direction and t (needs pandas; see :func:`ddgraph.frames.measurement_rows`)."""
+        from ..frames import measurement_frame
+
+        return measurement_frame(self)
+
 
 def _first(out):
     if isinstance(out, torch.Tensor):
