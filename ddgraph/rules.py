@@ -18,6 +18,7 @@ directory layers on top for one run and never changes the built-ins.
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ import attrs
 from . import primitives
 from .errors import ExprError, RuleFileError
 from .expr import parse, refs
+
+logger = logging.getLogger(__name__)
 
 _TOP = {"primitive", "cite", "summary", "derivation", "when", "forward", "backward", "probe"}
 _WHEN = {"loss": ("mse", "ce"), "regime": ("noisy", "noise-free"), "fisher": ("expected", "empirical")}
@@ -214,6 +217,8 @@ class RuleSet:
                 key = (r.primitive, r.when)
                 before = [old for old in rules if (old.primitive, old.when) == key]
                 overridden += [f"{old.source} -> {r.source}" for old in before]
+                for old in before:
+                    logger.info("rule %s overrides %s", r.source, old.source)
                 rules = [old for old in rules if (old.primitive, old.when) != key] + [r]
         return cls(rules, overridden)
 

@@ -107,3 +107,31 @@ def test_progress_bar_is_quiet_off_a_terminal_or_when_disabled(capfd):
 
 def test_package_is_typed():
     assert (Path(ddgraph.__file__).parent / "py.typed").is_file()
+
+
+class ShapeBranch(torch.nn.Module):
+    """fx cannot branch on a traced shape; torch.export specialises it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8, bias=False)
+
+    def forward(self, x):
+        return self.fc(x) if x.shape[-1] == 8 else x
+
+
+def test_library_messages_go_through_logging(caplog, capfd, tmp_path):
+    with caplog.at_level("INFO", logger="ddgraph"):
+        g = ddgraph.trace(ShapeBranch(), torch.randn(4, 8))
+    assert g.tracer == "export"
+    assert any(r.name == "ddgraph.trace" and "trying torch.export" in r.getMessage() for r in caplog.records)
+    builtin = ddgraph.RuleSet.load().rules[0]
+    (tmp_path / Path(builtin.source).name).write_text(Path(builtin.source).read_text())
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ddgraph"):
+        rs = ddgraph.RuleSet.load(tmp_path)
+    assert rs.overridden and any(r.name == "ddgraph.rules" and "overrides" in r.getMessage()
+                                 for r in caplog.records)
+    caplog.clear()
+    ddgraph.trace(ShapeBranch(), torch.randn(4, 8))  # no handler configured: nothing printed
+    assert capfd.readouterr() == ("", "")
