@@ -135,3 +135,20 @@ def test_library_messages_go_through_logging(caplog, capfd, tmp_path):
     caplog.clear()
     ddgraph.trace(ShapeBranch(), torch.randn(4, 8))  # no handler configured: nothing printed
     assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("args", [("diff", "examples/chains.py:deep_linear", "--no-progress", "--plot", "figs"),
+                                  ("inspect", "examples/blocks.py:layernorm_chain", "--plot", "figs/x.png"),
+                                  ("slt", "report", "--quick", "--out", "figs/SLT.md")])
+def test_cli_names_a_missing_extra_before_running(monkeypatch, args):
+    from click.testing import CliRunner
+
+    from ddgraph.cli import main
+
+    module, extra = ("scipy", "slt") if args[0] == "slt" else ("matplotlib", "plot")
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)
+    res = CliRunner().invoke(main, list(args))
+    assert res.exit_code in (1, 2) and f"'ddgraph[{extra}]'" in res.output, res.output
+    assert "Traceback" not in res.output and not Path("figs").exists()
