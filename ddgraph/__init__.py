@@ -1,5 +1,9 @@
 """ddgraph: read the singular geometry of a PyTorch model off its architecture."""
+import logging
+
 __version__ = "0.1.0"
+# Library messages go through logging ("ddgraph.*" loggers); the application decides where they go.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 from .api import check, label, predict, probe, trace  # noqa: E402
 from .diff import diff  # noqa: E402

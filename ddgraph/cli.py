@@ -5,6 +5,7 @@ import json
 import sys
 
 import click
+from rich.markup import escape
 
 from . import api
 from .config import Approach, FISHERS, LOSSES, REGIMES
@@ -94,7 +95,7 @@ def _run(fn):
     try:
         return fn()
     except DDGraphError as exc:
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
         sys.exit(2)
 
 

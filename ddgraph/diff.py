@@ -84,6 +84,12 @@ class Diff:
         data["ok"] = self.ok
         return data
 
+    def to_frame(self):
+        """Every check as a pandas DataFrame, one row per check (needs pandas)."""
+        from .frames import diff_frame
+
+        return diff_frame(self)
+
 
 def _num(x):
     return None if x is None or not math.isfinite(x) else round(x, 6)

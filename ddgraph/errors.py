@@ -51,3 +51,7 @@ class PatternError(DDGraphError):
 
 class PluginError(DDGraphError):
     """A plugin file cannot be imported or does not define primitives and patterns as expected."""
+
+
+class MissingDependency(DDGraphError, ImportError):
+    """An optional dependency is not installed: the message names the package and the extra."""

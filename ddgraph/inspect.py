@@ -176,11 +176,9 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
 
 def plot(ins: Inspection, path: str | Path) -> Path:
     """The structural-health plot: stream sigma_min across depth, and each norm's lambda_min/trace."""
-    import matplotlib
+    from ._optional import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("the inspect plot")
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     if ins.stream:
         a.semilogy([s["depth"] for s in ins.stream], [max(s["sigma_min"], 1e-300) for s in ins.stream], "o-",

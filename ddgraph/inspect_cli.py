@@ -18,6 +18,7 @@ import click
 def inspect(target, model_target, n, plot_file, fmt):
     """Check LayerNorm kernels (Prop 63), RMSNorm's lack of one, and the residual stream's smallest
     singular value across depth (Cor 58) on TARGET (a factory, or a checkpoint with --model)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from .errors import DDGraphError
@@ -26,10 +27,14 @@ def inspect(target, model_target, n, plot_file, fmt):
 
     console = make_console()
     try:
+        if plot_file:  # a missing plot extra is reported before the run, not after it
+            from ._optional import pyplot
+
+            pyplot("inspect --plot")
         model, inputs = resolve(target, model_target)
         ins = run(model, inputs, n=n)
     except DDGraphError as exc:
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
         sys.exit(2)
     if fmt == "json":
         click.echo(json.dumps(ins.to_json(), indent=2))

@@ -4,14 +4,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .diff import Diff  # noqa: E402
-from .report import fmt_rate  # noqa: E402
+from ._optional import pyplot
+from .diff import Diff
+from .report import fmt_rate
 
 
 def _safe(name: str) -> str:
@@ -20,6 +17,7 @@ def _safe(name: str) -> str:
 
 def node_figure(d: Diff, node: str, path: Path) -> None:
     """Log-log points of A_dd and G_dd for one node, the fitted line and the predicted slope."""
+    plt = pyplot("plotting (diff --plot)")
     grid = np.array(d.measurement.grid)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, factor in zip(axes, ("A", "G")):
@@ -45,6 +43,7 @@ def node_figure(d: Diff, node: str, path: Path) -> None:
 
 def ladder_figure(d: Diff, path: Path) -> None:
     """Predicted and measured A and G rates against the weight's position in the graph."""
+    plt = pyplot("plotting (diff --plot)")
     fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(d.prediction.nodes) + 3), 3.8))
     names = [n.param for n in d.prediction.nodes]
     x = np.arange(len(names))
@@ -66,6 +65,7 @@ def ladder_figure(d: Diff, path: Path) -> None:
 
 def write_plots(d: Diff, directory: str | Path) -> list[Path]:
     """All figures of a diff into ``directory``; returns their paths."""
+    pyplot("plotting (diff --plot)")  # before creating the directory
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "ladder.png"]

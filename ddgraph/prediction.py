@@ -125,6 +125,12 @@ class Prediction:
             "rules_overridden": list(self.overridden),
         }
 
+    def to_frame(self):
+        """The ladder as a pandas DataFrame, one row per weight node (needs pandas)."""
+        from .frames import prediction_frame
+
+        return prediction_frame(self)
+
 
 def _double(p):
     lo, hi = p

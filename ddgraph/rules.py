@@ -21,14 +21,22 @@ directory layers on top for one run and never changes the built-ins.
 from __future__ import annotations
 
 import importlib.resources
-import tomllib
+import logging
+import sys
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, published as tomli
+    import tomli as tomllib
 
 import attrs
 
 from .primitives import BUILTIN, Primitives
 from .errors import ExprError, RuleFileError
 from .expr import parse, refs
+
+logger = logging.getLogger(__name__)
 
 _TOP = {"primitive", "summary", "derivation", "when", "forward", "backward", "probe", "band"}
 _WHEN = {"loss": ("mse", "ce"), "regime": ("noisy", "noise-free"), "fisher": ("expected", "empirical")}
@@ -240,6 +248,8 @@ class RuleSet:
                 key = (r.primitive, r.when)
                 before = [old for old in rules if (old.primitive, old.when) == key]
                 overridden += [f"{old.source} -> {r.source}" for old in before]
+                for old in before:
+                    logger.info("rule %s overrides %s", r.source, old.source)
                 rules = [old for old in rules if (old.primitive, old.when) != key] + [r]
         return cls(rules, overridden)
 

@@ -7,12 +7,15 @@ Both give a GraphModule whose parameters are ``get_attr`` nodes named by their q
 """
 from __future__ import annotations
 
+import logging
 import traceback
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from .errors import TraceError
+
+logger = logging.getLogger(__name__)
 
 TRACERS = ("auto", "fx", "export")
 SMALL = "ddgraph_small_value"  # node.meta key of values propagated from one-token inputs
@@ -53,7 +56,9 @@ def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule
     try:  # a free batch axis, so the probe can run the graph on chunks of any size
         exported = torch.export.export(model, args, kwargs, strict=False,
                                        dynamic_shapes=_batch_dynamic(args, kwargs))
-    except Exception:
+    except Exception as exc:
+        logger.debug("torch.export with a free batch axis failed (%s); exporting with static shapes",
+                     _short_failure(exc))
         exported = torch.export.export(model, args, kwargs, strict=False)
     return exported.module()
 
@@ -92,6 +97,8 @@ def trace_module(model: torch.nn.Module, example_inputs=None, *, tracer: str = "
             return trace_fx(model), "fx"
         except Exception as exc:  # fx raises many kinds; we report them, never swallow silently
             failures.append(f"torch.fx.symbolic_trace failed: {_short_failure(exc)}")
+            if tracer == "auto":
+                logger.info("%s: %s; trying torch.export", type(model).__name__, failures[-1])
     if tracer in ("auto", "export"):
         try:
             return trace_export(model, example_inputs), "export"

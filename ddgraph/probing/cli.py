@@ -117,6 +117,10 @@ def diff(target, fmt, plot_dir, **kw):
 
     Exit status 0 when every in-reach node passes, 1 otherwise.
     """
+    if plot_dir:  # a missing plot extra is reported before the sweep, not after it
+        from .._optional import pyplot
+
+        _run(lambda: pyplot("diff --plot"))
     d = _run(lambda: _check(target, **kw))
     if fmt == "json":
         click.echo(json.dumps(d.to_json(), indent=2, default=str))

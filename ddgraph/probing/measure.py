@@ -17,8 +17,8 @@ import attrs
 import networkx as nx
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from .._optional import ProgressBar
 from ..config import Approach
 from ..engine import VALUATION
 from ..engine import run as run_engine
@@ -60,6 +60,13 @@ class Measurement:
     seconds_per_t: float = math.nan  # median wall time of one t-point (first-point caching excluded)
     moved: list = attrs.Factory(list)  # A blocks the calculus called constant that moved (an engine bug)
     cpu_seconds_per_t: float = math.nan  # the same in process CPU time (robust to other load)
+
+    def to_frame(self):
+        """Every measured value as a pandas DataFrame, one row per node, factor, observable,
+        direction and t (needs pandas; see :func:`ddgraph.frames.measurement_rows`)."""
+        from ..frames import measurement_frame
+
+        return measurement_frame(self)
 
 
 def _first(out):
@@ -272,8 +279,8 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     ln = {n: {"ratio": [], "cosine": [], "node": n, "module": graph[n].get("module")} for n in ln_nodes}
     streams = {n: [] for n in stream_nodes}
     nan: dict[float, str] = {}
-    bar = tqdm(total=len(grid) * sum(1 for _ in data.chunks()), desc=f"probe {graph.model_name}",
-               unit="chunk", disable=not progress, leave=False)
+    bar = ProgressBar(len(grid) * sum(1 for _ in data.chunks()), f"probe {graph.model_name}",
+                      unit="chunk", enabled=progress)
     a_constant = _t_independent_inputs(graph, sites)
     a_partial = _moving_columns(graph, sites, a_constant)
     g_partial: dict = {}

@@ -25,7 +25,14 @@ def slt():
               help="Saved output of `benchmarks/slt_vs_devinterp.py --json` (instead of running it).")
 def report(out, quick, devinterp_python, devinterp_script, devinterp_json):
     """Run every worked case and write the report (docs/SLT.md)."""
+    from ddgraph._optional import require
+    from ddgraph.errors import MissingDependency
     from ddgraph.slt.report import write
+
+    try:  # a missing slt extra is reported before the run, not midway through it
+        require("scipy.special", "slt", "ddgraph slt report")
+    except MissingDependency as exc:
+        raise click.ClickException(str(exc)) from None
 
     path = write(out, quick=quick, devinterp_python=devinterp_python,
                  devinterp_script=devinterp_script, devinterp_json=devinterp_json)

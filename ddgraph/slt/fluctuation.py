@@ -28,7 +28,8 @@ import math
 
 import attrs
 import numpy as np
-from scipy import special
+
+from ddgraph._optional import require
 
 LINE, HALF_LINE = "line", "half-line"
 
@@ -62,6 +63,7 @@ def nu0(k: int, domain: str = LINE) -> float:
 
 def _moments(k, domain, xi):
     """``M_j(xi) / Gamma-free normaliser`` for j = 0, 1, 2 in the variable ``g = u^k``."""
+    special = require("scipy.special", "slt", "the singular fluctuation nu(k) (parabolic cylinder functions)")
     a = 1.0 / k
     out = []
     for j in range(3):

@@ -10,8 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
+from ddgraph._optional import track
 from ddgraph.slt import cases
 from ddgraph.slt.rrr import (COMPARISON_SETTINGS, QUICK_COMPARISON_SETTINGS, aoyagi_rlct,
                               rrr_rate_rlct)
@@ -65,7 +64,7 @@ def build(quick: bool = False, devinterp_python: str | None = None,
         ("rrr_grid", cases.rrr_grid, {"max_dim": 3 if quick else 5}),
     ]
     res, secs = {}, {}
-    for name, fn, kw in tqdm(sections, desc="slt report", disable=not progress):
+    for name, fn, kw in track(sections, "slt report", enabled=progress):
         t0 = time.perf_counter()
         res[name] = fn(**kw)
         secs[name] = time.perf_counter() - t0
