@@ -1,4 +1,4 @@
-"""``ddgraph architectures``: trace, label, predict and diff every real architecture; write docs/ARCHITECTURES.md."""
+"""``ddgraph architectures``: trace, label, predict and diff every real architecture; print (or ``--out``) the report."""
 from __future__ import annotations
 
 import math
@@ -192,14 +192,8 @@ def render(results: list[dict], n_samples: int, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@click.command("architectures")
-@click.option("--quick", is_flag=True, help="Fewer samples and grid points (a smoke run).")
-@click.option("--only", multiple=True, help="Run only these models (by name, e.g. GPT-2).")
-@click.option("--real", is_flag=True, help="Also predict GPT-2 XL, LLaMA-2-7B and -70B (meta device; minutes).")
-@click.option("--out", "out_file", default="docs/ARCHITECTURES.md", show_default=True,
-              type=click.Path(dir_okay=False), help="Where to write the report ('-' for stdout).")
-def architectures(quick, only, real, out_file):
-    """Diff every real architecture (transformers, torchvision, timm) on a small config; write the report."""
+def build(quick: bool = False, only=(), real: bool = False, log=lambda msg: None) -> str:
+    """Run every architecture (or those in ``only``) and return the report; ``log`` gets progress lines."""
     from .architectures import ARCHITECTURES
 
     n_samples, points = (600, 4) if quick else (2000, 5)
@@ -207,20 +201,32 @@ def architectures(quick, only, real, out_file):
     for arch in ARCHITECTURES:
         if only and arch["name"] not in only and arch["small"] not in only:
             continue
-        click.echo(f"{arch['name']} ...", err=True)
+        log(f"{arch['name']} ...")
         r = run_one(arch, n_samples, points)
-        click.echo(f"  {r.get('error') or ('pass' if r['ok'] else 'FAIL') + ' ' + str(r['summary'])}", err=True)
+        log(f"  {r.get('error') or ('pass' if r['ok'] else 'FAIL') + ' ' + str(r['summary'])}")
         results.append(r)
     text = render(results, n_samples, "ddgraph architectures" + (" --quick" if quick else "")
                   + (" --real" if real else ""))
     if real:
         rows = []
         for name in REAL_SCALE:
-            click.echo(f"{name} (meta device) ...", err=True)
+            log(f"{name} (meta device) ...")
             rows.append(real_scale(name))
         text += render_real(rows)
-    if out_file == "-":
-        click.echo(text)
+    return text
+
+
+@click.command("architectures")
+@click.option("--quick", is_flag=True, help="Fewer samples and grid points (a smoke run).")
+@click.option("--only", multiple=True, help="Run only these models (by name, e.g. GPT-2).")
+@click.option("--real", is_flag=True, help="Also predict GPT-2 XL, LLaMA-2-7B and -70B (meta device; minutes).")
+@click.option("--out", "out_file", default=None, type=click.Path(dir_okay=False),
+              help="Where to write the report (default or '-': stdout).")
+def architectures(quick, only, real, out_file):
+    """Diff every real architecture (transformers, torchvision, timm) on a small config; write the report."""
+    text = build(quick, only, real, log=lambda msg: click.echo(msg, err=True))
+    if out_file is None or out_file == "-":
+        click.echo(text, nl=False)
     else:
         Path(out_file).parent.mkdir(parents=True, exist_ok=True)
         Path(out_file).write_text(text)

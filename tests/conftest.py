@@ -25,3 +25,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def conformance_quick():
+    """The quick conformance run (~20 s), shared by the claim tests and the generated-docs test."""
+    from ddgraph.conformance.runner import run
+
+    return run(quick=True)

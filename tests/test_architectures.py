@@ -162,6 +162,18 @@ def test_architectures_command_writes_the_report(tmp_path):
     assert "ResNet-18" in text
 
 
+def test_architectures_command_prints_without_out(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ddgraph.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["architectures", "--quick", "--only", "ResNet-18"])
+    assert res.exit_code == 0, res.output
+    assert "# ddgraph on real architectures" in res.output and "ResNet-18" in res.output
+    assert not list(tmp_path.iterdir()), "the command wrote into the working directory"
+
+
 def test_vit_class_token_and_patch_convolution_diff_passes():
     model, inputs, pred = _predict(A.vit_small)
     g = pred.graph

@@ -38,3 +38,14 @@ def test_report_command_writes_document(tmp_path, monkeypatch):
     for heading in ("Equivariance", "Logit-shift drift", "cell A", "Step time"):
         assert heading in text
     assert "ChainedReLURescaleGauge" in text and "quick" in text
+
+
+def test_report_command_prints_without_out(tmp_path, monkeypatch):
+    import ddgraph.optim.report as report
+
+    monkeypatch.setitem(report.SIZES, "quick", (5, 20, (0,), 60, 32, 2))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(ddcadam, ["report", "--quick"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("# DDCAdam") and "Step time" in result.output
+    assert not list(tmp_path.iterdir()), "the command wrote into the working directory"

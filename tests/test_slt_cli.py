@@ -78,3 +78,11 @@ def test_report_reads_saved_devinterp_results(tmp_path, small_cases):
     for heading in ("Theorem 2", "Table 8", "part (a)", "Theorem 89", "Theorem 96",
                     "Aoyagi", "stated numbers"):
         assert heading in text
+
+
+def test_report_prints_without_out(tmp_path, monkeypatch, small_cases):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(slt, ["report", "--quick"])
+    assert res.exit_code == 0, res.output
+    assert "Theorem 2" in res.output and "devinterp: not run" in res.output
+    assert not list(tmp_path.iterdir()), "the command wrote into the working directory"

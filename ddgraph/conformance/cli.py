@@ -1,4 +1,4 @@
-"""``ddgraph conformance``: run every graph-level claim of the paper and write docs/CONFORMANCE.md."""
+"""``ddgraph conformance``: run every graph-level claim of the paper and print (or ``--out``) the document."""
 from __future__ import annotations
 
 import sys
@@ -10,13 +10,12 @@ import click
 @click.command("conformance")
 @click.option("--quick", is_flag=True, help="CI setting: fewer samples, four grid points (the committed document).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the document ('-' for stdout); default docs/CONFORMANCE.md with --quick "
-                   "(the committed, CI-checked document), docs/CONFORMANCE_FULL.md without.")
+              help="Where to write the document (default or '-': stdout). The repository's docs/CONFORMANCE.md "
+                   "(--quick) and docs/CONFORMANCE_FULL.md are written by docs/generate.py.")
 @click.option("--only", multiple=True, help="Run only claims whose id starts with this (repeatable).")
 @click.option("--verbose", "-v", is_flag=True, help="Print each claim's verdict and time as it runs.")
 def conformance(quick: bool, out: Path | None, only: tuple[str, ...], verbose: bool) -> None:
     """Run the paper's claims against ddgraph's prediction and its probe; exit 1 on an engine FAIL."""
-    out = out or Path("docs/CONFORMANCE.md" if quick else "docs/CONFORMANCE_FULL.md")
     from .registry import FAIL
     from .runner import render, run
 
@@ -25,8 +24,8 @@ def conformance(quick: bool, out: Path | None, only: tuple[str, ...], verbose: b
 
     results = run(quick=quick, only=list(only) or None, progress=report if verbose else None)
     text = render(results, quick=quick)
-    if str(out) == "-":
-        click.echo(text)
+    if out is None or str(out) == "-":
+        click.echo(text, nl=False)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)

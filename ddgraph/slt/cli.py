@@ -14,8 +14,8 @@ def slt():
 
 
 @slt.command("report")
-@click.option("--out", default="docs/SLT.md", show_default=True, type=click.Path(dir_okay=False),
-              help="Where to write the markdown report.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Where to write the markdown report (default or '-': stdout).")
 @click.option("--quick", is_flag=True, help="Fewer k values, fewer Monte Carlo data sets (CI).")
 @click.option("--devinterp-python", default=None, type=click.Path(exists=True, dir_okay=False),
               help="An interpreter with devinterp installed, for the SGLD LLC column.")
@@ -24,18 +24,22 @@ def slt():
 @click.option("--devinterp-json", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Saved output of `benchmarks/slt_vs_devinterp.py --json` (instead of running it).")
 def report(out, quick, devinterp_python, devinterp_script, devinterp_json):
-    """Run every worked case and write the report (docs/SLT.md)."""
+    """Run every worked case and print the report, or write it to OUT."""
     from ddgraph._optional import require
     from ddgraph.errors import MissingDependency
-    from ddgraph.slt.report import write
+    from ddgraph.slt.report import build, write
 
     try:  # a missing slt extra is reported before the run, not midway through it
         require("scipy.special", "slt", "ddgraph slt report")
     except MissingDependency as exc:
         raise click.ClickException(str(exc)) from None
 
-    path = write(out, quick=quick, devinterp_python=devinterp_python,
-                 devinterp_script=devinterp_script, devinterp_json=devinterp_json)
+    kw = dict(quick=quick, devinterp_python=devinterp_python, devinterp_script=devinterp_script,
+              devinterp_json=devinterp_json)
+    if out is None or out == "-":
+        click.echo(build(**kw), nl=False)
+        return
+    path = write(out, **kw)
     click.echo(f"wrote {path}")
 
 
