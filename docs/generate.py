@@ -1,7 +1,7 @@
 """Regenerate every generated document in docs/ (a maintainers' tool; not part of the installed package).
 
     python docs/generate.py                  # the committed versions (full runs: many minutes)
-    python docs/generate.py --quick          # the quick variants (about two minutes)
+    python docs/generate.py --quick          # the quick variants (a minute or two)
     python docs/generate.py --only SLT.md --devinterp-json di.json
     python docs/generate.py --quick --out-dir /tmp/docs
 

@@ -19,9 +19,9 @@ Committed files that are full runs are compared on what a quick run reproduces:
 - DDCADAM.md: every number is a measurement, and the step-time rows are named by the benchmark width
   (1024 full, 256 quick), so keys are compared with numbers masked too.
 
-Quick regeneration, in-process on 2 cores: conformance ~20 s (a session fixture shared with
-tests/test_conformance.py), ARCHITECTURES ~25 s, SLT ~30 s, DDCADAM ~20 s; each test records its time as
-the ``regeneration_seconds`` property.
+Quick regeneration, in-process on an otherwise idle 2-core machine: conformance 14 s (a session fixture
+shared with tests/test_conformance.py), ARCHITECTURES 15 s, DDCADAM 13 s, SLT 8 s; this module ~55 s. A
+loaded shared machine made them 2-4x slower. Each test records its time as ``regeneration_seconds``.
 """
 from __future__ import annotations
 
