@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import ddgraph
-from ddgraph.zoo import chain
+from ddgraph.models.zoo import chain
 
 DEPTH, WIDTH = 6, 64
 
@@ -66,7 +66,7 @@ def curvlinops_kfac(model, x, y):
 def peak_rss_mb(n: int, cache_mb: float) -> float:
     """Peak resident memory of a fresh process probing the model with ``n`` samples."""
     code = (
-        "import resource, torch, ddgraph; from ddgraph.zoo import chain; torch.manual_seed(0); "
+        "import resource, torch, ddgraph; from ddgraph.models.zoo import chain; torch.manual_seed(0); "
         f"ddgraph.probe(chain({DEPTH}, 'relu', width={WIDTH}), torch.randn(4, {WIDTH}), n_samples={n}, "
         f"chunk=4096, cache_mb={cache_mb}, progress=False, grid=[1e-2, 1e-3, 1e-4]); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"

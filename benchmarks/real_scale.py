@@ -11,7 +11,7 @@ import time
 import warnings
 
 import ddgraph
-from ddgraph import architectures
+from ddgraph.models import architectures
 
 MODELS = ("gpt2_xl", "llama2_7b", "llama2_70b")
 

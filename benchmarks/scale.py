@@ -14,7 +14,7 @@ import time
 import torch
 
 import ddgraph
-from ddgraph.zoo import PreNormTransformer
+from ddgraph.models.zoo import PreNormTransformer
 
 
 def run(depth: int, width: int, heads: int, vocab: int, tokens: int, tracer: str) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import weakref
 
-from .errors import MissingDependency
+from ddgraph.errors import MissingDependency
 
 #: extra -> what it installs (kept in step with pyproject.toml's optional-dependencies)
 EXTRAS = {"plot": "matplotlib", "slt": "scipy", "frames": "pandas"}

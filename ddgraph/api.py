@@ -6,23 +6,24 @@ from typing import Sequence
 
 from torch import nn
 
-from . import graph as graph_mod
-from . import label as label_mod
-from .config import Approach
-from .diff import Diff, diff
-from .engine import run
-from .errors import TraceError
-from .inputs import infer_example_inputs, to_meta_if_needed
-from .plugins import extensions
-from .prediction import assemble, ln_kernel
-from .probing import measure
-from .probing.measure import Measurement
-from .rules import RuleSet
-from .trace import SMALL, one_token_inputs, propagate_shapes, trace_module
+from ddgraph.core.graph import Graph
+from ddgraph.frontend.build import build
+from ddgraph.frontend import labelling as label_mod
+from ddgraph.core.approach import Approach
+from ddgraph.compare.checks import Diff, diff
+from ddgraph.core.engine import run
+from ddgraph.errors import TraceError
+from ddgraph.frontend.inputs import infer_example_inputs, to_meta_if_needed
+from ddgraph.frontend.plugins import extensions
+from ddgraph.prediction import assemble, ln_kernel
+from ddgraph.probing import measure
+from ddgraph.probing.measure import Measurement
+from ddgraph.core.rules import RuleSet
+from ddgraph.frontend.tracing import SMALL, one_token_inputs, propagate_shapes, trace_module
 
 
-def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> graph_mod.Graph:
-    """Trace ``model`` into an (unlabelled) :class:`~ddgraph.graph.Graph`.
+def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Graph:
+    """Trace ``model`` into an (unlabelled) :class:`~ddgraph.core.graph.Graph`.
 
     Parameters
     ----------
@@ -49,24 +50,24 @@ def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> gra
             small = True
         except TraceError:
             pass
-    g = graph_mod.build(gm, model_name=type(model).__name__, tracer=used, example_inputs=example_inputs,
+    g = build(gm, model_name=type(model).__name__, tracer=used, example_inputs=example_inputs,
                         small=small)
     g.nx.graph["trace_seconds"] = time.perf_counter() - t0
     return g
 
 
-def label(graph: graph_mod.Graph, *, n_dead: int = 1, plugins: Sequence = ()) -> graph_mod.Graph:
+def label(graph: Graph, *, n_dead: int = 1, plugins: Sequence = ()) -> Graph:
     """Label ``graph`` in place (primitives, dead coordinates) with the built-in patterns and those
-    of ``plugins`` (plugin files or :class:`~ddgraph.plugins.Plugin` objects)."""
+    of ``plugins`` (plugin files or :class:`~ddgraph.frontend.plugins.Plugin` objects)."""
     return label_mod.label(graph, n_dead=n_dead, extensions=extensions(plugins))
 
 
 def _prepared(model_or_graph, example_inputs, approach: Approach, rules: RuleSet | None, tracer: str,
-              plugins: Sequence) -> tuple[graph_mod.Graph, RuleSet]:
+              plugins: Sequence) -> tuple[Graph, RuleSet]:
     """A graph labelled for ``approach`` with the run's vocabulary, and the rules in force."""
     ext = extensions(plugins)
     rules = rules or ext.load_rules()
-    if isinstance(model_or_graph, graph_mod.Graph):
+    if isinstance(model_or_graph, Graph):
         graph = model_or_graph
     else:
         graph = trace(model_or_graph, example_inputs, tracer=tracer)
@@ -81,7 +82,7 @@ def predict(model_or_graph, example_inputs=None, *, approach: Approach | None = 
             rules: RuleSet | None = None, tracer: str = "auto", plugins: Sequence = (), **approach_kwargs):
     """Predict the rate ladder of a model (or of an already labelled graph).
 
-    Keyword arguments not listed here build the :class:`~ddgraph.config.Approach`
+    Keyword arguments not listed here build the :class:`~ddgraph.core.approach.Approach`
     (``loss``, ``regime``, ``fisher``, ``n_dead`` and approach exponents such as ``alpha``, ``beta``).
     ``plugins`` are plugin files (or loaded plugins) whose primitives, patterns and rules join the
     run; ``rules`` replaces the rule set the plugins would give.
@@ -126,7 +127,7 @@ def kernel_directions(pred) -> dict:
 def check(model, example_inputs=None, *, approach: Approach | None = None, rules: RuleSet | None = None,
           tracer: str = "auto", grid=None, n_samples: int = 20000, progress: bool = True,
           sampler=None, seed: int = 0, plugins: Sequence = (), **approach_kwargs) -> Diff:
-    """Predict, probe and diff in one go; returns a :class:`ddgraph.diff.Diff`."""
+    """Predict, probe and diff in one go; returns a :class:`ddgraph.compare.checks.Diff`."""
     approach = approach or Approach(**approach_kwargs)
     graph, rules = _prepared(model, example_inputs, approach, rules, tracer, plugins)
     pred = predict(graph, approach=approach, rules=rules)

@@ -19,7 +19,7 @@ from pathlib import Path
 import attrs
 import torch
 
-from .errors import DDGraphError, TargetError
+from ddgraph.errors import DDGraphError, TargetError
 
 LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
 
@@ -90,8 +90,8 @@ def apply_checkpoint(model: torch.nn.Module, state: dict, path: str = "checkpoin
 
 
 def _calibration(graph, n: int, seed: int):
-    from .probing.data import gaussian_like
-    from .probing.sites import weight_sites
+    from ddgraph.probing.data import gaussian_like
+    from ddgraph.probing.sites import weight_sites
 
     sites, _ = weight_sites(graph)
     vocab = next((s.vocab for s in sites if s.kind == "embedding"), None)
@@ -123,10 +123,10 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
     """
     import copy
 
-    from . import api
-    from .prediction import ln_kernel
-    from .probing.canonical import _fp64_graph
-    from .probing.observables import kernel_check
+    from ddgraph import api
+    from ddgraph.prediction import ln_kernel
+    from ddgraph.probing.canonical import _fp64_graph
+    from ddgraph.probing.observables import kernel_check
 
     if any(p.device.type == "meta" for p in model.parameters()):
         raise InspectError("the model's weights are on the meta device; inspect needs real weights")
@@ -176,7 +176,7 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
 
 def plot(ins: Inspection, path: str | Path) -> Path:
     """The structural-health plot: stream sigma_min across depth, and each norm's lambda_min/trace."""
-    from ._optional import pyplot
+    from ddgraph._optional import pyplot
 
     plt = pyplot("the inspect plot")
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
@@ -205,7 +205,7 @@ def plot(ins: Inspection, path: str | Path) -> Path:
 def resolve(target: str, model_target: str | None = None):
     """``(model, example_inputs)`` for ``ddgraph inspect``: a factory TARGET, or a checkpoint FILE
     loaded into ``model_target``'s model."""
-    from .target import load_target
+    from ddgraph.frontend.target import load_target
 
     path = Path(target)
     if ":" in target and not path.is_file():

@@ -7,12 +7,12 @@ import attrs
 import networkx as nx
 import torch
 
-from . import __version__
-from .config import Approach
-from .engine import VALUATION, pair
-from .graph import Graph
-from .rules import RuleSet
-from .verdicts import Status
+from ddgraph import __version__
+from ddgraph.core.approach import Approach
+from ddgraph.core.engine import VALUATION, pair
+from ddgraph.core.graph import Graph
+from ddgraph.core.rules import RuleSet
+from ddgraph.compare.verdicts import Status
 
 IN_REACH, BRACKET, NO_RULE = Status
 
@@ -127,7 +127,7 @@ class Prediction:
 
     def to_frame(self):
         """The ladder as a pandas DataFrame, one row per weight node (needs pandas)."""
-        from .frames import prediction_frame
+        from ddgraph.output.frames import prediction_frame
 
         return prediction_frame(self)
 

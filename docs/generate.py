@@ -44,7 +44,7 @@ def conformance(quick: bool, **_) -> str:
 
 
 def architectures(quick: bool, **_) -> str:
-    from ddgraph.architectures_cli import build
+    from ddgraph.cli.architectures import build
 
     return build(quick=quick, real=not quick, log=_log)
 

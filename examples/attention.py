@@ -1,7 +1,7 @@
 """Attention: pure single-head chains and a pre-norm transformer block."""
 import torch
 
-from ddgraph.zoo import AttentionChain, PreNormBlock
+from ddgraph.models.zoo import AttentionChain, PreNormBlock
 
 
 def attention_chain():

@@ -1,7 +1,7 @@
 """Residual, gated, normalised and biased MLPs: the DAG, SwiGLU, LayerNorm and bias results."""
 import torch
 
-from ddgraph.zoo import NormedChain, ResidualMLP, SwiGLU, chain
+from ddgraph.models.zoo import NormedChain, ResidualMLP, SwiGLU, chain
 
 
 def residual_mlp():

@@ -1,7 +1,7 @@
 """Deep chains: the Thm 21 ladder in its simplest setting (linear, ReLU, GELU, tanh)."""
 import torch
 
-from ddgraph.zoo import chain
+from ddgraph.models.zoo import chain
 
 
 def deep_linear():

@@ -1,7 +1,7 @@
 """A GPT-style pre-norm transformer of any size; build it on the meta device for real scale."""
 import torch
 
-from ddgraph.zoo import PreNormTransformer
+from ddgraph.models.zoo import PreNormTransformer
 
 
 def small_transformer():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import ddgraph
-from ddgraph import architectures as A
+from ddgraph.models import architectures as A
 from ddgraph.errors import TargetError
 
 pytest.importorskip("transformers")
@@ -86,7 +86,7 @@ def test_gpt2_small_diff_passes(gpt2):
 
 
 def test_canonical_zeroes_the_position_table_dead_column(gpt2):
-    from ddgraph.config import Approach
+    from ddgraph.core.approach import Approach
     from ddgraph.probing.canonical import canonicalise
 
     _, _, pred = gpt2
@@ -151,7 +151,7 @@ def test_missing_library_is_a_clear_error():
 def test_architectures_command_writes_the_report(tmp_path):
     from click.testing import CliRunner
 
-    from ddgraph.cli import main
+    from ddgraph.cli.main import main
 
     out = tmp_path / "ARCH.md"
     res = CliRunner().invoke(main, ["architectures", "--quick", "--only", "GPT-2", "--only", "ResNet-18",
@@ -165,7 +165,7 @@ def test_architectures_command_writes_the_report(tmp_path):
 def test_architectures_command_prints_without_out(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from ddgraph.cli import main
+    from ddgraph.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(main, ["architectures", "--quick", "--only", "ResNet-18"])
@@ -188,9 +188,9 @@ def test_vit_class_token_and_patch_convolution_diff_passes():
 def test_predict_command_prints_rows_by_the_models_names():
     from click.testing import CliRunner
 
-    from ddgraph.cli import main
+    from ddgraph.cli.main import main
 
-    res = CliRunner().invoke(main, ["predict", "ddgraph.architectures:gpt2_small"])
+    res = CliRunner().invoke(main, ["predict", "ddgraph.models.architectures:gpt2_small"])
     assert res.exit_code == 0, res.output
     for name in ("transformer.wte.weight", "transformer.h.0.attn.c_attn.weight[q]",
                  "transformer.h.0.attn.c_attn.weight[v]", "lm_head.weight"):

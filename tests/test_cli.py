@@ -4,7 +4,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ddgraph.cli import main
+from ddgraph.cli.main import main
 
 RUN = CliRunner()
 
@@ -26,7 +26,7 @@ def test_predict_options():
     data = json.loads(invoke("predict", "examples/chains.py:deep_linear", "--alpha", "1,2,1,3",
                              "--format", "json").output)
     assert [n["g_rate"] for n in data["nodes"]] == [12.0, 8.0, 6.0, 0.0]
-    data = json.loads(invoke("predict", "ddgraph.zoo:SwiGLU", "--loss", "ce", "--format", "json").output)
+    data = json.loads(invoke("predict", "ddgraph.models.zoo:SwiGLU", "--loss", "ce", "--format", "json").output)
     assert [n["g_rate"] for n in data["nodes"]] == [4.0, 4.0, 0.0]
     data = json.loads(invoke("predict", "examples/chains.py:deep_linear", "--directions", "2",
                              "--alpha", "3.weight=1/2", "--format", "json").output)

@@ -3,7 +3,7 @@ import pytest
 from click.testing import CliRunner
 
 from ddgraph.conformance import registry
-from ddgraph.conformance.cli import conformance
+from ddgraph.cli.conformance import conformance
 
 #: Verdicts the measurement currently supports; anything else is a regression (engine or paper reading).
 EXPECTED = {

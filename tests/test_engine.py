@@ -4,11 +4,11 @@ import math
 import networkx as nx
 import pytest
 
-from ddgraph.config import Approach
-from ddgraph.engine import run
-from ddgraph.graph import Graph
+from ddgraph.core.approach import Approach
+from ddgraph.core.engine import run
+from ddgraph.core.graph import Graph
 from ddgraph.prediction import assemble
-from ddgraph.rules import RuleSet
+from ddgraph.core.rules import RuleSet
 
 INF = math.inf
 RULES = RuleSet.load()

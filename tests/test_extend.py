@@ -7,10 +7,10 @@ import torch
 from click.testing import CliRunner
 
 import ddgraph
-from ddgraph import zoo
-from ddgraph.cli import main
+from ddgraph.models import zoo
+from ddgraph.cli.main import main
 from ddgraph.errors import PatternError, PluginError
-from ddgraph.plugins import extensions, load_plugin
+from ddgraph.frontend.plugins import extensions, load_plugin
 from ddgraph.probing.canonical import canonicalise
 
 EXT = "examples/extend"
@@ -75,7 +75,7 @@ def test_the_scale_is_canonicalised_from_its_declaration_alone():
 
 
 def load_plugin_model():
-    from ddgraph.target import load_target
+    from ddgraph.frontend.target import load_target
 
     model, x, _ = load_target(TARGET)
     return model, x
@@ -104,7 +104,7 @@ def test_bad_plugins_are_named(tmp_path):
     with pytest.raises(PluginError, match="RuntimeError: boom"):
         load_plugin(tmp_path / "raises.py")
     (tmp_path / "undeclared.py").write_text(
-        "from ddgraph.patterns import pattern\n"
+        "from ddgraph.frontend.patterns import pattern\n"
         "@pattern('no_such_primitive', family='user')\n"
         "def p(g, n):\n    return None\n"
         "PATTERNS = [p]\n")
@@ -116,7 +116,7 @@ def test_bad_plugins_are_named(tmp_path):
 
 def test_a_pattern_that_produces_what_it_did_not_declare_is_refused(tmp_path):
     (tmp_path / "liar.py").write_text(
-        "from ddgraph.patterns import Match, pattern\n"
+        "from ddgraph.frontend.patterns import Match, pattern\n"
         "@pattern('act_relu', family='user')\n"
         "def p(g, n):\n"
         "    if g.nodes[n]['op'] == 'relu':\n"

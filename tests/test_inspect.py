@@ -5,11 +5,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ddgraph.cli import main
+from ddgraph.cli.main import main
 from ddgraph.inspect import InspectError, inspect, load_checkpoint
 
 pytest.importorskip("transformers")
-from ddgraph import architectures as A  # noqa: E402
+from ddgraph.models import architectures as A  # noqa: E402
 
 
 def test_layernorm_kernels_hold_and_the_stream_is_profiled():
@@ -46,10 +46,10 @@ def test_checkpoint_roundtrip_and_clear_errors(tmp_path):
     with pytest.raises(InspectError, match="not a PyTorch checkpoint"):
         load_checkpoint(bad)
     runner = CliRunner()
-    res = runner.invoke(main, ["inspect", str(bad), "--model", "ddgraph.architectures:gpt2_small"])
+    res = runner.invoke(main, ["inspect", str(bad), "--model", "ddgraph.models.architectures:gpt2_small"])
     assert res.exit_code == 2 and "not a PyTorch checkpoint" in res.output
     png = tmp_path / "health.png"
-    res = runner.invoke(main, ["inspect", str(ckpt), "--model", "ddgraph.architectures:gpt2_small",
+    res = runner.invoke(main, ["inspect", str(ckpt), "--model", "ddgraph.models.architectures:gpt2_small",
                                "--rows", "32", "--plot", str(png)])
     assert res.exit_code == 0, res.output
     assert "transformer.ln_f" in res.output and png.stat().st_size > 1000

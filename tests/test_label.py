@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import ddgraph
-from ddgraph import zoo
+from ddgraph.models import zoo
 
 
 def labels(model, inputs, tracer):
@@ -174,8 +174,8 @@ def test_rotary_halves_pair_the_dead_coordinate():
 def test_user_pattern_defines_a_primitive_for_one_run(tmp_path):
     plugin = tmp_path / "cumsum_plugin.py"
     plugin.write_text(
-        "from ddgraph.patterns import Match, pattern\n"
-        "from ddgraph.primitives import Primitive\n"
+        "from ddgraph.frontend.patterns import Match, pattern\n"
+        "from ddgraph.core.primitives import Primitive\n"
         "PRIMITIVES = [Primitive('cumsum_op', ('x',), 'elementwise', 'a running sum along channels')]\n"
         "@pattern('cumsum_op', family='user')\n"
         "def cumsum(g, n):\n"

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import ddgraph
-from ddgraph.zoo import chain
+from ddgraph.models.zoo import chain
 
 
 def rates(pred):

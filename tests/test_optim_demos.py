@@ -4,7 +4,7 @@ import torch
 from click.testing import CliRunner
 
 from ddgraph.optim.cell_a import readout, trajectory
-from ddgraph.optim.cli import ddcadam
+from ddgraph.cli.ddcadam import ddcadam
 from ddgraph.optim.drift import run
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import ddgraph
-from ddgraph import zoo
+from ddgraph.models import zoo
 from ddgraph._optional import ProgressBar, track
 from ddgraph.errors import DDGraphError, MissingDependency
-from ddgraph.frames import DIFF_COLUMNS, MEASUREMENT_COLUMNS, PREDICTION_COLUMNS
+from ddgraph.output.frames import DIFF_COLUMNS, MEASUREMENT_COLUMNS, PREDICTION_COLUMNS
 
 pd = pytest.importorskip("pandas")
 FAST = dict(n_samples=1500, grid=[1e-2, 1e-3, 1e-4, 1e-5], progress=False)
@@ -71,7 +71,7 @@ def test_measurement_frame_has_one_row_per_measured_value(block_diff):
 
 @pytest.mark.parametrize("module,extra,call", [
     ("pandas", "frames", lambda: ddgraph.predict(zoo.chain(2), torch.randn(4, 8)).to_frame()),
-    ("matplotlib", "plot", lambda: importlib.import_module("ddgraph.plots").write_plots(None, "unused")),
+    ("matplotlib", "plot", lambda: importlib.import_module("ddgraph.output.plots").write_plots(None, "unused")),
     ("scipy", "slt", lambda: importlib.import_module("ddgraph.slt.fluctuation").nu_quadrature(2)),
 ])
 def test_a_missing_optional_dependency_names_its_extra(monkeypatch, tmp_path, module, extra, call):
@@ -87,7 +87,7 @@ def test_a_missing_optional_dependency_names_its_extra(monkeypatch, tmp_path, mo
 
 def test_import_and_predict_need_no_optional_dependency():
     code = ("import sys, torch, ddgraph, ddgraph.cli\n"
-            "from ddgraph import zoo\n"
+            "from ddgraph.models import zoo\n"
             "ddgraph.predict(zoo.chain(2), torch.randn(4, 8))\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'scipy', 'pandas'}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -124,13 +124,13 @@ def test_library_messages_go_through_logging(caplog, capfd, tmp_path):
     with caplog.at_level("INFO", logger="ddgraph"):
         g = ddgraph.trace(ShapeBranch(), torch.randn(4, 8))
     assert g.tracer == "export"
-    assert any(r.name == "ddgraph.trace" and "trying torch.export" in r.getMessage() for r in caplog.records)
+    assert any(r.name == "ddgraph.frontend.tracing" and "trying torch.export" in r.getMessage() for r in caplog.records)
     builtin = ddgraph.RuleSet.load().rules[0]
     (tmp_path / Path(builtin.source).name).write_text(Path(builtin.source).read_text())
     caplog.clear()
     with caplog.at_level("INFO", logger="ddgraph"):
         rs = ddgraph.RuleSet.load(tmp_path)
-    assert rs.overridden and any(r.name == "ddgraph.rules" and "overrides" in r.getMessage()
+    assert rs.overridden and any(r.name == "ddgraph.core.rules" and "overrides" in r.getMessage()
                                  for r in caplog.records)
     caplog.clear()
     ddgraph.trace(ShapeBranch(), torch.randn(4, 8))  # no handler configured: nothing printed
@@ -143,7 +143,7 @@ def test_library_messages_go_through_logging(caplog, capfd, tmp_path):
 def test_cli_names_a_missing_extra_before_running(monkeypatch, args):
     from click.testing import CliRunner
 
-    from ddgraph.cli import main
+    from ddgraph.cli.main import main
 
     module, extra = ("scipy", "slt") if args[0] == "slt" else ("matplotlib", "plot")
     for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ddgraph
-from ddgraph import zoo
+from ddgraph.models import zoo
 from ddgraph.errors import ProbeError
 
 FAST = dict(n_samples=1500, grid=[1e-2, 1e-3, 1e-4, 1e-5], progress=False)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import ddgraph
-from ddgraph import zoo
+from ddgraph.models import zoo
 
 BLOCKS = ["linear", "relu", "gelu", "tanh", "sigmoid", "layernorm", "rmsnorm", "swiglu", "scale", "softmax"]
 

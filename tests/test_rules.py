@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from ddgraph.errors import RuleFileError
-from ddgraph.primitives import BUILTIN
+from ddgraph.core.primitives import BUILTIN
 from ddgraph.probing.cases import CASES, check_rule
-from ddgraph.rules import RuleSet, parse_rule
+from ddgraph.core.rules import RuleSet, parse_rule
 
 RULES = RuleSet.load()
 GRID = [1e-2, 1e-3, 1e-4, 1e-5]

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from ddgraph.slt import cases, models, report
-from ddgraph.slt.cli import slt
+from ddgraph.cli.slt import slt
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -76,7 +76,7 @@ def test_example_inputs_are_inferred():
 
 
 def test_rectangular_widths_keep_the_ladder():
-    from ddgraph import zoo
+    from ddgraph.models import zoo
 
     pred = ddgraph.predict(zoo.chain(4, "relu", widths=[6, 10, 4, 12, 3]), torch.randn(4, 6))
     assert [n.g_rate for n in pred.nodes] == [6.0, 4.0, 2.0, 0.0]

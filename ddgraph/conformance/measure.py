@@ -17,8 +17,8 @@ import math
 import numpy as np
 import torch
 
-from ..fit import Fit, fit_rate
-from ..probing.canonical import canonicalise
+from ddgraph.probing.fit import Fit, fit_rate
+from ddgraph.probing.canonical import canonicalise
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -64,7 +64,7 @@ def block_orders(pred, example, grid, n: int = 4000, seed: int = 0, noise: float
 
 def input_gradient_order(pred) -> float:
     """The engine's order of the loss gradient at the model input's dead class."""
-    from ..engine import VALUATION, pair
+    from ddgraph.core.engine import VALUATION, pair
 
     g = pred.graph.nx
     inputs = [n for n in pred.graph.order() if g.nodes[n]["fx"].op == "placeholder"]
@@ -127,7 +127,7 @@ def rotated_chain(act: str, theta: float, grid, depth: int = 4, width: int = 8, 
     ``W_l(t) = R C_l(t) R^T`` with ``C_l(t)`` canonical (generic bulk, dead row and column zero,
     dead entry t). Returns per layer the fits of ``u^T A_l u`` and ``u^T G_l u`` (noisy MSE).
     """
-    from .models import ACT
+    from ddgraph.conformance.models import ACT
 
     gen = _gen(seed)
     R = _rotation(width, theta, gen)

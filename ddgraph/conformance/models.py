@@ -1,4 +1,4 @@
-"""Test-bed models the conformance suite needs beyond :mod:`ddgraph.zoo`."""
+"""Test-bed models the conformance suite needs beyond :mod:`ddgraph.models.zoo`."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import zoo
+from ddgraph.models import zoo
 
 ACT = {"linear": lambda x: x, "relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh}
 

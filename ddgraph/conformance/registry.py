@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 import ddgraph
-from .. import zoo
-from ..diff import TOL
-from ..primitives import BUILTIN
+from ddgraph.models import zoo
+from ddgraph.compare.checks import TOL
+from ddgraph.core.primitives import BUILTIN
 
 SMOOTH_TOL = BUILTIN["act_smooth"].band  # the finite-t band smooth activations declare
-from . import measure as M
-from . import models as cm
+from ddgraph.conformance import measure as M
+from ddgraph.conformance import models as cm
 
 CONFIRMED, CLOSED, PAPER_DISAGREES, OUT_OF_REACH, FAIL = (
     "confirmed", "closed by engine", "paper disagrees", "out of reach", "FAIL")
@@ -403,7 +403,7 @@ def attn_band(rate) -> float:
 
 def _attn_rows(d):
     """Per block: predicted and measured G of q, k, v, o, refitted with :func:`attn_band`."""
-    from ..fit import fit_rate, judge
+    from ddgraph.probing.fit import fit_rate, judge
 
     out = {}
     grid = d.measurement.grid

@@ -6,11 +6,11 @@ from collections import Counter
 
 import torch
 
-from ..diff import TOL
-from ..primitives import BUILTIN
+from ddgraph.compare.checks import TOL
+from ddgraph.core.primitives import BUILTIN
 
 SMOOTH_TOL = BUILTIN["act_smooth"].band  # the finite-t band smooth activations declare
-from .registry import CLAIMS, CONFIRMED, FAIL, Claim, Outcome, Settings, run_claim
+from ddgraph.conformance.registry import CLAIMS, CONFIRMED, FAIL, Claim, Outcome, Settings, run_claim
 
 LEGEND = """\
 Verdicts: **confirmed** (paper, engine and measurement agree); **closed by engine** (the paper gives a

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from ddgraph.fit import fit_rate
+from ddgraph.probing.fit import fit_rate
 from ddgraph.optim.ddcadam import DDCAdam
 from ddgraph.optim.gauges import ReLURescaleGauge
 from ddgraph.optim.orbit import act

@@ -1,6 +1,6 @@
 """Gauge discovery: read DDCAdam's gauge specs off ddgraph's labelled graph.
 
-Patterns, read off what each node's primitive declares (:mod:`ddgraph.primitives`):
+Patterns, read off what each node's primitive declares (:mod:`ddgraph.core.primitives`):
 
 * **CE head** — the model output (observable ``kl``) is a weight edge (Linear): its bias gets
   ``CEShiftBias``, its weight ``CEShiftRowShift`` (only when the loss is softmax cross-entropy).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import attrs
 from torch import nn
 
-from ddgraph.primitives import node_attr
+from ddgraph.core.primitives import node_attr
 from ddgraph.optim.gauges import (CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge, LNScaleGauge,
                                   ReLURescaleGauge)
 

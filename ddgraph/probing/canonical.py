@@ -1,7 +1,7 @@
 """Canonicalisation: a copy of the model at the canonical singular configuration W(t).
 
 What happens to a node's parameters is its primitive's declaration (``Primitive.canonical``, a
-tuple of :class:`~ddgraph.primitives.ParamSpec`); this module only knows the two layouts. A
+tuple of :class:`~ddgraph.core.primitives.ParamSpec`); this module only knows the two layouts. A
 ``matrix`` (a weight edge) has its dead rows and dead columns zeroed and its dead-to-dead entries
 set to ``t**exponent`` (the centre tap for a convolution); a ``vector`` has its dead entries zeroed
 or set to ``t**exponent`` (``inf``: held at zero). The bulk keeps the model's own values. The
@@ -15,12 +15,12 @@ import math
 import attrs
 import torch
 
-from ..channels import _run_shape_op
-from ..config import Approach
-from ..engine import exponent_tables
-from ..errors import ProbeError
-from ..graph import Graph
-from ..primitives import ParamSpec, node_attr
+from ddgraph.frontend.channels import _run_shape_op
+from ddgraph.core.approach import Approach
+from ddgraph.core.engine import exponent_tables
+from ddgraph.errors import ProbeError
+from ddgraph.core.graph import Graph
+from ddgraph.core.primitives import ParamSpec, node_attr
 
 
 @attrs.define

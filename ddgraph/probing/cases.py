@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 
-from .. import zoo
-from ..errors import ProbeError
+from ddgraph.models import zoo
+from ddgraph.errors import ProbeError
 
 CASES: dict[str, Callable] = {}
 
@@ -258,7 +258,7 @@ def build(spec: dict):
 
 def check_rule(rule, rules=None, n_samples: int = 4000, grid=None):
     """Run a rule's probe case: predict with ``rules`` (the built-ins by default), probe, diff."""
-    from ..api import check
+    from ddgraph.api import check
 
     torch.manual_seed(0)
     model, inputs, kw = build(rule.probe or {})

@@ -6,7 +6,7 @@ from typing import Callable
 import attrs
 import torch
 
-from ..errors import ProbeError
+from ddgraph.errors import ProbeError
 
 
 @attrs.define

@@ -18,17 +18,17 @@ import networkx as nx
 import numpy as np
 import torch
 
-from .._optional import ProgressBar
-from ..config import Approach
-from ..engine import VALUATION
-from ..engine import run as run_engine
-from ..rules import RuleSet
-from ..errors import ProbeError
-from ..graph import Graph
-from .canonical import Canonical, canonicalise
-from .data import Sampler, from_user, gaussian_like
-from .observables import bottom_overlap, from_matrix, kernel_check
-from .sites import WeightSite, weight_sites
+from ddgraph._optional import ProgressBar
+from ddgraph.core.approach import Approach
+from ddgraph.core.engine import VALUATION
+from ddgraph.core.engine import run as run_engine
+from ddgraph.core.rules import RuleSet
+from ddgraph.errors import ProbeError
+from ddgraph.core.graph import Graph
+from ddgraph.probing.canonical import Canonical, canonicalise
+from ddgraph.probing.data import Sampler, from_user, gaussian_like
+from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
+from ddgraph.probing.sites import WeightSite, weight_sites
 
 DEFAULT_GRID = tuple(float(t) for t in np.geomspace(1e-2, 1e-4, 7))
 
@@ -63,8 +63,8 @@ class Measurement:
 
     def to_frame(self):
         """Every measured value as a pandas DataFrame, one row per node, factor, observable,
-        direction and t (needs pandas; see :func:`ddgraph.frames.measurement_rows`)."""
-        from ..frames import measurement_frame
+        direction and t (needs pandas; see :func:`ddgraph.output.frames.measurement_rows`)."""
+        from ddgraph.output.frames import measurement_frame
 
         return measurement_frame(self)
 
@@ -241,8 +241,8 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
 
     Parameters
     ----------
-    graph : a labelled :class:`~ddgraph.graph.Graph` (:func:`ddgraph.probe` traces and labels a model).
-    approach : the :class:`~ddgraph.config.Approach`.
+    graph : a labelled :class:`~ddgraph.core.graph.Graph` (:func:`ddgraph.probe` traces and labels a model).
+    approach : the :class:`~ddgraph.core.approach.Approach`.
     grid : t values (default: 7 points from 1e-2 to 1e-4, geometric: inside the asymptotic window
         of the linear, ReLU and LayerNorm ladders at default init).
     n_samples : sample count; processed in chunks of ``chunk`` rows.

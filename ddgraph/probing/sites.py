@@ -5,7 +5,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from ..graph import Graph
+from ddgraph.core.graph import Graph
 
 
 @attrs.define

@@ -13,7 +13,7 @@ Modules, one job each:
   part, quadrature and Monte Carlo);
 - :mod:`~ddgraph.slt.rrr`: reduced-rank regression, Aoyagi-Watanabe vs the rate reading;
 - :mod:`~ddgraph.slt.models`, :mod:`~ddgraph.slt.cases`: the paper's worked families and cases;
-- :mod:`~ddgraph.slt.report`, :mod:`~ddgraph.slt.cli`: ``ddgraph slt report`` (docs/SLT.md).
+- :mod:`~ddgraph.slt.report`, :mod:`~ddgraph.cli.slt`: ``ddgraph slt report`` (docs/SLT.md).
 """
 from ddgraph.slt.crossing import read_crossing, rlct_from_orders
 from ddgraph.slt.direction import read_direction

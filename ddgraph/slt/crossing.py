@@ -22,7 +22,7 @@ from fractions import Fraction
 import attrs
 import numpy as np
 
-from ddgraph.fit import FIT_OK, PASS, Fit, fit_rate
+from ddgraph.probing.fit import FIT_OK, PASS, Fit, fit_rate
 from ddgraph.slt.direction import integer_order, unit
 
 INCONSISTENT = "inconsistent"

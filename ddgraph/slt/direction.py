@@ -2,8 +2,8 @@
 
 Along ``theta(t) = theta0 + t * a`` (``a`` the approach, by default the direction ``v`` itself) we
 measure ``KL(theta(t))`` (slope ``2k``: the KL order by definition) and the directional Fisher
-``v^T I(theta(t)) v`` (Theorem 2 predicts slope ``2k - 2``), fit both with :func:`ddgraph.fit.fit_rate`
-and judge the Fisher slope against the KL order with :func:`ddgraph.fit.judge`. A direction along
+``v^T I(theta(t)) v`` (Theorem 2 predicts slope ``2k - 2``), fit both with :func:`ddgraph.probing.fit.fit_rate`
+and judge the Fisher slope against the KL order with :func:`ddgraph.probing.fit.judge`. A direction along
 which the KL is identically zero lies inside the singular set (tangential): it has no KL order and
 no RLCT contribution, whatever its Fisher slope says.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from ddgraph.fit import FIT_OK, FLOOR, NO_RULE, Fit, fit_rate, judge
+from ddgraph.probing.fit import FIT_OK, FLOOR, NO_RULE, Fit, fit_rate, judge
 
 #: Verdict for a direction inside the singular set (KL identically zero along it).
 TANGENTIAL = "tangential"
@@ -97,7 +97,7 @@ def read_direction(family, theta0, direction, *, approach=None, ts=DEFAULT_TS, k
     -------
     DirectionReading
         ``verdict`` is ``tangential`` when the KL is identically zero along ``v``; otherwise
-        :func:`ddgraph.fit.judge` of the predicted rate ``2k - 2`` against the Fisher fit.
+        :func:`ddgraph.probing.fit.judge` of the predicted rate ``2k - 2`` against the Fisher fit.
 
     Examples
     --------

@@ -29,7 +29,7 @@ import attrs
 import numpy as np
 import torch
 
-from ddgraph.fit import PASS
+from ddgraph.probing.fit import PASS
 from ddgraph.slt.crossing import CrossingReading, read_crossing
 from ddgraph.slt.families import RegressionFamily
 

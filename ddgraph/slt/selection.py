@@ -9,7 +9,7 @@ Entry point for any caller, including the graph probe on K-FAC spectra::
 R; each is sorted ascending, so "rank" means position in the sorted spectrum, and pairing across t
 is by rank). The rule:
 
-1. fits a log-log slope to every rank with :func:`ddgraph.fit.fit_rate` (reference scale: the
+1. fits a log-log slope to every rank with :func:`ddgraph.probing.fit.fit_rate` (reference scale: the
    largest eigenvalue at each t);
 2. excludes floor-trapped ranks (at the numerical floor relative to that scale) and ranks whose
    fit is not asymptotic or unfittable;
@@ -32,7 +32,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from ddgraph.fit import FIT_OK, FP64_FLOOR, PASS, Fit, fit_rate
+from ddgraph.probing.fit import FIT_OK, FP64_FLOOR, PASS, Fit, fit_rate
 
 #: Selection verdicts (besides ``pass``).
 REACH_EXCEEDED = "reach-exceeded"

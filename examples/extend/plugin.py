@@ -6,8 +6,7 @@ of its own (``rho``: the dead entry of ``scale`` follows ``t**rho``, 1 unless ``
 rho:PARAM=value`` says otherwise), and so how the probe canonicalises it. Its valuation rule lives
 in ``rules/channel_scale.toml``.
 """
-from ddgraph.patterns import Match, pattern, param_of
-from ddgraph.primitives import Exponent, ParamSpec, Primitive
+from ddgraph.extend import Exponent, Match, ParamSpec, Primitive, param_of, pattern
 
 PRIMITIVES = [
     Primitive("channel_scale", ("x",), "elementwise",

@@ -1,0 +1,4 @@
+"""``python -m ddgraph``: the command line."""
+from ddgraph.cli import main
+
+main()

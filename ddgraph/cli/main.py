@@ -1,0 +1,168 @@
+"""The ``ddgraph`` command line."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.markup import escape
+
+from ddgraph import api
+from ddgraph.core.approach import Approach, FISHERS, LOSSES, REGIMES
+from ddgraph.errors import ConfigError, DDGraphError
+from ddgraph.frontend.plugins import extensions
+from ddgraph.output.tables import make_console
+from ddgraph.frontend.target import load_target
+
+console = make_console()
+
+
+def _parse_alpha(values: tuple[str, ...]):
+    """``1,2,1,3`` (per weight, graph order) or ``name=a`` / ``name=a/b`` (per direction)."""
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        parts = [p for p in values[0].split(",") if p]
+        try:
+            nums = [[float(x) for x in p.split("/")] if "/" in p else float(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"--alpha {values[0]!r}: expected numbers like 1,2,1,3") from None
+        return nums[0] if len(nums) == 1 else nums
+    return _parse_named(values, "--alpha")
+
+
+def _parse_named(values, flag):
+    out = {}
+    for v in values:
+        if "=" not in v:
+            raise ConfigError(f"{flag} {v!r}: expected PARAM=EXPONENT (or PARAM=a/b per direction)")
+        name, val = v.split("=", 1)
+        try:
+            out[name] = [float(x) for x in val.split("/")] if "/" in val else float(val)
+        except ValueError:
+            raise ConfigError(f"{flag} {v!r}: {val!r} is not a number") from None
+    return out
+
+
+def approach_options(f):
+    """Options shared by every command that builds an Approach."""
+    opts = [
+        click.option("--loss", type=click.Choice(LOSSES), default="mse", show_default=True),
+        click.option("--regime", type=click.Choice(REGIMES), default="noisy", show_default=True,
+                     help="MSE target: noisy, or the model at t=0 (noise-free)."),
+        click.option("--fisher", type=click.Choice(FISHERS), default="expected", show_default=True,
+                     help="CE: labels drawn from the model (expected) or fixed (empirical)."),
+        click.option("--alpha", multiple=True, help="Exponents: 1,2,1,3 per weight, or PARAM=a[/b...]."),
+        click.option("--beta", multiple=True, help="Bias exponents PARAM=b (default: dead bias entry zero)."),
+        click.option("--directions", type=int, default=1, show_default=True, help="Dead directions per channel space."),
+        click.option("--exponent", "exponents", multiple=True,
+                     help="A plugin's approach exponent: NAME:PARAM=a[/b...] (repeatable)."),
+        click.option("--rules", "rule_dirs", multiple=True, type=click.Path(file_okay=False),
+                     help="A directory of extra rule files, layered over the built-ins."),
+        click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
+                     help="A Python file defining PRIMITIVES, PATTERNS and RULES (repeatable)."),
+        click.option("--tracer", type=click.Choice(["auto", "fx", "export"]), default="auto", show_default=True),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _parse_exponents(values: tuple[str, ...]) -> dict:
+    out: dict[str, dict] = {}
+    for v in values:
+        name, sep, rest = v.partition(":")
+        if not sep or not name:
+            raise ConfigError(f"--exponent {v!r}: expected NAME:PARAM=EXPONENT")
+        out.setdefault(name, {}).update(_parse_named((rest,), f"--exponent {name}"))
+    return out
+
+
+def build_approach(loss, regime, fisher, alpha, beta, directions, exponents=()) -> Approach:
+    return Approach(loss=loss, regime=regime, fisher=fisher, n_dead=directions, exponents=_parse_exponents(exponents),
+                    alpha=_parse_alpha(alpha), beta=_parse_named(beta, "--beta") if beta else None)
+
+
+def load_run(target, loss, regime, fisher, alpha, beta, directions, exponents, rule_dirs, plugins, tracer):
+    """What every model command starts from: the model, its inputs, the approach, the run's vocabulary."""
+    model, inputs, _ = load_target(target)
+    approach = build_approach(loss, regime, fisher, alpha, beta, directions, exponents)
+    return model, inputs, approach, extensions(plugins, rule_dirs), tracer
+
+
+def _run(fn):
+    """Turn ddgraph's own errors into a clear message and exit status 2 (never a stack trace)."""
+    try:
+        return fn()
+    except DDGraphError as exc:
+        console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="ddgraph")
+def main():
+    """ddgraph: the singular geometry of a PyTorch model, read off its architecture."""
+
+
+def _predict(target, **kw):
+    model, inputs, approach, ext, tracer = load_run(target, **kw)
+    return api.predict(model, inputs, approach=approach, rules=ext.load_rules(), tracer=tracer,
+                       plugins=ext.plugins)
+
+
+@main.command()
+@click.argument("target")
+@approach_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def predict(target, fmt, **kw):
+    """Predict the rate ladder of TARGET (path/to/file.py:factory or package.module:factory)."""
+    from ddgraph.output.tables import print_prediction
+
+    pred = _run(lambda: _predict(target, **kw))
+    if fmt == "json":
+        click.echo(json.dumps(pred.to_json(), indent=2))
+    else:
+        print_prediction(pred, console)
+
+
+@main.command()
+@click.argument("target")
+@approach_options
+@click.option("--dot", "dot_file", required=True, type=click.Path(dir_okay=False), help="Where to write graphviz source.")
+def graph(target, dot_file, **kw):
+    """Write TARGET's labelled graph for graphviz, coloured by primitive and annotated with rates."""
+    from ddgraph.output.dot import to_dot
+
+    pred = _run(lambda: _predict(target, **kw))
+    with open(dot_file, "w") as fh:
+        fh.write(to_dot(pred.graph, pred))
+    console.print(f"wrote {dot_file} ({pred.graph.nx.number_of_nodes()} nodes; "
+                  f"primitives: {', '.join(f'{k} {v}' for k, v in pred.graph.summary().items())})")
+
+
+@main.command()
+@click.option("--rules", "rule_dirs", multiple=True, type=click.Path(file_okay=False))
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def rules(rule_dirs, plugins, fmt):
+    """List the rules in force, what each block (forward, backward) cites and where they live."""
+    from rich.table import Table
+
+    rs = _run(lambda: extensions(plugins, rule_dirs).load_rules())
+    if fmt == "json":
+        click.echo(json.dumps([{"primitive": r.primitive, "when": r.when, "cite": list(r.cite),
+                                "cites": {b: list(c) for b, c in r.cites.items()},
+                                "summary": r.summary, "source": r.source, "bracket": r.is_bracket,
+                                "probe": r.probe} for r in rs.rules], indent=2))
+        return
+    t = Table(title=f"{len(rs.rules)} rules", title_justify="left")
+    for col in ("primitive", "when", "forward cites", "backward cites", "summary", "file"):
+        t.add_column(col, overflow="fold")
+    for r in sorted(rs.rules, key=lambda r: (r.primitive, str(r.when))):
+        when = ", ".join(f"{k}={v}" for k, v in r.when.items()) or "-"
+        t.add_row(r.primitive + (" (bracket)" if r.is_bracket else ""), when,
+                  ", ".join(r.cites["forward"]) or "-", ", ".join(r.cites["backward"]) or "-", r.summary, r.source)
+    console.print(t)
+    for o in rs.overridden:
+        console.print(f"overridden: {o}")

@@ -1,0 +1,162 @@
+"""``ddgraph probe`` and ``ddgraph diff``."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+from rich import box
+from rich.table import Table
+
+from ddgraph.cli.main import _run, approach_options, console, load_run
+from ddgraph.compare.checks import TOL
+from ddgraph.output.tables import fmt_rate
+
+VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inside-bracket": "yellow", "not-asymptotic": "magenta",
+                 "floor": "cyan", "no-rule": "red", "unfittable": "bold red"}
+
+
+def probe_options(f):
+    opts = [
+        click.option("--samples", "n_samples", type=int, default=20000, show_default=True),
+        click.option("--grid", default=None, help="t values: 'a,b,c' or 'geom:HI:LO:N' (default geom:1e-2:1e-4:7)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def parse_grid(text):
+    if not text:
+        return None
+    if text.startswith("geom:"):
+        _, hi, lo, n = text.split(":")
+        return list(np.geomspace(float(hi), float(lo), int(n)))
+    return [float(x) for x in text.split(",") if x]
+
+
+def _check(target, n_samples, grid, seed, no_progress, **kw):
+    from ddgraph.api import check
+
+    model, inputs, approach, ext, tracer = load_run(target, **kw)
+    return check(model, inputs, approach=approach, rules=ext.load_rules(), tracer=tracer, plugins=ext.plugins,
+                 grid=parse_grid(grid), n_samples=n_samples, progress=not no_progress, seed=seed)
+
+
+def _fmt_fit(fit):
+    if fit.status == "floor" and fit.slope == float("inf"):
+        return "zero"
+    if fit.slope != fit.slope:
+        return "-"
+    return f"{fit.slope:.3f} ± {fit.se:.1e}"
+
+
+def diff_table(d) -> Table:
+    ap = d.prediction.approach
+    t = Table(title=f"{d.prediction.model}: predicted vs measured ({ap.loss}, "
+                    f"{ap.regime if ap.loss == 'mse' else ap.fisher + ' Fisher'}; n={d.measurement.n_samples}, "
+                    f"t in [{d.measurement.grid[-1]:.0e}, {d.measurement.grid[0]:.0e}])",
+              box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("#", "parameter", "kind", "factor", "predicted", "measured ± se", "R²", "verdict", "note"):
+        t.add_column(col, overflow="fold")
+    kinds = {n.node: n.kind for n in d.prediction.nodes}
+    order = {n.node: i for i, n in enumerate(d.prediction.nodes, 1)}
+    for c in d.primary:
+        dirn = f"{c.factor}" if d.prediction.approach.n_dead == 1 else f"{c.factor}{c.direction}"
+        note = c.fit.reason if c.verdict not in ("pass",) else ""
+        if c.tol != 0.05:
+            note = (note + f" (band ±{c.tol})").strip()
+        t.add_row(str(order[c.node]), c.param, kinds[c.node], dirn, fmt_rate(c.predicted), _fmt_fit(c.fit),
+                  "-" if c.fit.r2 != c.fit.r2 else f"{c.fit.r2:.4f}",
+                  f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]", note)
+    return t
+
+
+def _print_extras(d):
+    for ln in d.ln:
+        console.print(f"{ln['primitive']} {ln['module'] or ln['node']}: {ln['claim']}: max lambda_min/trace "
+                      f"{ln['max_ratio']:.1e}, min |cos| {ln['min_cosine']:.4f} -> "
+                      f"[{VERDICT_STYLE[ln['verdict']]}]{ln['verdict']}[/]")
+    for s in d.streams:
+        console.print(f"stream {s['module'] or s['node']}: {s['claim']}: predicted {fmt_rate(s['predicted'])}, "
+                      f"measured {fmt_rate(s['measured'])} -> [{VERDICT_STYLE.get(s['verdict'], '')}]{s['verdict']}[/]")
+    for t, where in d.measurement.nan.items():
+        console.print(f"[bold red]non-finite values[/] at t={t:g}, first at node {where}")
+    for s in d.measurement.skipped:
+        console.print(f"not measured: {s}")
+    for n in d.measurement.moved:
+        console.print(f"[bold red]engine bug[/]: the bulk of {n}'s input was predicted constant in t but moved")
+    summary = ", ".join(f"{k} {v}" for k, v in d.summary().items())
+    fails = d.failures
+    console.print(f"{len(d.primary)} checks: {summary}. " + (
+        "every in-reach node passes." if d.ok else
+        f"[bold red]{len(fails)} in-reach check(s) did not pass:[/] " +
+        ", ".join(f"{c.param} {c.factor} ({c.verdict})" for c in fails[:8])))
+    for o in d.prediction.overridden:
+        console.print(f"[yellow]rule override[/]: {o}")
+    by_band: dict[float, list[str]] = {}
+    for r, b in sorted(d.bands.items()):
+        by_band.setdefault(b, []).append(Path(r).stem)
+    widened = [f"±{b:g} for nodes behind {', '.join(names)}" for b, names in sorted(by_band.items())]
+    console.print(f"tolerances: ±{TOL:g}" + "".join(f", {w}" for w in widened) + " (finite-t correction)"
+                  + f"; probe time per t-point {d.measurement.seconds_per_t:.2f} s")
+
+
+@click.command()
+@click.argument("target")
+@approach_options
+@probe_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="Write log-log and ladder figures here.")
+def diff(target, fmt, plot_dir, **kw):
+    """Predict TARGET's ladder, measure it on the model, and say node by node whether it held.
+
+    Exit status 0 when every in-reach node passes, 1 otherwise.
+    """
+    if plot_dir:  # a missing plot extra is reported before the sweep, not after it
+        from ddgraph._optional import pyplot
+
+        _run(lambda: pyplot("diff --plot"))
+    d = _run(lambda: _check(target, **kw))
+    if fmt == "json":
+        click.echo(json.dumps(d.to_json(), indent=2, default=str))
+    else:
+        console.print(diff_table(d))
+        _print_extras(d)
+    if plot_dir:
+        from ddgraph.output.plots import write_plots
+
+        paths = write_plots(d, plot_dir)
+        console.print(f"wrote {len(paths)} figures to {plot_dir}")
+    sys.exit(0 if d.ok else 1)
+
+
+@click.command()
+@click.argument("target")
+@approach_options
+@probe_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def probe(target, fmt, **kw):
+    """Measure TARGET's K-FAC rates at its canonical singular configuration (no verdicts)."""
+    d = _run(lambda: _check(target, **kw))
+    rows = [{"param": c.param, "factor": c.factor, "direction": c.direction, "observable": c.observable,
+             **c.fit.as_dict()} for c in d.checks]
+    if fmt == "json":
+        click.echo(json.dumps({"model": d.prediction.model, "grid": list(d.measurement.grid),
+                               "n_samples": d.measurement.n_samples, "fits": rows}, indent=2))
+        return
+    t = Table(title=f"{d.prediction.model}: measured rates", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("parameter", "factor", "dead entry", "Schur complement", "lambda_min (active)", "status"):
+        t.add_column(col)
+    for c in d.primary:
+        same = {x.observable: x.fit for x in d.checks if (x.node, x.factor, x.direction) == (c.node, c.factor, c.direction)}
+        t.add_row(c.param, c.factor, _fmt_fit(same["dd"]), _fmt_fit(same["schur"]), _fmt_fit(same["lmin"]),
+                  same["dd"].status)
+    console.print(t)
+
+
+commands = [probe, diff]

@@ -1,0 +1,156 @@
+"""Prediction against measurement, node by node, with honest verdicts (THEORY §8)."""
+from __future__ import annotations
+
+import math
+import attrs
+
+from ddgraph.probing.fit import FLOOR, Fit, fit_rate, judge
+from ddgraph.prediction import IN_REACH, Prediction
+from ddgraph.probing.measure import Measurement
+
+TOL = 0.05
+OBSERVABLES = ("dd", "schur", "lmin")
+LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
+
+
+@attrs.frozen
+class Check:
+    """One observable of one node: what was predicted, what was fitted, and the verdict."""
+
+    node: str
+    param: str
+    factor: str  # 'A' or 'G'
+    direction: int
+    observable: str
+    predicted: object
+    fit: Fit
+    verdict: str
+    tol: float
+    status: str  # the prediction's status (in-reach, bracket, no-rule)
+
+
+@attrs.frozen
+class Diff:
+    prediction: Prediction
+    measurement: Measurement
+    checks: tuple[Check, ...]
+    ln: tuple[dict, ...]
+    streams: tuple[dict, ...]
+    bands: dict = attrs.field(factory=dict)  # rule file -> its finite-t band, for the rules that widen it
+
+    @property
+    def primary(self) -> list[Check]:
+        """The dead-entry checks: the ones the table shows and the exit status rests on."""
+        return [c for c in self.checks if c.observable == "dd"]
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.primary if c.status == IN_REACH and c.verdict != "pass"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.measurement.moved and all(x["verdict"] == "pass" for x in self.ln + self.streams
+                                         if x["verdict"] != "no-rule")
+
+    def summary(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.primary:
+            out[c.verdict] = out.get(c.verdict, 0) + 1
+        return dict(sorted(out.items()))
+
+    def to_json(self) -> dict:
+        data = self.prediction.to_json()
+        by_node: dict[str, dict] = {}
+        for c in self.checks:
+            key = "a_rate" if c.factor == "A" else "g_rate"
+            entry = by_node.setdefault(c.node, {"measured": {}, "se": {}, "verdict": {}, "observables": {}})
+            if c.observable == "dd" and c.direction == 1:
+                entry["measured"][key] = _num(c.fit.slope)
+                entry["se"][key] = _num(c.fit.se)
+                entry["verdict"][key] = c.verdict
+            entry["observables"][f"{c.factor}_{c.observable}_{c.direction}"] = {
+                "predicted": _pred_json(c.predicted), "verdict": c.verdict, "tol": c.tol, **c.fit.as_dict()}
+        for node in data["nodes"]:
+            node.update(by_node.get(node["node"], {"measured": None, "se": None, "verdict": None}))
+        data["grid"] = list(self.measurement.grid)
+        data["n_samples"] = self.measurement.n_samples
+        data["tolerances"] = {"default": TOL, "bands": self.bands}
+        data["ln_checks"] = list(self.ln)
+        data["stream_checks"] = list(self.streams)
+        data["nan"] = {str(t): where for t, where in self.measurement.nan.items()}
+        data["skipped"] = list(self.measurement.skipped)
+        data["constant_blocks_that_moved"] = list(self.measurement.moved)
+        data["summary"] = self.summary()
+        data["ok"] = self.ok
+        return data
+
+    def to_frame(self):
+        """Every check as a pandas DataFrame, one row per check (needs pandas)."""
+        from ddgraph.output.frames import diff_frame
+
+        return diff_frame(self)
+
+
+def _num(x):
+    return None if x is None or not math.isfinite(x) else round(x, 6)
+
+
+def _pred_json(p):
+    if p is None:
+        return None
+    if isinstance(p, tuple):
+        return [_pred_json(p[0]), _pred_json(p[1])]
+    return "inf" if math.isinf(p) else p
+
+
+def diff(prediction: Prediction, measurement: Measurement) -> Diff:
+    """Check every prediction against the measurement of the same node.
+
+    A node's tolerance is the widest finite-t band among the rules on its critical path (a smooth
+    activation's rule, or any rule or primitive that declares one), and the default otherwise."""
+    checks = []
+    grid = measurement.grid
+    bands = prediction.bands
+    for n in prediction.nodes:
+        series = measurement.weights.get(n.node)
+        tol = max([TOL] + [bands[r] for r in n.rules if r in bands])
+        for factor, rates in (("A", n.a_rates), ("G", n.g_rates)):
+            for j, pair in enumerate(rates, 1):
+                lo, hi = pair
+                predicted = None if lo is None or hi is None else (lo if lo == hi else (lo, hi))
+                for obs in OBSERVABLES:
+                    if series is None:
+                        fit = Fit(math.nan, math.nan, math.nan, (grid[-1], grid[0]), (), "unfittable",
+                                  "not measured (see skipped)")
+                    else:
+                        values = series.series[factor][obs][j]
+                        scale = series.series[factor]["lmax"][j] if obs == "lmin" else None
+                        fit = fit_rate(grid, values, tol=tol, scale=scale)
+                    checks.append(Check(n.node, n.param, factor, j, obs, predicted, fit,
+                                        judge(predicted, fit, tol=tol), tol, n.status))
+    ln = tuple(_ln_check(prediction, measurement, name, rec) for name, rec in measurement.ln.items())
+    streams = tuple(_stream_check(prediction, measurement, s) for s in prediction.stream_sites)
+    return Diff(prediction, measurement, tuple(checks), ln, streams, dict(bands))
+
+
+def _ln_check(prediction, measurement, name, rec) -> dict:
+    prim = prediction.graph[name]["primitive"]
+    ratio, cosine = max(rec["ratio"], default=math.nan), min(rec["cosine"], default=math.nan)
+    if "kernel" in prediction.graph.primitives[prim].observables:
+        ok = ratio < LN_RATIO_MAX and cosine > LN_COSINE_MIN
+        claim = "exact kernel along 1/gamma (Prop 63)"
+    else:
+        ok = ratio > LN_RATIO_MAX
+        claim = "no kernel direction (RMSNorm)"
+    return {"node": name, "module": rec["module"], "primitive": prim, "claim": claim,
+            "max_ratio": ratio, "min_cosine": cosine, "verdict": "pass" if ok else "fail"}
+
+
+def _stream_check(prediction, measurement, site) -> dict:
+    values = measurement.streams.get(site["node"], [])
+    pred = site["stream_rate"]
+    fit = fit_rate(measurement.grid, values, tol=TOL) if values else None
+    verdict = judge(pred, fit, tol=TOL) if fit else "unfittable"
+    return {"node": site["node"], "module": site["module"], "predicted": pred,
+            "measured": None if fit is None else _num(fit.slope), "verdict": verdict,
+            "claim": "sigma_min^2 of the residual stream (Cor 58)"}

@@ -1,0 +1,212 @@
+"""The rule engine: one forward and one backward min-plus sweep over a labelled graph.
+
+The engine never names a primitive. For each node it asks the rule set for the node's rule,
+evaluates the rule's expressions per class (bulk = 0, dead direction j = j), and combines
+contributions at fan-out by ``min`` (a gradient is a sum over consumers; orders take the minimum).
+A node without a rule gets ``None`` valuations, which absorb everything they reach, so "no rule"
+propagates instead of defaulting. Bracket rules are handled by running the sweep in a lower and
+an upper world: min and + are monotone, so the two runs bound every valuation.
+"""
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from ddgraph.core.approach import Approach, resolve
+from ddgraph.errors import ConfigError
+from ddgraph.core.expr import INF, Ref, evaluate
+from ddgraph.core.graph import Graph
+from ddgraph.core.rules import RuleSet
+
+VALUATION = "valuation"  # node key where results are stored
+
+
+@attrs.define
+class Valuation:
+    """Orders of one node's output per class: magnitude v, deviation d, gradient w as (lo, hi)."""
+
+    v: dict = attrs.Factory(dict)
+    d: dict = attrs.Factory(dict)
+    w: dict = attrs.Factory(dict)
+    why: dict = attrs.Factory(dict)  # (kind, class) -> {(rule file, 'forward'|'backward')} the lower order rests on
+    rule: str | None = None  # source file of the rule used, None when no rule
+    reason: str = ""
+
+
+def _roles(d: dict) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for role, src in d["roles"]:
+        out.setdefault(role, []).append(src)
+    return out
+
+
+def exponent_tables(graph: Graph, approach: Approach) -> dict[str, dict[str, tuple[float, ...]]]:
+    """Per approach exponent the primitives declare, per parameter it names, the per-direction values."""
+    declared = graph.primitives.exponent_defaults()
+    unknown = sorted(set(approach.exponents) - set(declared))
+    if unknown:
+        raise ConfigError(f"approach exponent {unknown[0]!r} is declared by no primitive of this run; "
+                          f"declared: {', '.join(sorted(declared)) or 'none'}")
+    named = [d.get("approach", {}) for _, d in graph.nx.nodes(data=True)]
+    return {name: resolve(approach, name, [a[name] for a in named if name in a], e.default, e.noun)
+            for name, e in declared.items()}
+
+
+def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation]:
+    """Compute valuations of every node; stores them under ``node[VALUATION]`` and returns them."""
+    if not graph.labelled:
+        raise ValueError("label the graph first (ddgraph.label)")
+    exps = exponent_tables(graph, approach)
+    setting = approach.setting
+    results = {n: Valuation() for n, d in graph.nx.nodes(data=True)
+               if not graph.primitives[d["primitive"]].inert}
+    bracket = any(r is not None and r.is_bracket for r in
+                  (rules.lookup(graph.nx.nodes[n]["primitive"], setting) for n in results))
+    for world in ((0, 1) if bracket else (0,)):
+        _forward(graph, rules, setting, exps, results, world)
+        _backward(graph, rules, setting, exps, results, world)
+    if not bracket:  # every rule is exact: the upper world equals the lower one
+        for val in results.values():
+            for table in (val.v, val.d, val.w):
+                for pair in table.values():
+                    pair[1] = pair[0]
+    for n, val in results.items():
+        graph.nx.nodes[n][VALUATION] = val
+    return results
+
+
+def _node_param(d: dict, name: str, exps: dict, cls: int) -> float:
+    if cls == 0:
+        return 0.0
+    param = d.get("approach", {}).get(name)
+    table = exps.get(name, {})
+    return table[param][cls - 1] if param in table else INF
+
+
+def _lookup_factory(graph, d, res, exps, world, roles):
+    g = graph.nx
+    cmap = d.get("classmap")
+
+    def lookup(ref: Ref, cls: int):
+        if ref.kind == "param":
+            return _node_param(d, ref.role, exps, cls), frozenset()
+        srcs = [None] if ref.role == "out" else roles.get(ref.role, [])
+        vals = []
+        for src in srcs:
+            val = res[d["_name"]] if src is None else res.get(src)
+            if val is None:
+                return None  # an inert operand has no valuation: rules must not read it
+            c = cls if (src is None or not cmap) else cmap[ref.role].get(cls, cls)
+            classes = d["classes"] if src is None else g.nodes[src]["classes"]
+            if c not in classes:
+                vals.append((INF, frozenset()))
+                continue
+            pair = getattr(val, ref.kind).get(c)
+            if pair is None or pair[world] is None:
+                return None
+            vals.append((pair[world], val.why.get((ref.kind, c), frozenset())))
+        if not vals:
+            return INF, frozenset()
+        best = min(v for v, _ in vals)
+        return best, frozenset().union(*(w for v, w in vals if v == best))
+
+    return lookup
+
+
+def _forward(graph, rules, setting, exps, res, world):
+    g = graph.nx
+    all_classes = list(range(graph.n_dead + 1))
+    for n in graph.order():
+        d = g.nodes[n]
+        if n not in res:
+            continue
+        d["_name"] = n
+        val = res[n]
+        roles = _roles(d)
+        rule = rules.lookup(d["primitive"], setting)
+        if rule is None:
+            srcs = [s for ss in roles.values() for s in ss if s in res]
+            constant = all(all(p[world] == INF for p in res[s].d.values() if p[world] is not None)
+                           and all(p[world] is not None for p in res[s].d.values()) for s in srcs)
+            val.rule = None
+            if constant and srcs:
+                val.reason = f"no rule for {d['primitive']}, but its inputs do not depend on t"
+                _set(val.v, d["classes"], world, lambda c: 0.0)
+                _set(val.d, d["classes"], world, lambda c: INF)
+            else:
+                val.reason = _no_rule_reason(d)
+                _set(val.v, d["classes"], world, lambda c: None)
+                _set(val.d, d["classes"], world, lambda c: None)
+            continue
+        val.rule = rule.source
+        lookup = _lookup_factory(graph, d, res, exps, world, roles)
+        for c in d["classes"]:
+            block = rule.forward["bulk" if c == 0 else "dead"]
+            for key in ("v", "d"):
+                out = evaluate(block[key][world], lookup, c, all_classes)
+                getattr(val, key).setdefault(c, [None, None])[world] = None if out is None else out[0]
+                if out is not None and world == 0:
+                    val.why[(key, c)] = out[1] | {(rule.source, "forward")}
+
+
+def _no_rule_reason(d: dict) -> str:
+    if "unknown_op" in d:
+        return f"no rule: unrecognised op {d['unknown_op']}"
+    return f"no rule for primitive {d['primitive']}"
+
+
+def _set(table, classes, world, fn):
+    for c in classes:
+        table.setdefault(c, [None, None])[world] = fn(c)
+
+
+def _backward(graph, rules, setting, exps, res, world):
+    g = graph.nx
+    all_classes = list(range(graph.n_dead + 1))
+    acc: dict[str, dict[int, list]] = {n: {} for n in res}
+    for n in reversed(graph.order()):
+        if n not in res:
+            continue
+        d = g.nodes[n]
+        val = res[n]
+        for c in d["classes"]:
+            contribs = acc[n].get(c, [])
+            if any(x is None for x in contribs):
+                val.w.setdefault(c, [None, None])[world] = None
+                continue
+            w = min((x[0] for x in contribs), default=INF)
+            val.w.setdefault(c, [None, None])[world] = w
+            if world == 0:
+                val.why[("w", c)] = frozenset().union(*(x[1] for x in contribs if x[0] == w))
+        roles = _roles(d)
+        rule = rules.lookup(d["primitive"], setting)
+        cmap = d.get("classmap")
+        lookup = _lookup_factory(graph, d, res, exps, world, roles) if rule else None
+        for role, srcs in roles.items():
+            for src in srcs:
+                if src not in res:
+                    continue
+                if cmap:  # element-wise: each output class feeds the operand class under it
+                    pairs = [(c, cmap[role].get(c, c)) for c in d["classes"]]
+                else:
+                    pairs = [(c, c) for c in g.nodes[src]["classes"]]
+                for c_eval, c_src in pairs:
+                    if rule is None:
+                        contrib = None
+                    else:
+                        block = rule.backward["bulk" if c_eval == 0 else "dead"]
+                        contrib = evaluate(block[role][world], lookup, c_eval, all_classes)
+                        if contrib is not None:
+                            contrib = (contrib[0], contrib[1] | {(rule.source, "backward")})
+                    acc[src].setdefault(c_src, []).append(contrib)
+
+
+def pair(table: dict, cls: int):
+    """``(lo, hi)`` for a class, ``(inf, inf)`` if the class is absent."""
+    p = table.get(cls)
+    return (INF, INF) if p is None else (p[0], p[1])
+
+
+def is_exact(p) -> bool:
+    return p[0] is not None and p[1] is not None and (p[0] == p[1] or (math.isinf(p[0]) and math.isinf(p[1])))

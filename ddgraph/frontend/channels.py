@@ -1,0 +1,353 @@
+"""Dead coordinates: which entry of every channel space is dead, tracked through the graph.
+
+Every tensor gets a *mask* of its own shape holding, per entry, the dead class it belongs to
+(0 = bulk, j = dead direction j). Masks are computed by running the graph's shape-only ops on the
+masks themselves, so views, transposes, head splits and merges, slices and concatenations are
+followed exactly, whatever form they were traced in.
+
+Where the dead coordinate sits in a freshly produced channel space (a model input, a weight
+output) is chosen so that the space's consumers agree: the space is cut into *segments* by how it is
+used downstream (split into q, k, v; viewed into heads; halved by a rotary embedding), and the last
+``n_dead`` indices of each segment are dead (THEORY §2.1: default the last index).
+"""
+from __future__ import annotations
+
+import attrs
+import networkx as nx
+import numpy as np
+import torch
+
+from ddgraph.errors import LabelError
+from ddgraph.core.graph import Graph
+from ddgraph.frontend.tracing import SMALL
+
+MASK = torch.int8  # dead class ids (0 = bulk) fit in a byte
+INDEX = torch.int32  # source indices in the segment analysis (-1: not from the source)
+
+
+def _shape(d: dict, small: bool):
+    return d["small_shape"] if small else d["shape"]
+
+
+def _fx_args(g: nx.DiGraph, name: str, env: dict, fill=None, small: bool = False):
+    """The fx node's args/kwargs with tensor operands replaced from ``env`` (or ``fill``)."""
+    fx = g.nodes[name]["fx"]
+    key = SMALL if small else "ddgraph_value"
+
+    def sub(a):
+        if a.name in g:
+            if a.name in env:
+                return env[a.name]
+            if fill is not None:
+                return fill(a.name)
+            raise KeyError(a.name)
+        return a.meta.get(key)
+
+    return torch.fx.node.map_arg(fx.args, sub), torch.fx.node.map_arg(fx.kwargs, sub)
+
+
+def _run_shape_op(g: nx.DiGraph, name: str, env: dict, fill=None, small: bool = False):
+    """Execute a shape-only node on substitute tensors (masks or index maps)."""
+    d = g.nodes[name]
+    fx = d["fx"]
+    args, kwargs = _fx_args(g, name, env, fill, small)
+    if d["op"] in ("to", "dropout", "identity", "alias", "detach"):
+        return args[0]  # dtype casts and eval dropout leave positions alone
+    if fx.op == "call_method":
+        return getattr(args[0], fx.target)(*args[1:], **kwargs)
+    return fx.target(*args, **kwargs)
+
+
+def _axis_row(mask: torch.Tensor, axis: int, where: str) -> torch.Tensor:
+    """The mask's pattern along ``axis`` (it must not vary along the other axes)."""
+    rows = mask.movedim(axis, -1).reshape(-1, mask.shape[axis])
+    row = rows[0]
+    if rows.shape[0] > 1 and not bool((rows == row).all()):
+        raise LabelError(f"{where}: the dead coordinate differs between tokens along axis {axis}; "
+                         "cannot read one dead index per channel")
+    return row
+
+
+def _varies(mask: torch.Tensor, axis: int) -> bool:
+    return bool((mask != mask.narrow(axis, 0, 1)).any())
+
+
+def _family(index: torch.Tensor, n: int) -> torch.Tensor:
+    """Fiber id of every source index (-1 where absent): entries that sit together along the last
+    axis the index map varies on share an id."""
+    axes = [k for k in range(index.dim()) if index.shape[k] > 1 and _varies(index, k)]
+    if not axes:
+        fam = torch.full((n,), -1, dtype=torch.long)
+        first = int(index.flatten()[0])
+        if first >= 0:
+            fam[first] = 0
+        return fam
+    rows = index.movedim(axes[-1], -1).reshape(-1, index.shape[axes[-1]]).long()
+    ids = torch.arange(rows.shape[0]).unsqueeze(1).expand_as(rows)
+    sink = torch.full((n + 1,), -1, dtype=torch.long)  # entries not from the source land in slot n
+    # rows with the same entries are copies (broadcast tokens): the largest row id names the fiber
+    sink.scatter_reduce_(0, torch.where(rows >= 0, rows, n).flatten(), ids.flatten(), "amax")
+    return sink[:n]
+
+
+def _segments(g: nx.DiGraph, prims, src: str, axis: int, small: bool) -> list[torch.Tensor]:
+    """Cut the channel space of ``src`` into segments by how its shape-only descendants are used."""
+    d = g.nodes[src]
+    shape = _shape(d, small)
+    n = shape[axis]
+    view = [1] * len(shape)
+    view[axis] = n
+    env = {src: torch.arange(n, dtype=INDEX).view(view).expand(shape).contiguous()}
+    families = []
+    stack = [src]
+    while stack:
+        u = stack.pop()
+        for c in g.successors(u):
+            viewing = prims[g.nodes[c]["primitive"]].mask == "shape"
+            if viewing and c not in env:
+                def fill(name, _g=g):
+                    return torch.full(_shape(_g.nodes[name], small), -1, dtype=INDEX)
+                env[c] = _run_shape_op(g, c, env, fill, small)
+                stack.append(c)
+            elif not viewing:
+                val = env[u]
+                families += [_family(t, n) for t in (val if isinstance(val, (tuple, list)) else [val])]
+    label = np.zeros(n, dtype=np.int64)
+    for fam in families:  # common refinement of the partitions, kept compact (numpy's unique is fast)
+        fam = fam.numpy()
+        _, label = np.unique(label * (int(fam.max()) + 2) + fam + 1, return_inverse=True)
+    order = np.argsort(label * n + np.arange(n), kind="stable")
+    bounds = np.cumsum(np.bincount(label))[:-1]
+    return [torch.from_numpy(seg) for seg in np.split(order, bounds) if seg.size]
+
+
+def _space_mask(g, prims, name: str, axis: int, n_dead: int, small: bool
+                ) -> tuple[torch.Tensor, dict[int, list[int]]]:
+    """The mask of a fresh channel space: the last ``n_dead`` indices of each segment are dead."""
+    shape = _shape(g.nodes[name], small)
+    row = torch.zeros(shape[axis], dtype=MASK)
+    dead: dict[int, list[int]] = {j: [] for j in range(1, n_dead + 1)}
+    for seg in _segments(g, prims, name, axis, small):
+        for j in range(1, min(n_dead, len(seg)) + 1):
+            row[seg[-j]] = j
+            dead[j].append(int(seg[-j]))
+    for j in dead:
+        dead[j].sort()
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    return row.view(view).expand(shape).clone(), dead
+
+
+def _union(masks: list[torch.Tensor], shape, where: str, n_dead: int) -> torch.Tensor:
+    out = torch.zeros(shape, dtype=MASK)
+    for m in masks:
+        m = m.expand(shape)
+        if n_dead > 1 and bool(((out > 0) & (m > 0) & (out != m)).any()):
+            raise LabelError(f"{where}: operands put different dead directions on the same entry")
+        out = torch.maximum(out, m)
+    return out
+
+
+def _reduce_dims(fx: torch.fx.Node, ndim: int) -> tuple[list[int], bool]:
+    dim = fx.kwargs.get("dim", fx.args[1] if len(fx.args) > 1 else None)
+    keep = fx.kwargs.get("keepdim", fx.args[2] if len(fx.args) > 2 else False)
+    if dim is None:
+        return list(range(ndim)), bool(keep)
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    return [k % ndim for k in dims], bool(keep)
+
+
+def _softmax_dim(fx: torch.fx.Node, ndim: int) -> int:
+    dim = fx.kwargs.get("dim", fx.args[1] if len(fx.args) > 1 else -1)
+    return int(dim) % ndim
+
+
+def _input_axis(g, name: str) -> int:
+    for c in g.successors(name):
+        w = g.nodes[c].get("weight")
+        if w and w["kind"] == "conv":
+            return 1
+    return -1
+
+
+def reduce_dims(fx: torch.fx.Node, ndim: int) -> tuple[list[int], bool]:
+    """The axes a reduction runs over, and whether it keeps them."""
+    return _reduce_dims(fx, ndim)
+
+
+def softmax_dim(fx: torch.fx.Node, ndim: int) -> int:
+    """The axis a softmax normalises over."""
+    return _softmax_dim(fx, ndim)
+
+
+def varies(mask: torch.Tensor, axis: int) -> bool:
+    """Whether the dead class changes along ``axis`` (the axis carries channels)."""
+    return _varies(mask, axis)
+
+
+def _present(parts, m: int) -> frozenset:
+    return frozenset({0} | {j for j in range(1, m + 1) if any(bool((p == j).any()) for p in parts)})
+
+
+def assign(graph: Graph) -> None:
+    """Place dead coordinates on every node, settle channel-dependent labels, build class maps.
+
+    Each node gets ``mask`` (its dead-class mask) and ``classes`` (the classes present); weight
+    nodes get ``dead_in``/``dead_out`` (indices per class); element-wise nodes get ``classmap``.
+    A node's mask follows from its primitive's mask rule (:data:`MASK_RULES`, or the primitive's
+    own callable). The analysis runs on one-token shapes when the graph has them (masks never vary
+    along token axes), and again on the full shapes if any weight then sees a channel width it does
+    not have (a model that flattens tokens into channels).
+    """
+    if graph.nx.graph.get("small"):
+        saved = {n: dict(d) for n, d in graph.nx.nodes(data=True)}
+        _assign(graph, small=True)
+        if _widths_agree(graph):
+            return
+        for n, d in saved.items():
+            graph.nx.nodes[n].clear()
+            graph.nx.nodes[n].update(d)
+    _assign(graph, small=False)
+
+
+def _widths_agree(graph: Graph) -> bool:
+    for n, d in graph.nx.nodes(data=True):
+        w = d.get("weight")
+        if not w or w["kind"] == "embedding":
+            continue
+        x = graph[d["roles"][0][1]]
+        if x["mask"].shape[w["x_axis"]] != x["shape"][w["x_axis"]]:
+            return False
+    return True
+
+
+@attrs.define
+class MaskContext:
+    """What a mask rule sees: the graph, the masks and classes computed so far, the node's shape."""
+
+    graph: Graph
+    masks: dict
+    classes: dict
+    small: bool
+
+    @property
+    def n_dead(self) -> int:
+        return self.graph.n_dead
+
+    def shape(self, name: str):
+        return _shape(self.graph.nx.nodes[name], self.small)
+
+    def fresh_space(self, name: str, axis: int):
+        """A fresh channel space at ``axis`` of node ``name``: its mask and dead indices per class."""
+        return _space_mask(self.graph.nx, self.graph.primitives, name, axis, self.n_dead, self.small)
+
+
+def _source(c: MaskContext, n, d, roles):
+    shape = c.shape(n)
+    if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
+        d["onehot"] = True  # token ids: the dead class is a dead token, present as a one-hot
+        return torch.zeros(shape, dtype=MASK), frozenset(range(c.n_dead + 1))
+    mask, d["dead"] = c.fresh_space(n, _input_axis(c.graph.nx, n) % len(shape))
+    return mask, frozenset({0} | {j for j, idx in d["dead"].items() if idx})
+
+
+def _weight(c: MaskContext, n, d, roles):
+    w, m = d["weight"], c.n_dead
+    if w["kind"] == "embedding":
+        vocab = c.graph.nx.nodes[w["operand"]]["shape"][w["w_in_axis"]]
+        w["dead_in"] = {j: [vocab - j] for j in range(1, m + 1)}
+    else:
+        row = _axis_row(c.masks[roles["x"]], w["x_axis"], _where(n, d))
+        w["dead_in"] = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, m + 1)}
+    mask, w["dead_out"] = c.fresh_space(n, w["y_axis"] % len(c.shape(n)))
+    return mask, frozenset({0} | {j for j, idx in w["dead_out"].items() if idx})
+
+
+def _elementwise(c: MaskContext, n, d, roles):
+    ops = [o for o in d["operands"] if o in c.masks]
+    mask = _union([c.masks[o] for o in ops], c.shape(n), _where(n, d), c.n_dead)
+    classes = frozenset().union(*(c.classes[o] for o in ops))
+    d["classmap"] = {role: _classmap(mask, c.masks[src], classes, c.n_dead) for role, src in d["roles"]}
+    return mask, classes
+
+
+def _same_as_x(c: MaskContext, n, d, roles):
+    shape, x = c.shape(n), roles["x"]
+    return (c.masks[x].expand(shape).clone() if shape else c.masks[x]), c.classes[x]
+
+
+def _token_reduction(c: MaskContext, n, d, roles):
+    x = roles["x"]
+    dims, keep = _reduce_dims(d["fx"], c.masks[x].dim())
+    return c.masks[x].amax(dim=dims, keepdim=keep), c.classes[x]
+
+
+def _shape_op(c: MaskContext, n, d, roles):
+    g = c.graph.nx
+    mask = _run_shape_op(g, n, c.masks, lambda o: torch.zeros(c.shape(o), dtype=MASK), c.small)
+    return mask, _present(mask if isinstance(mask, (tuple, list)) else [mask], c.n_dead)
+
+
+def _value(c: MaskContext, n, d, roles):
+    v = roles.get("v", roles.get("b"))
+    return c.masks[v].amax(dim=-2, keepdim=True).expand(c.shape(n)).clone(), c.classes[v]
+
+
+def _channel_free(c: MaskContext, n, d, roles):
+    shape = c.shape(n)
+    mask = (torch.zeros(shape, dtype=MASK) if shape
+            else tuple(torch.zeros(s, dtype=MASK) for s in d["small_tuple_shapes" if c.small else "tuple_shapes"]))
+    return mask, frozenset({0})
+
+
+def _opaque(c: MaskContext, n, d, roles):
+    """An op nothing is known about: where its output's dead coordinate sits cannot be read off its
+    operands, so its channel axis is a fresh space whose every class is present (and, with no rule,
+    carries no valuation): whatever it reaches is no-rule, never a made-up order."""
+    shape = c.shape(n)
+    if not shape:
+        return _channel_free(c, n, d, roles)
+    return _source(c, n, {**d, "dtype": None}, roles)
+
+
+#: The named mask rules a primitive may use (its ``mask`` field); a callable works the same way:
+#: ``rule(ctx: MaskContext, node, node_data, roles) -> (mask, classes)``.
+MASK_RULES = {"source": _source, "weight": _weight, "elementwise": _elementwise, "same_as_x": _same_as_x,
+              "token_reduction": _token_reduction, "shape": _shape_op, "value": _value,
+              "channel_free": _channel_free, "opaque": _opaque}
+
+
+def _where(n, d) -> str:
+    return f"node {n!r} ({d['target']})"
+
+
+def _assign(graph: Graph, small: bool) -> None:
+    g, prims = graph.nx, graph.primitives
+    ctx = MaskContext(graph, {}, {}, small)
+    for n in graph.order():
+        d = g.nodes[n]
+        prim = prims[d["primitive"]]
+        if prim.inert:
+            continue
+        roles = {} if prim.roles and prim.roles[0].endswith("*") else dict(d["roles"])
+        if prim.settle is not None:  # a label that depends on which axes carry channels
+            d["primitive"] = prim.settle(d, ctx.masks, roles)
+            prim = prims[d["primitive"]]
+        rule = MASK_RULES.get(prim.mask) if isinstance(prim.mask, str) else prim.mask
+        if rule is None:
+            raise LabelError(f"{_where(n, d)}: primitive {prim.name} has no mask rule")
+        ctx.masks[n], ctx.classes[n] = rule(ctx, n, d, roles)
+        d["mask"], d["classes"] = ctx.masks[n], ctx.classes[n]
+
+
+def _classmap(out: torch.Tensor, operand: torch.Tensor, classes, m: int) -> dict[int, int]:
+    """For each class of an element-wise output, the class of the operand entries under it."""
+    operand = operand.expand(out.shape)
+    if torch.equal(out, operand):
+        return {c: c for c in classes}
+    base = m + 1
+    pair = out.flatten().long() * base + operand.flatten().long()
+    cmap: dict[int, int] = {}
+    for key in torch.nonzero(torch.bincount(pair)).flatten().tolist():
+        cmap[key // base] = max(key % base, cmap.get(key // base, 0))
+    return {c: cmap.get(c, c) for c in classes}

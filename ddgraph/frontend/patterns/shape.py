@@ -1,0 +1,72 @@
+"""Shape-only ops (views, transposes, splits, concatenations), reductions, and learned tokens
+prepended along the token axis."""
+from __future__ import annotations
+
+from ddgraph.frontend.channels import reduce_dims, varies
+from ddgraph.core.graph import Graph
+from ddgraph.frontend.ops import REDUCE_OPS, SHAPE_OPS
+from ddgraph.core.primitives import Primitive
+from ddgraph.frontend.patterns.base import Match, const_arg, pattern
+
+
+@pattern("prepend_token", family="shape")
+def prepend_token(g, n) -> Match | None:
+    """``cat([param.expand(B, 1, D), x], dim=tokens)``: ViT's class token, registers."""
+    d = g.nodes[n]
+    if d["op"] != "cat" or d["dep"] != "input" or len(d["operands"]) != 2:
+        return None
+    fx = d["fx"]
+    dim = const_arg(fx, "dim", 1, 0)
+    shape = d["shape"]
+    if shape is None or len(shape) < 3 or dim % len(shape) != len(shape) - 2:
+        return None  # only along the token axis (the channel axis stays whole)
+    params = [o for o in d["operands"] if g.nodes[o]["dep"] == "param"]
+    acts = [o for o in d["operands"] if g.nodes[o]["dep"] == "input"]
+    if len(params) != 1 or len(acts) != 1:
+        return None
+    return Match("prepend_token", [("b", acts[0])], attrs=dict(bias_param=g.nodes[params[0]]["param"]))
+
+
+@pattern("concat", "shape", family="shape")
+def shape(g, n) -> Match | None:
+    d = g.nodes[n]
+    if d["op"] not in SHAPE_OPS or d["dep"] != "input":
+        return None
+    acts = [o for o in d["operands"] if g.nodes[o]["dep"] == "input"]
+    if d["op"] in ("cat", "stack"):
+        return Match("concat", [("xs", o) for o in d["operands"]])
+    if len(acts) == 1:
+        return Match("shape", [("x", acts[0])])
+    return None
+
+
+def _settle_reduce(d, masks, roles) -> str:
+    x = masks[roles["x"]]
+    dims, _ = reduce_dims(d["fx"], x.dim())
+    return "reduce_channels" if any(varies(x, k) for k in dims) else "reduce_tokens"
+
+
+PROVISIONAL = (Primitive("reduce?", ("x",), "provisional",
+                         "a mean or sum, over channels or over tokens once masks are known",
+                         settle=_settle_reduce),)
+
+
+@pattern("reduce?", family="shape")
+def reduction(g, n) -> Match | None:
+    d = g.nodes[n]
+    if d["dep"] != "input" or d["op"] not in REDUCE_OPS:
+        return None
+    acts = [o for o in d["operands"] if g.nodes[o]["dep"] == "input"]
+    if len(acts) == 1 and len(d["operands"]) == 1:
+        return Match("reduce?", [("x", acts[0])])
+    return None
+
+
+def onehot_views(graph: Graph) -> None:
+    """Views of token ids are token ids: every class (the dead token included) stays present."""
+    g = graph.nx
+    every = frozenset(range(graph.n_dead + 1))
+    for n in graph.order():
+        d = g.nodes[n]
+        if d["primitive"] == "shape" and d["operands"] and all(g.nodes[o].get("onehot") for o in d["operands"]):
+            d["onehot"], d["classes"] = True, every

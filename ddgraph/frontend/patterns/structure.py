@@ -1,0 +1,29 @@
+"""Structural patterns: inputs, the output, parameters, constants, and the fallback for unknown ops."""
+from __future__ import annotations
+
+from ddgraph.frontend.patterns.base import Match, pattern
+
+
+@pattern("input", "output", "param", "const", family="structure", priority=100)
+def sources(g, n) -> Match | None:
+    """Placeholders, the output, and nodes computed from parameters or constants alone."""
+    d = g.nodes[n]
+    fx = d["fx"]
+    if fx.op == "placeholder":
+        return Match("input", [])
+    if fx.op == "output":
+        ops = d["operands"]
+        return Match("output", [("x", ops[0])] if ops else [])
+    if d["dep"] == "param":
+        return Match("param", [])
+    if d["dep"] == "const":
+        return Match("const", [])
+    return None
+
+
+@pattern("unknown", family="structure", priority=-100)
+def unknown(g, n) -> Match:
+    """Anything no other pattern recognised: labelled ``unknown`` and named in the report."""
+    d = g.nodes[n]
+    return Match("unknown", [("xs", o) for o in d["operands"] if g.nodes[o]["dep"] == "input"],
+                 attrs=dict(unknown_op=d["target"]))

@@ -1,0 +1,169 @@
+"""Tracing: an ``nn.Module`` becomes a functional fx graph with shapes, parameters and module paths.
+
+``torch.fx.symbolic_trace`` is tried first (with every module traced through, so ``nn.Linear``
+appears as ``F.linear`` on a ``get_attr`` parameter); ``torch.export.export(strict=False)`` takes
+over where fx cannot trace (data-dependent control flow, ``nn.MultiheadAttention``, transformers).
+Both give a GraphModule whose parameters are ``get_attr`` nodes named by their qualified names.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from ddgraph.errors import TraceError
+
+logger = logging.getLogger(__name__)
+
+TRACERS = ("auto", "fx", "export")
+SMALL = "ddgraph_small_value"  # node.meta key of values propagated from one-token inputs
+
+
+class _TraceThrough(torch.fx.Tracer):
+    """An fx tracer that treats no module as a leaf: every module is traced into functional ops."""
+
+    def is_leaf_module(self, m, qualname):  # noqa: D102 - fx hook
+        return False
+
+
+def _as_tuple(example_inputs) -> tuple:
+    if example_inputs is None:
+        return ()
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, dict):
+        return ()
+    return tuple(example_inputs)
+
+
+def _as_kwargs(example_inputs) -> dict:
+    return dict(example_inputs) if isinstance(example_inputs, dict) else {}
+
+
+def trace_fx(model: torch.nn.Module) -> torch.fx.GraphModule:
+    """Symbolically trace ``model`` through every submodule."""
+    graph = _TraceThrough().trace(model)
+    return torch.fx.GraphModule(model, graph, class_name=type(model).__name__)
+
+
+def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule:
+    """Export ``model`` (non-strict) and return the unlifted GraphModule (parameters as get_attr)."""
+    args, kwargs = _as_tuple(example_inputs), _as_kwargs(example_inputs)
+    if not args and not kwargs:
+        raise TraceError("torch.export needs example inputs; pass example_inputs=...")
+    try:  # a free batch axis, so the probe can run the graph on chunks of any size
+        exported = torch.export.export(model, args, kwargs, strict=False,
+                                       dynamic_shapes=_batch_dynamic(args, kwargs))
+    except Exception as exc:
+        logger.debug("torch.export with a free batch axis failed (%s); exporting with static shapes",
+                     _short_failure(exc))
+        exported = torch.export.export(model, args, kwargs, strict=False)
+    return exported.module()
+
+
+def _batch_dynamic(args, kwargs):
+    """``dynamic_shapes`` marking axis 0 of every tensor input as free (AUTO: no error if fixed)."""
+    def spec(v):
+        return {0: torch.export.Dim.AUTO} if isinstance(v, torch.Tensor) and v.dim() > 0 else None
+    if kwargs and not args:
+        return {k: spec(v) for k, v in kwargs.items()}
+    return tuple(spec(a) for a in args)
+
+
+def _short_failure(exc: BaseException) -> str:
+    """The user-relevant part of a tracer failure: its message and the innermost model frame."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if "/torch/" not in f.filename and "/ddgraph/" not in f.filename]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno}, in {frames[-1].name})" if frames else ""
+    return f"{type(exc).__name__}: {msg[:300]}{where}"
+
+
+def trace_module(model: torch.nn.Module, example_inputs=None, *, tracer: str = "auto"):
+    """Trace ``model`` with the requested tracer; returns ``(graph_module, tracer_used)``.
+
+    Raises
+    ------
+    TraceError
+        When no tracer succeeds; the message says what each tracer reported and what to try.
+    """
+    if tracer not in TRACERS:
+        raise TraceError(f"unknown tracer {tracer!r}; expected one of {', '.join(TRACERS)}")
+    failures = []
+    if tracer in ("auto", "fx"):
+        try:
+            return trace_fx(model), "fx"
+        except Exception as exc:  # fx raises many kinds; we report them, never swallow silently
+            failures.append(f"torch.fx.symbolic_trace failed: {_short_failure(exc)}")
+            if tracer == "auto":
+                logger.info("%s: %s; trying torch.export", type(model).__name__, failures[-1])
+    if tracer in ("auto", "export"):
+        try:
+            return trace_export(model, example_inputs), "export"
+        except TraceError as exc:
+            failures.append(f"torch.export failed: {exc}")
+        except Exception as exc:
+            failures.append(f"torch.export.export(strict=False) failed: {_short_failure(exc)}")
+    advice = ("What you can do: make the failing code traceable (avoid Python control flow on "
+              "tensor values), pass example_inputs so torch.export can run, or trace a submodule.")
+    raise TraceError(f"could not trace {type(model).__name__}:\n  - " + "\n  - ".join(failures)
+                     + "\n" + advice)
+
+
+class _ValueRecorder(torch.fx.Interpreter):
+    """Runs a GraphModule on fake tensors and keeps every node's (fake) value in ``node.meta[key]``."""
+
+    def __init__(self, gm, key: str):
+        super().__init__(gm)
+        self.key = key
+
+    def run_node(self, n):
+        try:
+            value = super().run_node(n)
+        except Exception as exc:
+            raise TraceError(f"shape propagation failed at node {n.name!r} ({n.format_node()}): "
+                             f"{_short_failure(exc)}") from None
+        n.meta[self.key] = value
+        return value
+
+
+def propagate_shapes(gm: torch.fx.GraphModule, example_inputs, key: str = "ddgraph_value") -> None:
+    """Record shapes and dtypes of every node under ``node.meta[key]``, computing nothing (fake tensors)."""
+    args, kwargs = _as_tuple(example_inputs), _as_kwargs(example_inputs)
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        fake = lambda v: mode.from_tensor(v) if isinstance(v, torch.Tensor) else v  # noqa: E731
+        if kwargs and not args:
+            flat = [fake(kwargs.get(p.target, kwargs.get(p.name))) for p in placeholders]
+        else:
+            flat = [fake(a) for a in args]
+            if kwargs:
+                flat += [fake(kwargs[k]) for k in kwargs]
+        if len(flat) != len(placeholders):
+            raise TraceError(f"the traced graph takes {len(placeholders)} inputs "
+                             f"({', '.join(p.name for p in placeholders)}) but {len(flat)} were given")
+        _ValueRecorder(gm, key).run(*flat)
+
+
+def one_token_inputs(example_inputs):
+    """The example inputs with batch and token axes shrunk to 1 (channel and spatial axes kept).
+
+    The dead-coordinate analysis only needs channel structure, so it runs on these when the traced
+    graph allows (fx graphs compute their view sizes from the input); see :mod:`ddgraph.frontend.channels`.
+    """
+    def shrink(v):
+        if not isinstance(v, torch.Tensor) or v.dim() == 0:
+            return v
+        if not v.is_floating_point():
+            return v[(slice(0, 1),) * v.dim()]  # ids: one sample, one token
+        if v.dim() == 3:
+            return v[:1, :1]  # (batch, tokens, features)
+        return v[:1]  # (batch, features) or (batch, channels, *spatial)
+
+    if isinstance(example_inputs, dict):
+        return {k: shrink(v) for k, v in example_inputs.items()}
+    if isinstance(example_inputs, torch.Tensor):
+        return shrink(example_inputs)
+    return tuple(shrink(v) for v in example_inputs)

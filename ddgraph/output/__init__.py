@@ -1,0 +1,1 @@
+"""What people and programs read: tables, graphviz source, figures, data frames."""

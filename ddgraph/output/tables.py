@@ -1,0 +1,101 @@
+"""Tables for people: the predicted ladder (and, with a diff, the verdicts) as rich tables."""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+from rich.markup import escape
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ddgraph.prediction import BRACKET, IN_REACH, NO_RULE, Prediction
+
+STATUS_STYLE = {IN_REACH: "green", BRACKET: "yellow", NO_RULE: "red"}
+
+
+def fmt_rate(x) -> str:
+    """A rate as people read it: 2, 0.5, inf, [0, 2] for a bracket, - for none."""
+    if x is None:
+        return "-"
+    if isinstance(x, tuple):
+        return f"[{fmt_rate(x[0])}, {fmt_rate(x[1])}]"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:g}"
+
+
+def _sum(a, g):
+    if a is None or g is None or isinstance(a, tuple) or isinstance(g, tuple):
+        return None
+    return a + g
+
+
+def ladder_table(pred: Prediction) -> Table:
+    ap = pred.approach
+    regime = ap.regime if ap.loss == "mse" else f"{ap.fisher} Fisher"
+    t = Table(title=f"{pred.model}: predicted rate ladder ({ap.loss}, {regime}, traced with {pred.tracer})",
+              box=box.SIMPLE_HEAD, title_justify="left")
+    for col, just in (("#", "right"), ("parameter", "left"), ("module", "left"), ("kind", "left"),
+                      ("A", "right"), ("G", "right"), ("A+G", "right"), ("status", "left"),
+                      ("lemmas", "left"), ("rules on the critical path", "left")):
+        # the parameter name is the row's identity: never wrapped (a c_attn.weight[q] suffix must show)
+        t.add_column(col, justify=just, overflow="fold", no_wrap=col == "parameter",
+                     min_width=max((len(n.param) for n in pred.nodes), default=9) if col == "parameter" else None)
+    multi = pred.approach.n_dead > 1
+    for i, n in enumerate(pred.nodes):
+        if multi:
+            a = " / ".join(fmt_rate(_pt(p)) for p in n.a_rates)
+            g = " / ".join(fmt_rate(_pt(p)) for p in n.g_rates)
+            s = " / ".join(fmt_rate(_sum(_pt(x), _pt(y))) for x, y in zip(n.a_rates, n.g_rates))
+        else:
+            a, g, s = fmt_rate(n.a_rate), fmt_rate(n.g_rate), fmt_rate(_sum(n.a_rate, n.g_rate))
+        status = f"[{STATUS_STYLE[n.status]}]{n.status}[/]"
+        lemmas = ", ".join(n.lemmas) if n.status != NO_RULE else n.reason
+        rests = " ".join(Path(r).stem for r in n.rules)
+        t.add_row(str(i + 1), escape(n.param), n.module or "-", n.kind, a, g, s, status, lemmas, rests)
+    return t
+
+
+def _pt(p):
+    lo, hi = p
+    return None if lo is None or hi is None else (lo if lo == hi else (lo, hi))
+
+
+def footer(pred: Prediction) -> str:
+    c = pred.counts()
+    k = pred.kl_order
+    lines = [f"KL order k = {fmt_rate(k)}   Fisher rate 2k-2 = {fmt_rate(pred.fisher_rate)}   "
+             f"RLCT contribution 1/(2k) = {fmt_rate(_round(pred.rlct))}",
+             f"weights: {len(pred.nodes)}  in-reach {c[IN_REACH]}  bracket {c[BRACKET]}  no-rule {c[NO_RULE]}"]
+    if pred.stream_sites:
+        rates = ", ".join(fmt_rate(s["stream_rate"]) for s in pred.stream_sites)
+        lines.append(f"residual-stream sites (Cor 58, sigma_min^2 rate): {rates}")
+    for ln in pred.ln_kernels:
+        lines.append(f"LayerNorm {ln['module']}: exact kernel direction {ln['source']} (Prop 63)")
+    for n in pred.graph.nodes_exposing("no_kernel"):
+        lines.append(f"RMSNorm {pred.graph[n].get('module') or n}: no kernel direction (no mean subtraction; Prop 63)")
+    for o in pred.overridden:
+        lines.append(f"[yellow]rule override[/]: {o}")
+    for u in pred.unknown_ops:
+        lines.append(f"[red]unknown op[/] {u['op']} at node {u['node']} ({u['module'] or 'top level'}): "
+                     "what it reaches is outside the theorem's reach")
+    return "\n".join(lines)
+
+
+def _round(x):
+    if isinstance(x, float) and not math.isinf(x):
+        return round(x, 4)
+    return x
+
+
+def print_prediction(pred: Prediction, console: Console | None = None) -> None:
+    console = console or make_console()
+    console.print(ladder_table(pred))
+    console.print(footer(pred))
+
+
+def make_console() -> Console:
+    """A console as wide as the terminal, or 180 columns when writing to a pipe or file."""
+    return Console(width=shutil.get_terminal_size((180, 40)).columns)

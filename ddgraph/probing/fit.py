@@ -1,0 +1,145 @@
+"""Log-log slope fits with the asymptotic-window and floor checks of THEORY §7.5.
+
+A fit turns a sweep ``(t_i, y_i)`` into a rate: the slope of ``log y`` against ``log t``. It also reports
+the local slopes between neighbouring grid points, so a caller can tell a clean power law from a
+sweep that has not reached its asymptotic window, and flags observables that sit at the numerical
+floor (relative to a reference scale such as the largest eigenvalue).
+"""
+from __future__ import annotations
+
+import math
+
+import attrs
+import numpy as np
+
+from ddgraph.compare.verdicts import FitStatus, Verdict
+
+#: Verdicts a fit can carry by itself (``pass``/``fail`` need a prediction: see :func:`judge`).
+FIT_OK, NOT_ASYMPTOTIC, FLOOR, UNFITTABLE = FitStatus
+
+#: Relative level below which an observable is at the numerical floor (fp64).
+FP64_FLOOR = 1e-12
+
+
+@attrs.frozen
+class Fit:
+    """The fitted rate of one observable over a t-grid."""
+
+    slope: float
+    se: float
+    r2: float
+    window: tuple[float, float]
+    local_slopes: tuple[float, ...]
+    status: str  # FIT_OK, NOT_ASYMPTOTIC, FLOOR or UNFITTABLE
+    reason: str = ""
+    n_points: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "slope": _num(self.slope), "se": _num(self.se), "r2": _num(self.r2),
+            "window": list(self.window), "local_slopes": [_num(s) for s in self.local_slopes],
+            "status": self.status, "reason": self.reason, "n_points": self.n_points,
+        }
+
+
+def _num(x: float):
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR,
+             exact_zero: float = 0.0) -> Fit:
+    """Fit the slope of ``log ys`` against ``log ts``.
+
+    Parameters
+    ----------
+    ts, ys : sequences of positive floats, one value per grid point.
+    tol : local slopes must agree with the fitted slope within this band, or the status is
+        ``not-asymptotic``.
+    scale : optional reference magnitudes (same length as ``ys``), e.g. the largest eigenvalue of
+        the matrix the observable was read from. Points with ``ys <= floor * scale`` are at the floor.
+    floor : relative floor level.
+    exact_zero : values ``<= exact_zero`` count as exactly zero (they are not rate observables).
+
+    Returns
+    -------
+    Fit
+        ``status`` is ``floor`` when more than half the points are at the floor, ``unfittable``
+        when fewer than three finite positive points remain, ``not-asymptotic`` when local slopes
+        stray beyond ``tol`` from the fit, else ``ok``.
+
+    Examples
+    --------
+    >>> f = fit_rate([1e-1, 1e-2, 1e-3], [1e-2, 1e-4, 1e-6])
+    >>> round(f.slope, 6), f.status
+    (2.0, 'ok')
+    """
+    t = np.asarray(ts, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    if t.shape != y.shape or t.ndim != 1:
+        raise ValueError(f"ts and ys must be 1-D of equal length, got {t.shape} and {y.shape}")
+    window = (float(np.min(t)), float(np.max(t))) if t.size else (math.nan, math.nan)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        return Fit(math.nan, math.nan, math.nan, window, (), UNFITTABLE,
+                   f"{int(bad.sum())} of {y.size} values are NaN or infinite", int(y.size))
+    if np.all(np.abs(y) <= exact_zero):
+        return Fit(math.inf, 0.0, math.nan, window, (), FLOOR, "exactly zero at every t", int(y.size))
+    if scale is not None:
+        s = np.asarray(scale, dtype=float)
+        at_floor = y <= floor * np.abs(s)
+        if at_floor.sum() * 2 > y.size:
+            return Fit(math.nan, math.nan, math.nan, window, (), FLOOR,
+                       f"{int(at_floor.sum())}/{y.size} points below {floor:g} x reference scale",
+                       int(y.size))
+        keep = ~at_floor
+        t, y = t[keep], y[keep]
+    keep = y > 0
+    t, y = t[keep], y[keep]
+    if t.size < 3:
+        return Fit(math.nan, math.nan, math.nan, window, (), UNFITTABLE,
+                   f"only {t.size} positive finite points (need 3)", int(t.size))
+    order = np.argsort(t)
+    lt, ly = np.log(t[order]), np.log(y[order])
+    slope, intercept = np.polyfit(lt, ly, 1)
+    resid = ly - (slope * lt + intercept)
+    n = lt.size
+    sxx = float(np.sum((lt - lt.mean()) ** 2))
+    se = float(math.sqrt(np.sum(resid**2) / max(n - 2, 1) / sxx)) if sxx > 0 else math.inf
+    sst = float(np.sum((ly - ly.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(resid**2)) / sst if sst > 0 else (1.0 if np.allclose(resid, 0) else 0.0)
+    local = tuple(float(s) for s in np.diff(ly) / np.diff(lt))
+    window = (float(np.exp(lt[0])), float(np.exp(lt[-1])))
+    spread = max(abs(s - slope) for s in local)
+    if spread > tol:
+        return Fit(float(slope), se, r2, window, local, NOT_ASYMPTOTIC,
+                   f"local slopes range {min(local):.3f}..{max(local):.3f}, beyond ±{tol} of the fit",
+                   n)
+    return Fit(float(slope), se, r2, window, local, FIT_OK, "", n)
+
+
+PASS, FAIL, INSIDE_BRACKET, NO_RULE = Verdict.PASS, Verdict.FAIL, Verdict.INSIDE_BRACKET, Verdict.NO_RULE
+
+
+def judge(predicted, fit: Fit, *, tol: float = 0.05) -> Verdict:
+    """Verdict for a predicted rate (a number, ``inf``, a ``(lo, hi)`` bracket, or ``None``).
+
+    ``None`` means no rule reached the observable; ``inf`` means it is predicted exactly zero.
+    """
+    if predicted is None:
+        return NO_RULE
+    if fit.status == UNFITTABLE:
+        return Verdict.UNFITTABLE
+    if isinstance(predicted, tuple):
+        lo, hi = predicted
+        if lo == hi:
+            predicted = lo
+        else:
+            if fit.status != FIT_OK:
+                return Verdict(fit.status)
+            return INSIDE_BRACKET if lo - tol <= fit.slope <= hi + tol else FAIL
+    if predicted == math.inf:
+        # An exactly-zero observable shows up as a floor fit; anything else is a failure.
+        return PASS if fit.status == FLOOR else FAIL
+    if fit.status != FIT_OK:
+        return Verdict(fit.status)
+    return PASS if abs(fit.slope - predicted) <= tol else FAIL
