@@ -26,8 +26,8 @@ import warnings
 import numpy as np
 import torch
 
-from ddgraph.slt.rrr import (COMPARISON_SETTINGS, QUICK_COMPARISON_SETTINGS, aoyagi_rlct,
-                              rrr_problem, rrr_rate_rlct)
+from ddgraph.slt.rrr import COMPARISON_SETTINGS, QUICK_COMPARISON_SETTINGS, aoyagi_rlct, rrr_problem, rrr_rate_rlct
+
 MISSING = ("devinterp is not installed in this interpreter: install it in a separate venv "
            "(see this script's docstring) and run the script with that venv's python")
 

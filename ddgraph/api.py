@@ -6,20 +6,20 @@ from typing import Sequence
 
 from torch import nn
 
-from ddgraph.core.graph import Graph
-from ddgraph.frontend.build import build
-from ddgraph.frontend import labelling as label_mod
-from ddgraph.core.approach import Approach
 from ddgraph.compare.checks import Diff, diff
+from ddgraph.core.approach import Approach
 from ddgraph.core.engine import run
+from ddgraph.core.graph import Graph
+from ddgraph.core.rules import RuleSet
 from ddgraph.errors import TraceError
+from ddgraph.frontend import labelling as label_mod
+from ddgraph.frontend.build import build
 from ddgraph.frontend.inputs import infer_example_inputs, to_meta_if_needed
 from ddgraph.frontend.plugins import extensions
+from ddgraph.frontend.tracing import SMALL, one_token_inputs, propagate_shapes, trace_module
 from ddgraph.prediction import assemble, ln_kernel
 from ddgraph.probing import measure
 from ddgraph.probing.measure import Measurement
-from ddgraph.core.rules import RuleSet
-from ddgraph.frontend.tracing import SMALL, one_token_inputs, propagate_shapes, trace_module
 
 
 def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Graph:

@@ -19,6 +19,7 @@ from pathlib import Path
 import attrs
 import torch
 
+from ddgraph.core.graph import PRIMITIVE
 from ddgraph.errors import DDGraphError, TargetError
 
 LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
@@ -157,7 +158,7 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
         else:
             ok = chk["ratio"] > LN_RATIO_MAX
             claim = "no kernel direction (RMSNorm)"
-        out_norms.append({"node": name, "module": d.get("module") or name, "kind": d["primitive"],
+        out_norms.append({"node": name, "module": d.get("module") or name, "kind": d[PRIMITIVE],
                           "exact_kernel": name in kernel,
                           "ratio": chk["ratio"], "cosine": chk["cosine"], "claim": claim,
                           "verdict": "pass" if ok else "fail"})

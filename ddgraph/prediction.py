@@ -8,11 +8,11 @@ import networkx as nx
 import torch
 
 from ddgraph import __version__
+from ddgraph.compare.verdicts import Status
 from ddgraph.core.approach import Approach
 from ddgraph.core.engine import VALUATION, pair
-from ddgraph.core.graph import Graph
+from ddgraph.core.graph import CLASSES, PRIMITIVE, ROLES, WEIGHT, Graph
 from ddgraph.core.rules import RuleSet
-from ddgraph.compare.verdicts import Status
 
 IN_REACH, BRACKET, NO_RULE = Status
 
@@ -180,7 +180,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
     nodes = []
     for n in graph.nodes_exposing("kfac"):
         d = g.nodes[n]
-        x = d["roles"][0][1]
+        x = d[ROLES][0][1]
         vx, vn = g.nodes[x][VALUATION], d[VALUATION]
         a = tuple(_double(pair(vx.v, j)) for j in range(1, graph.n_dead + 1))
         gr = tuple(_double(pair(vn.w, j)) for j in range(1, graph.n_dead + 1))
@@ -194,9 +194,9 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
         reasons = sorted({g.nodes[m][VALUATION].reason for m in anc | desc | {n}
                           if VALUATION in g.nodes[m] and g.nodes[m][VALUATION].rule is None
                           and g.nodes[m][VALUATION].reason})
-        w = d["weight"]
+        w = d[WEIGHT]
         nodes.append(NodePrediction(
-            node=n, param=w.get("name") or w["param"], module=d.get("module"), primitive=d["primitive"], kind=w["kind"],
+            node=n, param=w.get("name") or w["param"], module=d.get("module"), primitive=d[PRIMITIVE], kind=w["kind"],
             a_rates=a, g_rates=gr, status=status, lemmas=tuple(sorted(set(a_lem) | set(g_lem))),
             rules=tuple(sorted(used)), reason="; ".join(reasons) if status == NO_RULE else "",
             a_lemmas=a_lem, g_lemmas=g_lem))
@@ -209,17 +209,17 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
             s_status = _status(*a, *gs)
             nodes.append(NodePrediction(
                 node=f"{n}[{sl['name']}]", param=f"{w.get('name') or w['param']}[{sl['name']}]", module=d.get("module"),
-                primitive=d["primitive"], kind=w["kind"], a_rates=a, g_rates=gs, status=s_status,
+                primitive=d[PRIMITIVE], kind=w["kind"], a_rates=a, g_rates=gs, status=s_status,
                 lemmas=tuple(sorted(set(a_lem) | set(s_lem))),
                 rules=tuple(sorted(s_used)), reason="; ".join(reasons) if s_status == NO_RULE else "",
                 a_lemmas=a_lem, g_lemmas=s_lem))
     out_node = next(iter(graph.nodes_exposing("kl")), None)
     kl = None
-    if out_node is not None and g.nodes[out_node]["roles"]:
-        x = g.nodes[out_node]["roles"][0][1]
+    if out_node is not None and g.nodes[out_node][ROLES]:
+        x = g.nodes[out_node][ROLES][0][1]
         dd = g.nodes[x][VALUATION].d
-        los = [dd[c][0] for c in g.nodes[x]["classes"]]
-        his = [dd[c][1] for c in g.nodes[x]["classes"]]
+        los = [dd[c][0] for c in g.nodes[x][CLASSES]]
+        his = [dd[c][1] for c in g.nodes[x][CLASSES]]
         if all(v is not None for v in los + his):
             lo, hi = min(los), min(his)
             kl = lo if lo == hi else (lo, hi)
@@ -228,8 +228,8 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
     for n in graph.nodes_exposing("stream"):
         d = g.nodes[n]
         v = d[VALUATION].v
-        finite = [v[c][0] for c in d["classes"] if v[c][0] is not None and not math.isinf(v[c][0])]
-        known = all(v[c][0] is not None for c in d["classes"])
+        finite = [v[c][0] for c in d[CLASSES] if v[c][0] is not None and not math.isinf(v[c][0])]
+        known = all(v[c][0] is not None for c in d[CLASSES])
         sites.append({"node": n, "module": d.get("module"),
                       "stream_rate": 2 * max(finite) if known and finite else None,
                       "lemmas": ["Cor 58"]})

@@ -3,12 +3,12 @@ and reduced-rank regression against Aoyagi-Watanabe's closed form.
 
 Run: python examples/slt_watanabe_triple.py
 """
+import numpy as np
+
 from ddgraph.slt import models
 from ddgraph.slt.crossing import read_crossing
 from ddgraph.slt.fluctuation import nu0, nu_monte_carlo, nu_quadrature
 from ddgraph.slt.rrr import aoyagi_rlct, rrr_rate_rlct
-
-import numpy as np
 
 
 def main():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import ddgraph
-from ddgraph.models import architectures as A
 from ddgraph.errors import TargetError
+from ddgraph.models import architectures as A
 
 pytest.importorskip("transformers")
 

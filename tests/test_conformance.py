@@ -2,8 +2,8 @@
 import pytest
 from click.testing import CliRunner
 
-from ddgraph.conformance import registry
 from ddgraph.cli.conformance import conformance
+from ddgraph.conformance import registry
 
 #: Verdicts the measurement currently supports; anything else is a regression (engine or paper reading).
 EXPECTED = {

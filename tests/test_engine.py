@@ -7,8 +7,8 @@ import pytest
 from ddgraph.core.approach import Approach
 from ddgraph.core.engine import run
 from ddgraph.core.graph import Graph
-from ddgraph.prediction import assemble
 from ddgraph.core.rules import RuleSet
+from ddgraph.prediction import assemble
 
 INF = math.inf
 RULES = RuleSet.load()

@@ -7,10 +7,10 @@ import torch
 from click.testing import CliRunner
 
 import ddgraph
-from ddgraph.models import zoo
 from ddgraph.cli.main import main
 from ddgraph.errors import PatternError, PluginError
 from ddgraph.frontend.plugins import extensions, load_plugin
+from ddgraph.models import zoo
 from ddgraph.probing.canonical import canonicalise
 
 EXT = "examples/extend"

@@ -6,10 +6,8 @@ import torch
 from torch import nn
 
 from ddgraph.errors import GaugeError
-from ddgraph.optim import (CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge, DDCAdam, LNScaleGauge,
-                           ReLURescaleGauge)
+from ddgraph.optim import CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge, DDCAdam, LNScaleGauge, ReLURescaleGauge
 from ddgraph.optim.discover import discover_gauges
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -3,10 +3,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ddgraph.optim.cell_a import readout, trajectory
 from ddgraph.cli.ddcadam import ddcadam
+from ddgraph.optim.cell_a import readout, trajectory
 from ddgraph.optim.drift import run
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import ddgraph
-from ddgraph.models import zoo
 from ddgraph._optional import ProgressBar, track
 from ddgraph.errors import DDGraphError, MissingDependency
+from ddgraph.models import zoo
 from ddgraph.output.frames import DIFF_COLUMNS, MEASUREMENT_COLUMNS, PREDICTION_COLUMNS
 
 pd = pytest.importorskip("pandas")

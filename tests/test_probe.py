@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import ddgraph
-from ddgraph.models import zoo
 from ddgraph.errors import ProbeError
+from ddgraph.models import zoo
 
 FAST = dict(n_samples=1500, grid=[1e-2, 1e-3, 1e-4, 1e-5], progress=False)
 EXAMPLES = [("chains", "deep_linear"), ("chains", "deep_relu"), ("chains", "deep_gelu"), ("chains", "deep_tanh"),

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from ddgraph.errors import RuleFileError
 from ddgraph.core.primitives import BUILTIN
-from ddgraph.probing.cases import CASES, check_rule
 from ddgraph.core.rules import RuleSet, parse_rule
+from ddgraph.errors import RuleFileError
+from ddgraph.probing.cases import CASES, check_rule
 
 RULES = RuleSet.load()
 GRID = [1e-2, 1e-3, 1e-4, 1e-5]

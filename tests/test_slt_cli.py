@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ddgraph.slt import cases, models, report
 from ddgraph.cli.slt import slt
+from ddgraph.slt import cases, models, report
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,8 @@ from fractions import Fraction
 
 import numpy as np
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ddgraph.slt import models
 from ddgraph.slt.crossing import INCONSISTENT, read_crossing, rlct_from_orders

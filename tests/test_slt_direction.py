@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ddgraph.slt import models
 from ddgraph.slt.direction import TANGENTIAL, read_direction

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from ddgraph.slt.fluctuation import (HALF_LINE, LINE, functional_variance, nu0, nu_monte_carlo,
-                                     nu_quadrature)
+from ddgraph.slt.fluctuation import HALF_LINE, LINE, functional_variance, nu0, nu_monte_carlo, nu_quadrature
 
 
 def direct_variance(k, xi, domain):

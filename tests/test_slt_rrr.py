@@ -2,7 +2,8 @@
 from fractions import Fraction
 
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from ddgraph.slt.rrr import UPPER_BOUND, aoyagi_rlct, rrr_rate_rlct
 

@@ -1,7 +1,8 @@
 """The operational selection rule on spectra (ddgraph.slt.selection)."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ddgraph.slt import models
 from ddgraph.slt.selection import REACH_EXCEEDED, fisher_sweep, select_transversal

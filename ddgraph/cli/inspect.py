@@ -22,7 +22,8 @@ def inspect(target, model_target, n, plot_file, fmt):
     from rich.table import Table
 
     from ddgraph.errors import DDGraphError
-    from ddgraph.inspect import inspect as run, plot, resolve
+    from ddgraph.inspect import inspect as run
+    from ddgraph.inspect import plot, resolve
     from ddgraph.output.tables import make_console
 
     console = make_console()

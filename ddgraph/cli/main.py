@@ -8,11 +8,11 @@ import click
 from rich.markup import escape
 
 from ddgraph import api
-from ddgraph.core.approach import Approach, FISHERS, LOSSES, REGIMES
+from ddgraph.core.approach import FISHERS, LOSSES, REGIMES, Approach
 from ddgraph.errors import ConfigError, DDGraphError
 from ddgraph.frontend.plugins import extensions
-from ddgraph.output.tables import make_console
 from ddgraph.frontend.target import load_target
+from ddgraph.output.tables import make_console
 
 console = make_console()
 

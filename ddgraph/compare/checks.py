@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+
 import attrs
 
-from ddgraph.probing.fit import FLOOR, Fit, fit_rate, judge
+from ddgraph.core.graph import PRIMITIVE
 from ddgraph.prediction import IN_REACH, Prediction
+from ddgraph.probing.fit import FLOOR, Fit, fit_rate, judge
 from ddgraph.probing.measure import Measurement
 
 TOL = 0.05
@@ -134,7 +136,7 @@ def diff(prediction: Prediction, measurement: Measurement) -> Diff:
 
 
 def _ln_check(prediction, measurement, name, rec) -> dict:
-    prim = prediction.graph[name]["primitive"]
+    prim = prediction.graph[name][PRIMITIVE]
     ratio, cosine = max(rec["ratio"], default=math.nan), min(rec["cosine"], default=math.nan)
     if "kernel" in prediction.graph.primitives[prim].observables:
         ok = ratio < LN_RATIO_MAX and cosine > LN_COSINE_MIN

@@ -17,8 +17,8 @@ import math
 import numpy as np
 import torch
 
-from ddgraph.probing.fit import Fit, fit_rate
 from ddgraph.probing.canonical import canonicalise
+from ddgraph.probing.fit import Fit, fit_rate
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -127,7 +127,7 @@ def rotated_chain(act: str, theta: float, grid, depth: int = 4, width: int = 8, 
     ``W_l(t) = R C_l(t) R^T`` with ``C_l(t)`` canonical (generic bulk, dead row and column zero,
     dead entry t). Returns per layer the fits of ``u^T A_l u`` and ``u^T G_l u`` (noisy MSE).
     """
-    from ddgraph.conformance.models import ACT
+    from ddgraph.models.zoo import ACT_FN as ACT
 
     gen = _gen(seed)
     R = _rotation(width, theta, gen)

@@ -22,13 +22,12 @@ import numpy as np
 import torch
 
 import ddgraph
-from ddgraph.models import zoo
 from ddgraph.compare.checks import TOL
 from ddgraph.core.primitives import BUILTIN
+from ddgraph.models import zoo
 
 SMOOTH_TOL = BUILTIN["act_smooth"].band  # the finite-t band smooth activations declare
 from ddgraph.conformance import measure as M
-from ddgraph.conformance import models as cm
 
 CONFIRMED, CLOSED, PAPER_DISAGREES, OUT_OF_REACH, FAIL = (
     "confirmed", "closed by engine", "paper disagrees", "out of reach", "FAIL")
@@ -326,7 +325,7 @@ def _t43b(s):
 @claim("cor47", "Cor 47", "per-layer residual at every layer, ReLU L = 4",
        "d(l) = 0 for every l: G = 0,0,0,0 (the rate signal is a finite-t correction); A = 0,0,0,0")
 def _c47(s):
-    lad = _ladder(_check(_feat(lambda: cm.PerLayerResidual(4)), s))
+    lad = _ladder(_check(_feat(lambda: zoo.PerLayerResidual(4)), s))
     return ladder_outcome(lad, _dist_paper([0] * 4, [0] * 4), TOL)
 
 
@@ -348,7 +347,7 @@ def _c46(s):
 @claim("cor58", "Cor 58", "residual stream of 2 pre-norm transformer blocks (generic LN affine)",
        "sigma_min^2 of the stream has rate 0 at every block output")
 def _c58(s):
-    d = _check(_tok(lambda: cm.PreNormStack(2)), s)
+    d = _check(_tok(lambda: zoo.PreNormStack(2)), s)
     preds = [x["predicted"] for x in d.streams]
     meas = [x["measured"] for x in d.streams]
     ok = all(x["verdict"] == "pass" for x in d.streams)
@@ -364,7 +363,7 @@ for _kinds in ("AM", "MA", "AA", "MM"):
     @claim(f"thm30-{_kinds}", "Thm 30", f"block pair {_kinds} (A = attention, M = 2-weight MLP), no skips",
            "block rates r = 2 add: G at block 1's output = 2 r_2 = 4; A at block 2's input = 2 r_1 = 4")
     def _t30(s, kinds=_kinds):
-        lad = _ladder(_check(_tok(lambda: cm.BlockStack(kinds)), s))
+        lad = _ladder(_check(_tok(lambda: zoo.BlockStack(kinds)), s))
         n1 = 4 if kinds[0] == "A" else 2
         paper = {("G", 1): [None] * (n1 - 1) + [4.0], ("A", 1): [None] * n1 + [4.0]}
         return ladder_outcome(lad, paper, TOL)
@@ -734,7 +733,7 @@ def _c28(s):
            "the full tied-parameter Fisher is not a K-FAC block, so it is measured here directly")
 def _tms(s):
     torch.manual_seed(0)
-    model, x = cm.TiedAutoencoder(), torch.randn(4, 6)
+    model, x = zoo.TiedAutoencoder(), torch.randn(4, 6)
     d = ddgraph.check(model, x, n_samples=s.n_samples, grid=list(s.grid), progress=False)
     lad = _ladder(d)
     r = M.tms_fisher(model, s.grid, n=s.n_samples)

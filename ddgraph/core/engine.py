@@ -14,10 +14,10 @@ import math
 import attrs
 
 from ddgraph.core.approach import Approach, resolve
-from ddgraph.errors import ConfigError
 from ddgraph.core.expr import INF, Ref, evaluate
-from ddgraph.core.graph import Graph
+from ddgraph.core.graph import APPROACH, CLASSES, PRIMITIVE, ROLES, Graph
 from ddgraph.core.rules import RuleSet
+from ddgraph.errors import ConfigError
 
 VALUATION = "valuation"  # node key where results are stored
 
@@ -36,7 +36,7 @@ class Valuation:
 
 def _roles(d: dict) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for role, src in d["roles"]:
+    for role, src in d[ROLES]:
         out.setdefault(role, []).append(src)
     return out
 
@@ -48,7 +48,7 @@ def exponent_tables(graph: Graph, approach: Approach) -> dict[str, dict[str, tup
     if unknown:
         raise ConfigError(f"approach exponent {unknown[0]!r} is declared by no primitive of this run; "
                           f"declared: {', '.join(sorted(declared)) or 'none'}")
-    named = [d.get("approach", {}) for _, d in graph.nx.nodes(data=True)]
+    named = [d.get(APPROACH, {}) for _, d in graph.nx.nodes(data=True)]
     return {name: resolve(approach, name, [a[name] for a in named if name in a], e.default, e.noun)
             for name, e in declared.items()}
 
@@ -60,9 +60,9 @@ def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation
     exps = exponent_tables(graph, approach)
     setting = approach.setting
     results = {n: Valuation() for n, d in graph.nx.nodes(data=True)
-               if not graph.primitives[d["primitive"]].inert}
+               if not graph.primitives[d[PRIMITIVE]].inert}
     bracket = any(r is not None and r.is_bracket for r in
-                  (rules.lookup(graph.nx.nodes[n]["primitive"], setting) for n in results))
+                  (rules.lookup(graph.nx.nodes[n][PRIMITIVE], setting) for n in results))
     for world in ((0, 1) if bracket else (0,)):
         _forward(graph, rules, setting, exps, results, world)
         _backward(graph, rules, setting, exps, results, world)
@@ -79,7 +79,7 @@ def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation
 def _node_param(d: dict, name: str, exps: dict, cls: int) -> float:
     if cls == 0:
         return 0.0
-    param = d.get("approach", {}).get(name)
+    param = d.get(APPROACH, {}).get(name)
     table = exps.get(name, {})
     return table[param][cls - 1] if param in table else INF
 
@@ -98,7 +98,7 @@ def _lookup_factory(graph, d, res, exps, world, roles):
             if val is None:
                 return None  # an inert operand has no valuation: rules must not read it
             c = cls if (src is None or not cmap) else cmap[ref.role].get(cls, cls)
-            classes = d["classes"] if src is None else g.nodes[src]["classes"]
+            classes = d[CLASSES] if src is None else g.nodes[src][CLASSES]
             if c not in classes:
                 vals.append((INF, frozenset()))
                 continue
@@ -124,7 +124,7 @@ def _forward(graph, rules, setting, exps, res, world):
         d["_name"] = n
         val = res[n]
         roles = _roles(d)
-        rule = rules.lookup(d["primitive"], setting)
+        rule = rules.lookup(d[PRIMITIVE], setting)
         if rule is None:
             srcs = [s for ss in roles.values() for s in ss if s in res]
             constant = all(all(p[world] == INF for p in res[s].d.values() if p[world] is not None)
@@ -132,16 +132,16 @@ def _forward(graph, rules, setting, exps, res, world):
             val.rule = None
             if constant and srcs:
                 val.reason = f"no rule for {d['primitive']}, but its inputs do not depend on t"
-                _set(val.v, d["classes"], world, lambda c: 0.0)
-                _set(val.d, d["classes"], world, lambda c: INF)
+                _set(val.v, d[CLASSES], world, lambda c: 0.0)
+                _set(val.d, d[CLASSES], world, lambda c: INF)
             else:
                 val.reason = _no_rule_reason(d)
-                _set(val.v, d["classes"], world, lambda c: None)
-                _set(val.d, d["classes"], world, lambda c: None)
+                _set(val.v, d[CLASSES], world, lambda c: None)
+                _set(val.d, d[CLASSES], world, lambda c: None)
             continue
         val.rule = rule.source
         lookup = _lookup_factory(graph, d, res, exps, world, roles)
-        for c in d["classes"]:
+        for c in d[CLASSES]:
             block = rule.forward["bulk" if c == 0 else "dead"]
             for key in ("v", "d"):
                 out = evaluate(block[key][world], lookup, c, all_classes)
@@ -170,7 +170,7 @@ def _backward(graph, rules, setting, exps, res, world):
             continue
         d = g.nodes[n]
         val = res[n]
-        for c in d["classes"]:
+        for c in d[CLASSES]:
             contribs = acc[n].get(c, [])
             if any(x is None for x in contribs):
                 val.w.setdefault(c, [None, None])[world] = None
@@ -180,7 +180,7 @@ def _backward(graph, rules, setting, exps, res, world):
             if world == 0:
                 val.why[("w", c)] = frozenset().union(*(x[1] for x in contribs if x[0] == w))
         roles = _roles(d)
-        rule = rules.lookup(d["primitive"], setting)
+        rule = rules.lookup(d[PRIMITIVE], setting)
         cmap = d.get("classmap")
         lookup = _lookup_factory(graph, d, res, exps, world, roles) if rule else None
         for role, srcs in roles.items():
@@ -188,9 +188,9 @@ def _backward(graph, rules, setting, exps, res, world):
                 if src not in res:
                     continue
                 if cmap:  # element-wise: each output class feeds the operand class under it
-                    pairs = [(c, cmap[role].get(c, c)) for c in d["classes"]]
+                    pairs = [(c, cmap[role].get(c, c)) for c in d[CLASSES]]
                 else:
-                    pairs = [(c, c) for c in g.nodes[src]["classes"]]
+                    pairs = [(c, c) for c in g.nodes[src][CLASSES]]
                 for c_eval, c_src in pairs:
                     if rule is None:
                         contrib = None

@@ -36,8 +36,9 @@ import networkx as nx
 
 from ddgraph.core.primitives import BUILTIN, Primitives
 
-PRIMITIVE, ROLES, OPERANDS, MASK, CLASSES, WEIGHT, APPROACH = (
-    "primitive", "roles", "operands", "mask", "classes", "weight", "approach")
+#: Names of the node attributes the stages share (the table above).
+PRIMITIVE, ROLES, OPERANDS, DEP, MASK, CLASSES, WEIGHT, APPROACH = (
+    "primitive", "roles", "operands", "dep", "mask", "classes", "weight", "approach")
 
 
 @attrs.define
@@ -56,11 +57,11 @@ class Graph:
     def nodes_exposing(self, observable: str) -> list[str]:
         """Names of the nodes whose primitive exposes ``observable`` (see ddgraph.core.primitives), in order."""
         names = self.primitives.with_observable(observable)
-        return [n for n in self.order() if self.nx.nodes[n].get("primitive") in names]
+        return [n for n in self.order() if self.nx.nodes[n].get(PRIMITIVE) in names]
 
     def nodes_with(self, primitive: str) -> list[str]:
         """Names of the nodes labelled ``primitive``, in graph order."""
-        return [n for n, d in self.nx.nodes(data=True) if d.get("primitive") == primitive]
+        return [n for n, d in self.nx.nodes(data=True) if d.get(PRIMITIVE) == primitive]
 
     def order(self) -> list[str]:
         """Node names in execution (topological) order."""
@@ -73,5 +74,5 @@ class Graph:
         """How many nodes carry each primitive."""
         counts: dict[str, int] = {}
         for _, d in self.nx.nodes(data=True):
-            counts[d.get("primitive", "?")] = counts.get(d.get("primitive", "?"), 0) + 1
+            counts[d.get(PRIMITIVE, "?")] = counts.get(d.get(PRIMITIVE, "?"), 0) + 1
         return dict(sorted(counts.items()))

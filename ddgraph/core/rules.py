@@ -32,9 +32,9 @@ else:  # Python 3.10: the same parser, published as tomli
 
 import attrs
 
+from ddgraph.core.expr import parse, refs
 from ddgraph.core.primitives import BUILTIN, Primitives
 from ddgraph.errors import ExprError, RuleFileError
-from ddgraph.core.expr import parse, refs
 
 logger = logging.getLogger(__name__)
 

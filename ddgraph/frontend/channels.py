@@ -17,11 +17,11 @@ import networkx as nx
 import numpy as np
 import torch
 
+from ddgraph.core.graph import CLASSES, MASK, OPERANDS, PRIMITIVE, ROLES, WEIGHT, Graph
 from ddgraph.errors import LabelError
-from ddgraph.core.graph import Graph
 from ddgraph.frontend.tracing import SMALL
 
-MASK = torch.int8  # dead class ids (0 = bulk) fit in a byte
+MASK_DTYPE = torch.int8  # dead class ids (0 = bulk) fit in a byte
 INDEX = torch.int32  # source indices in the segment analysis (-1: not from the source)
 
 
@@ -103,7 +103,7 @@ def _segments(g: nx.DiGraph, prims, src: str, axis: int, small: bool) -> list[to
     while stack:
         u = stack.pop()
         for c in g.successors(u):
-            viewing = prims[g.nodes[c]["primitive"]].mask == "shape"
+            viewing = prims[g.nodes[c][PRIMITIVE]].mask == "shape"
             if viewing and c not in env:
                 def fill(name, _g=g):
                     return torch.full(_shape(_g.nodes[name], small), -1, dtype=INDEX)
@@ -125,7 +125,7 @@ def _space_mask(g, prims, name: str, axis: int, n_dead: int, small: bool
                 ) -> tuple[torch.Tensor, dict[int, list[int]]]:
     """The mask of a fresh channel space: the last ``n_dead`` indices of each segment are dead."""
     shape = _shape(g.nodes[name], small)
-    row = torch.zeros(shape[axis], dtype=MASK)
+    row = torch.zeros(shape[axis], dtype=MASK_DTYPE)
     dead: dict[int, list[int]] = {j: [] for j in range(1, n_dead + 1)}
     for seg in _segments(g, prims, name, axis, small):
         for j in range(1, min(n_dead, len(seg)) + 1):
@@ -139,7 +139,7 @@ def _space_mask(g, prims, name: str, axis: int, n_dead: int, small: bool
 
 
 def _union(masks: list[torch.Tensor], shape, where: str, n_dead: int) -> torch.Tensor:
-    out = torch.zeros(shape, dtype=MASK)
+    out = torch.zeros(shape, dtype=MASK_DTYPE)
     for m in masks:
         m = m.expand(shape)
         if n_dead > 1 and bool(((out > 0) & (m > 0) & (out != m)).any()):
@@ -164,7 +164,7 @@ def _softmax_dim(fx: torch.fx.Node, ndim: int) -> int:
 
 def _input_axis(g, name: str) -> int:
     for c in g.successors(name):
-        w = g.nodes[c].get("weight")
+        w = g.nodes[c].get(WEIGHT)
         if w and w["kind"] == "conv":
             return 1
     return -1
@@ -212,11 +212,11 @@ def assign(graph: Graph) -> None:
 
 def _widths_agree(graph: Graph) -> bool:
     for n, d in graph.nx.nodes(data=True):
-        w = d.get("weight")
+        w = d.get(WEIGHT)
         if not w or w["kind"] == "embedding":
             continue
-        x = graph[d["roles"][0][1]]
-        if x["mask"].shape[w["x_axis"]] != x["shape"][w["x_axis"]]:
+        x = graph[d[ROLES][0][1]]
+        if x[MASK].shape[w["x_axis"]] != x["shape"][w["x_axis"]]:
             return False
     return True
 
@@ -246,13 +246,13 @@ def _source(c: MaskContext, n, d, roles):
     shape = c.shape(n)
     if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
         d["onehot"] = True  # token ids: the dead class is a dead token, present as a one-hot
-        return torch.zeros(shape, dtype=MASK), frozenset(range(c.n_dead + 1))
+        return torch.zeros(shape, dtype=MASK_DTYPE), frozenset(range(c.n_dead + 1))
     mask, d["dead"] = c.fresh_space(n, _input_axis(c.graph.nx, n) % len(shape))
     return mask, frozenset({0} | {j for j, idx in d["dead"].items() if idx})
 
 
 def _weight(c: MaskContext, n, d, roles):
-    w, m = d["weight"], c.n_dead
+    w, m = d[WEIGHT], c.n_dead
     if w["kind"] == "embedding":
         vocab = c.graph.nx.nodes[w["operand"]]["shape"][w["w_in_axis"]]
         w["dead_in"] = {j: [vocab - j] for j in range(1, m + 1)}
@@ -264,10 +264,10 @@ def _weight(c: MaskContext, n, d, roles):
 
 
 def _elementwise(c: MaskContext, n, d, roles):
-    ops = [o for o in d["operands"] if o in c.masks]
+    ops = [o for o in d[OPERANDS] if o in c.masks]
     mask = _union([c.masks[o] for o in ops], c.shape(n), _where(n, d), c.n_dead)
     classes = frozenset().union(*(c.classes[o] for o in ops))
-    d["classmap"] = {role: _classmap(mask, c.masks[src], classes, c.n_dead) for role, src in d["roles"]}
+    d["classmap"] = {role: _classmap(mask, c.masks[src], classes, c.n_dead) for role, src in d[ROLES]}
     return mask, classes
 
 
@@ -284,7 +284,7 @@ def _token_reduction(c: MaskContext, n, d, roles):
 
 def _shape_op(c: MaskContext, n, d, roles):
     g = c.graph.nx
-    mask = _run_shape_op(g, n, c.masks, lambda o: torch.zeros(c.shape(o), dtype=MASK), c.small)
+    mask = _run_shape_op(g, n, c.masks, lambda o: torch.zeros(c.shape(o), dtype=MASK_DTYPE), c.small)
     return mask, _present(mask if isinstance(mask, (tuple, list)) else [mask], c.n_dead)
 
 
@@ -295,8 +295,8 @@ def _value(c: MaskContext, n, d, roles):
 
 def _channel_free(c: MaskContext, n, d, roles):
     shape = c.shape(n)
-    mask = (torch.zeros(shape, dtype=MASK) if shape
-            else tuple(torch.zeros(s, dtype=MASK) for s in d["small_tuple_shapes" if c.small else "tuple_shapes"]))
+    mask = (torch.zeros(shape, dtype=MASK_DTYPE) if shape
+            else tuple(torch.zeros(s, dtype=MASK_DTYPE) for s in d["small_tuple_shapes" if c.small else "tuple_shapes"]))
     return mask, frozenset({0})
 
 
@@ -326,18 +326,18 @@ def _assign(graph: Graph, small: bool) -> None:
     ctx = MaskContext(graph, {}, {}, small)
     for n in graph.order():
         d = g.nodes[n]
-        prim = prims[d["primitive"]]
+        prim = prims[d[PRIMITIVE]]
         if prim.inert:
             continue
-        roles = {} if prim.roles and prim.roles[0].endswith("*") else dict(d["roles"])
+        roles = {} if prim.roles and prim.roles[0].endswith("*") else dict(d[ROLES])
         if prim.settle is not None:  # a label that depends on which axes carry channels
-            d["primitive"] = prim.settle(d, ctx.masks, roles)
-            prim = prims[d["primitive"]]
+            d[PRIMITIVE] = prim.settle(d, ctx.masks, roles)
+            prim = prims[d[PRIMITIVE]]
         rule = MASK_RULES.get(prim.mask) if isinstance(prim.mask, str) else prim.mask
         if rule is None:
             raise LabelError(f"{_where(n, d)}: primitive {prim.name} has no mask rule")
         ctx.masks[n], ctx.classes[n] = rule(ctx, n, d, roles)
-        d["mask"], d["classes"] = ctx.masks[n], ctx.classes[n]
+        d[MASK], d[CLASSES] = ctx.masks[n], ctx.classes[n]
 
 
 def _classmap(out: torch.Tensor, operand: torch.Tensor, classes, m: int) -> dict[int, int]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ddgraph.frontend import channels
+from ddgraph.core.graph import APPROACH, DEP, OPERANDS, PRIMITIVE, ROLES, Graph
+from ddgraph.core.primitives import node_attr
 from ddgraph.errors import LabelError
-from ddgraph.core.graph import Graph
+from ddgraph.frontend import channels
 from ddgraph.frontend.build import tensor_operands
 from ddgraph.frontend.ops import GATHER_OPS, SHAPE_OPS
-from ddgraph.frontend.plugins import Extensions, extensions as _builtin
-from ddgraph.core.primitives import node_attr
+from ddgraph.frontend.plugins import Extensions
+from ddgraph.frontend.plugins import extensions as _builtin
 
 
 def _classify_dependence(g: nx.DiGraph) -> None:
@@ -24,28 +25,28 @@ def _classify_dependence(g: nx.DiGraph) -> None:
     for name in g.graph["order"]:
         d = g.nodes[name]
         fx = d["fx"]
-        ops = d["operands"] = tensor_operands(g, name)
+        ops = d[OPERANDS] = tensor_operands(g, name)
         if fx.op == "placeholder":
-            d["dep"] = "input"
+            d[DEP] = "input"
         elif fx.op == "get_attr":
-            d["dep"] = "param" if d["is_parameter"] else "const"
+            d[DEP] = "param" if d["is_parameter"] else "const"
         else:
-            deps = {g.nodes[o]["dep"] for o in ops}
+            deps = {g.nodes[o][DEP] for o in ops}
             if "input" in deps:
-                d["dep"] = "input"
+                d[DEP] = "input"
             elif not deps or deps == {"const"}:
-                d["dep"] = "const"
+                d[DEP] = "const"
             elif deps <= {"param", "const"} and d["op"] in SHAPE_OPS and len(ops) == 1:
-                d["dep"] = "param"
+                d[DEP] = "param"
                 d["param"] = g.nodes[ops[0]]["param"]
-            elif d["op"] in GATHER_OPS and [g.nodes[o]["dep"] for o in ops].count("param") == 1 \
+            elif d["op"] in GATHER_OPS and [g.nodes[o][DEP] for o in ops].count("param") == 1 \
                     and deps == {"param", "const"}:
                 # rows of a parameter picked by constant indices (a position or token-type
                 # embedding table): still a parameter, added to the stream like a bias
-                d["dep"] = "param"
-                d["param"] = next(g.nodes[o]["param"] for o in ops if g.nodes[o]["dep"] == "param")
+                d[DEP] = "param"
+                d["param"] = next(g.nodes[o]["param"] for o in ops if g.nodes[o][DEP] == "param")
             else:
-                d["dep"] = "mixed"  # computed from parameters by a non-shape op
+                d[DEP] = "mixed"  # computed from parameters by a non-shape op
 
 
 def _resolve_tied(graph: Graph) -> None:
@@ -117,13 +118,13 @@ def label(graph: Graph, *, n_dead: int = 1, extensions: Extensions | None = None
             _fuse(g, out, m.members)
             n = out
             g.nodes[n]["members"] = m.members
-            g.nodes[n]["operands"] = [src for _, src in m.roles]
+            g.nodes[n][OPERANDS] = [src for _, src in m.roles]
         d = g.nodes[n]
-        d["primitive"], d["roles"] = m.primitive, m.roles
+        d[PRIMITIVE], d[ROLES] = m.primitive, m.roles
         d.update(m.attrs)
     for _, d in g.nodes(data=True):  # the parameters a node's approach exponents attach to
-        exps = prims[d["primitive"]].approach
-        d["approach"] = {e.name: node_attr(d, e.attr) for e in exps if node_attr(d, e.attr)}
+        exps = prims[d[PRIMITIVE]].approach
+        d[APPROACH] = {e.name: node_attr(d, e.attr) for e in exps if node_attr(d, e.attr)}
     graph.n_dead = n_dead
     graph.primitives = g.graph["primitives"] = prims
     channels.assign(graph)

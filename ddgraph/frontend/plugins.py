@@ -19,12 +19,12 @@ from typing import Iterable, Sequence
 
 import attrs
 
-from ddgraph.errors import DDGraphError, PluginError
-from ddgraph.frontend.patterns import BUILTIN as BUILTIN_PATTERNS
-from ddgraph.frontend.patterns import Pattern, PatternSet
 from ddgraph.core.primitives import BUILTIN as BUILTIN_PRIMITIVES
 from ddgraph.core.primitives import Primitive, Primitives
 from ddgraph.core.rules import RuleSet
+from ddgraph.errors import DDGraphError, PluginError
+from ddgraph.frontend.patterns import BUILTIN as BUILTIN_PATTERNS
+from ddgraph.frontend.patterns import Pattern, PatternSet
 
 
 @attrs.frozen

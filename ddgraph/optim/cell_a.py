@@ -19,10 +19,10 @@ import math
 import numpy as np
 import torch
 
-from ddgraph.probing.fit import fit_rate
 from ddgraph.optim.ddcadam import DDCAdam
 from ddgraph.optim.gauges import ReLURescaleGauge
 from ddgraph.optim.orbit import act
+from ddgraph.probing.fit import fit_rate
 
 #: Optimisers compared, with their step sizes (SGD at a stable rate for this bulk, Adam at its default).
 OPTIMISERS = {"SGD": 0.1, "Adam": 1e-3, "DDCAdam": 3e-2}

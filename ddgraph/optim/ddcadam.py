@@ -6,8 +6,7 @@ from torch.optim import Optimizer
 
 from ddgraph.errors import GaugeError
 from ddgraph.optim.gauges import Gauge
-from ddgraph.optim.kernels import (VERTICAL_MODES, adamw_step, multiplicative_step,
-                                   translation_step)
+from ddgraph.optim.kernels import VERTICAL_MODES, adamw_step, multiplicative_step, translation_step
 
 _DECAY_MODES = ("full", "horizontal")
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import attrs
 from torch import nn
 
+from ddgraph.core.graph import DEP, PRIMITIVE, ROLES, WEIGHT
 from ddgraph.core.primitives import node_attr
-from ddgraph.optim.gauges import (CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge, LNScaleGauge,
-                                  ReLURescaleGauge)
+from ddgraph.optim.gauges import CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge, LNScaleGauge, ReLURescaleGauge
 
 _LAYERS = ("linear", "conv")
 
@@ -79,7 +79,7 @@ def discover_gauges(model: nn.Module, example_inputs, *, loss: str = "cross_entr
 def _param_uses(g) -> dict[str, int]:
     uses: dict[str, int] = {}
     for n, d in g.nodes(data=True):
-        if d.get("dep") == "param" and d.get("param"):
+        if d.get(DEP) == "param" and d.get("param"):
             uses[d["param"]] = uses.get(d["param"], 0) + g.out_degree(n)
     return uses
 
@@ -87,18 +87,18 @@ def _param_uses(g) -> dict[str, int]:
 def _layer(g, n):
     """The ``weight`` attrs of node ``n`` if it is a Linear/conv layer, else None."""
     d = g.nodes[n]
-    w = d.get("weight") if _exposes(g, n, "kfac") else None
+    w = d.get(WEIGHT) if _exposes(g, n, "kfac") else None
     return w if w and w["kind"] in _LAYERS else None
 
 
 def _exposes(g, n, observable: str) -> bool:
-    return observable in g.graph["primitives"][g.nodes[n]["primitive"]].observables
+    return observable in g.graph["primitives"][g.nodes[n][PRIMITIVE]].observables
 
 
 def _added_bias(g, n) -> str | None:
     """The parameter an element-wise node adds per channel (a bias), if its primitive declares one."""
     d = g.nodes[n]
-    prim = g.graph["primitives"][d["primitive"]]
+    prim = g.graph["primitives"][d[PRIMITIVE]]
     if prim.mask != "elementwise":
         return None
     return next((node_attr(d, s.attr) for s in prim.canonical if s.layout == "vector" and s.dead == "approach"
@@ -114,7 +114,7 @@ def _ce_head(g, params):
     out = [n for n in g if _exposes(g, n, "kl")]
     if len(out) != 1:
         return
-    src = g.nodes[out[0]]["roles"][0][1] if g.nodes[out[0]]["roles"] else None
+    src = g.nodes[out[0]][ROLES][0][1] if g.nodes[out[0]][ROLES] else None
     w = _layer(g, src) if src else None
     if w is None or w["kind"] != "linear":
         return

@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from ddgraph.optim.ddcadam import DDCAdam
-from ddgraph.optim.gauges import (CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge, LNScaleGauge,
-                                  ReLURescaleGauge)
+from ddgraph.optim.gauges import CEShiftBias, CEShiftRowShift, ChainedReLURescaleGauge, LNScaleGauge, ReLURescaleGauge
 from ddgraph.optim.orbit import act, gauge_coordinates, quotient_coordinates, random_element
 
 N_IN, N_DATA, BATCH = 6, 256, 32

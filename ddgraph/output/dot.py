@@ -1,9 +1,10 @@
 """The labelled graph for graphviz: nodes coloured by primitive, weights annotated with rates."""
 from __future__ import annotations
 
-from ddgraph.core.graph import Graph
-from ddgraph.prediction import Prediction
+from ddgraph.core.graph import PRIMITIVE, WEIGHT, Graph
 from ddgraph.output.tables import fmt_rate
+from ddgraph.prediction import Prediction
+
 
 def _q(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -17,12 +18,12 @@ def to_dot(graph: Graph, pred: Prediction | None = None) -> str:
     shown = set()
     for n in graph.order():
         d = graph[n]
-        prim = graph.primitives[d["primitive"]]
+        prim = graph.primitives[d[PRIMITIVE]]
         if prim.inert:
             continue
         shown.add(n)
         label = f"{n}\\n{d['primitive']}"
-        if d.get("weight"):
+        if d.get(WEIGHT):
             label += f"\\n{d['weight']['param']}"
         if n in rates:
             r = rates[n]

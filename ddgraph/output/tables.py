@@ -5,9 +5,9 @@ import math
 import shutil
 from pathlib import Path
 
-from rich.markup import escape
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ddgraph.prediction import BRACKET, IN_REACH, NO_RULE, Prediction

@@ -15,12 +15,12 @@ import math
 import attrs
 import torch
 
-from ddgraph.frontend.channels import _run_shape_op
 from ddgraph.core.approach import Approach
 from ddgraph.core.engine import exponent_tables
-from ddgraph.errors import ProbeError
-from ddgraph.core.graph import Graph
+from ddgraph.core.graph import MASK, OPERANDS, PRIMITIVE, Graph
 from ddgraph.core.primitives import ParamSpec, node_attr
+from ddgraph.errors import ProbeError
+from ddgraph.frontend.channels import _run_shape_op
 
 
 @attrs.define
@@ -52,7 +52,7 @@ def operand_index(graph: Graph, operand: str) -> torch.Tensor:
     g = graph.nx
     chain = [operand]
     while g.nodes[chain[-1]]["fx"].op != "get_attr":
-        ops = g.nodes[chain[-1]]["operands"]
+        ops = g.nodes[chain[-1]][OPERANDS]
         if len(ops) != 1:
             raise ProbeError(f"cannot follow parameter operand {operand!r} back to its parameter")
         chain.append(ops[0])
@@ -104,7 +104,7 @@ def canonicalise(graph: Graph, approach: Approach) -> Canonical:
     state = _State(gm, exponent_tables(graph, approach), graph.n_dead)
     for n in graph.order():
         d = graph[n]
-        for spec in graph.primitives[d["primitive"]].canonical:
+        for spec in graph.primitives[d[PRIMITIVE]].canonical:
             value = node_attr(d, spec.attr)
             if not value:
                 continue  # the node has no such parameter (a linear without bias)
@@ -161,7 +161,7 @@ def _vector(state: _State, d: dict, name: str, spec: ParamSpec) -> None:
     """A per-channel vector along the node's channel axis: dead entries zeroed or ``t**exponent``.
     A table of vectors (position embeddings) has the dead column of every row treated alike."""
     axis = spec.axis if isinstance(spec.axis, int) else node_attr(d, spec.axis)
-    row = _mask_row(d["mask"], axis)
+    row = _mask_row(d[MASK], axis)
     if spec.buffer:
         with torch.no_grad():
             state.gm.get_buffer(name).view(-1)[torch.nonzero(row > 0).flatten()] = 0.0

@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 
-from ddgraph.models import zoo
 from ddgraph.errors import ProbeError
+from ddgraph.models import zoo
 
 CASES: dict[str, Callable] = {}
 

@@ -22,9 +22,9 @@ from ddgraph._optional import ProgressBar
 from ddgraph.core.approach import Approach
 from ddgraph.core.engine import VALUATION
 from ddgraph.core.engine import run as run_engine
+from ddgraph.core.graph import PRIMITIVE, Graph
 from ddgraph.core.rules import RuleSet
 from ddgraph.errors import ProbeError
-from ddgraph.core.graph import Graph
 from ddgraph.probing.canonical import Canonical, canonicalise
 from ddgraph.probing.data import Sampler, from_user, gaussian_like
 from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
@@ -374,7 +374,7 @@ def _t_independent_inputs(graph, sites) -> frozenset:
     """Weight sites whose input has no parameter moving with t upstream: their A factor is the same at
     every t. A parameter moves when its primitive puts an approach exponent on it."""
     moving = {n for n in graph.order()
-              if any(s.dead == "approach" for s in graph.primitives[graph[n]["primitive"]].canonical)}
+              if any(s.dead == "approach" for s in graph.primitives[graph[n][PRIMITIVE]].canonical)}
     return frozenset(s.node for s in sites if not (nx.ancestors(graph.nx, s.x_node) | {s.x_node}) & moving)
 
 

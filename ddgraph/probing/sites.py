@@ -5,7 +5,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from ddgraph.core.graph import Graph
+from ddgraph.core.graph import ROLES, WEIGHT, Graph
 
 
 @attrs.define
@@ -76,8 +76,8 @@ def weight_sites(graph: Graph) -> tuple[list[WeightSite], list[str]]:
     sites, skipped = [], []
     for n in graph.nodes_exposing("kfac"):
         d = g.nodes[n]
-        w = d["weight"]
-        x = d["roles"][0][1]
+        w = d[WEIGHT]
+        x = d[ROLES][0][1]
         site = WeightSite(node=n, param=w["param"], kind=w["kind"], x_node=x,
                           dead_in=dict(w["dead_in"]), dead_out=dict(w["dead_out"]),
                           x_axis=w["x_axis"] if w["x_axis"] is not None else -1, y_axis=w["y_axis"])

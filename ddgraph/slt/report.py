@@ -12,8 +12,7 @@ from pathlib import Path
 
 from ddgraph._optional import track
 from ddgraph.slt import cases
-from ddgraph.slt.rrr import (COMPARISON_SETTINGS, QUICK_COMPARISON_SETTINGS, aoyagi_rlct,
-                              rrr_rate_rlct)
+from ddgraph.slt.rrr import COMPARISON_SETTINGS, QUICK_COMPARISON_SETTINGS, aoyagi_rlct, rrr_rate_rlct
 
 QUICK_NU_KS = (1, 2, 3)
 FULL_NU_KS = (1, 2, 3, 4, 5, 6)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import torch
 
-from ddgraph.frontend.channels import softmax_dim, varies
+from ddgraph.core.graph import DEP, OPERANDS
 from ddgraph.core.primitives import Primitive
+from ddgraph.frontend.channels import softmax_dim, varies
 from ddgraph.frontend.patterns.base import Match, const_arg, pattern
 
 
 @pattern("attention", family="attention")
 def sdpa(g, n) -> Match | None:
     d = g.nodes[n]
-    if d["op"] != "sdpa" or d["dep"] != "input":
+    if d["op"] != "sdpa" or d[DEP] != "input":
         return None
     fx = d["fx"]
     q, k, v = (a.name for a in fx.args[:3])
     mask = const_arg(fx, "attn_mask", 3)
-    extra = [m.name for m in [mask] if isinstance(m, torch.fx.Node) and g.nodes[m.name]["dep"] == "input"]
+    extra = [m.name for m in [mask] if isinstance(m, torch.fx.Node) and g.nodes[m.name][DEP] == "input"]
     if extra:
         return None  # an input-dependent mask is outside the attention rule
     return Match("attention", [("q", q), ("k", k), ("v", v)],
@@ -47,10 +48,10 @@ PROVISIONAL = (
 def softmax_or_product(g, n) -> Match | None:
     """Ops whose label depends on which axes carry channels; settled when dead coordinates are placed."""
     d = g.nodes[n]
-    if d["dep"] != "input":
+    if d[DEP] != "input":
         return None
-    op, ops = d["op"], d["operands"]
-    acts = [o for o in ops if g.nodes[o]["dep"] == "input"]
+    op, ops = d["op"], d[OPERANDS]
+    acts = [o for o in ops if g.nodes[o][DEP] == "input"]
     if op in ("softmax", "log_softmax") and len(acts) == 1:
         return Match("softmax?", [("x", acts[0])])
     if op in ("matmul", "bmm", "mm") and len(acts) == 2 and len(ops) == 2:

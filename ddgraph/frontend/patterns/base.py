@@ -15,8 +15,9 @@ import attrs
 import networkx as nx
 import torch
 
-from ddgraph.errors import PatternError
+from ddgraph.core.graph import DEP, OPERANDS
 from ddgraph.core.primitives import Primitive, Primitives
+from ddgraph.errors import PatternError
 
 
 @attrs.define
@@ -123,16 +124,16 @@ def single_consumer(g, n) -> str | None:
 
 
 def strip_casts(g, n) -> str:
-    while g.nodes[n]["op"] == "to" and g.nodes[n]["operands"]:
-        n = g.nodes[n]["operands"][0]
+    while g.nodes[n]["op"] == "to" and g.nodes[n][OPERANDS]:
+        n = g.nodes[n][OPERANDS][0]
     return n
 
 
 def param_name(g: nx.DiGraph, operand: str, node: str) -> str:
     """The parameter's name as the model's own module at ``node`` calls it (tied weights have several)."""
     root = operand
-    while g.nodes[root]["fx"].op != "get_attr" and g.nodes[root]["operands"]:
-        root = g.nodes[root]["operands"][0]
+    while g.nodes[root]["fx"].op != "get_attr" and g.nodes[root][OPERANDS]:
+        root = g.nodes[root][OPERANDS][0]
     aliases = g.nodes[root].get("aliases") or []
     module = g.nodes[node].get("module")
     if module:
@@ -162,5 +163,5 @@ def param_of(g, operand) -> str | None:
         operand = operand.name
     if operand is None or operand not in g:
         return None
-    return g.nodes[operand]["param"] if g.nodes[operand]["dep"] == "param" else None
+    return g.nodes[operand]["param"] if g.nodes[operand][DEP] == "param" else None
 

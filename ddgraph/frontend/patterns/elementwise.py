@@ -5,6 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import torch
 
+from ddgraph.core.graph import DEP, OPERANDS, PRIMITIVE, ROLES
 from ddgraph.frontend.ops import COMPOSITE_OPS, OFFSET_OPS, RELU_OPS, SHAPE_OPS, SMOOTH_OPS
 from ddgraph.frontend.patterns.base import Match, param_of, pattern, single_consumer
 
@@ -12,11 +13,11 @@ from ddgraph.frontend.patterns.base import Match, param_of, pattern, single_cons
 @pattern("scale", "bias_add", "shift", "skip_add", "add", "gate", "product", family="elementwise")
 def binary(g, n) -> Match | None:
     d = g.nodes[n]
-    op, ops = d["op"], d["operands"]
-    if op not in ("add", "sub", "mul", "div", "rsub", "neg") or d["dep"] != "input":
+    op, ops = d["op"], d[OPERANDS]
+    if op not in ("add", "sub", "mul", "div", "rsub", "neg") or d[DEP] != "input":
         return None
-    acts = [o for o in ops if g.nodes[o]["dep"] == "input"]
-    others = [o for o in ops if g.nodes[o]["dep"] != "input"]
+    acts = [o for o in ops if g.nodes[o][DEP] == "input"]
+    others = [o for o in ops if g.nodes[o][DEP] != "input"]
     if op == "neg":
         return Match("scale", [("x", acts[0])])
     if len(acts) == 1:
@@ -26,7 +27,7 @@ def binary(g, n) -> Match | None:
                     isinstance(d["fx"].args[1], torch.fx.Node) and d["fx"].args[1].name == x:
                 return None  # c / x is not a scaling
             return Match("scale", [("x", x)], attrs=dict(scale_param=_first_param(g, others)))
-        if others and g.nodes[others[0]]["dep"] == "param":
+        if others and g.nodes[others[0]][DEP] == "param":
             return Match("bias_add", [("x", x)], attrs=dict(bias_param=_first_param(g, others)))
         return Match("shift", [("x", x)])
     if len(acts) == 2:
@@ -48,13 +49,13 @@ def _weight_source(g, n, through_act: bool) -> str | None:
     seen_act = False
     while True:
         d = g.nodes[n]
-        if d.get("primitive") == "weight":
+        if d.get(PRIMITIVE) == "weight":
             return n
-        if d["op"] in SHAPE_OPS and len(d["operands"]) == 1:
-            n = d["operands"][0]
+        if d["op"] in SHAPE_OPS and len(d[OPERANDS]) == 1:
+            n = d[OPERANDS][0]
         elif through_act and not seen_act and d["op"] in (SMOOTH_OPS | RELU_OPS | OFFSET_OPS) \
-                and d["operands"]:
-            seen_act, n = True, d["operands"][0]
+                and d[OPERANDS]:
+            seen_act, n = True, d[OPERANDS][0]
         else:
             return None
 
@@ -64,8 +65,8 @@ def _is_glu(g, a, b) -> bool:
         w1, w2 = _weight_source(g, gated, True), _weight_source(g, lin, False)
         if w1 is None or w2 is None:
             continue
-        x1 = g.nodes[w1]["roles"][0][1]
-        x2 = g.nodes[w2]["roles"][0][1]
+        x1 = g.nodes[w1][ROLES][0][1]
+        x2 = g.nodes[w2][ROLES][0][1]
         acted = _weight_source(g, gated, False) is None
         if acted and (x1 == x2 or w1 == w2):
             return True
@@ -75,9 +76,9 @@ def _is_glu(g, a, b) -> bool:
 @pattern("act_relu", "act_smooth", "act_offset", family="elementwise")
 def activation(g, n) -> Match | None:
     d = g.nodes[n]
-    if d["dep"] != "input" or not d["operands"]:
+    if d[DEP] != "input" or not d[OPERANDS]:
         return None
-    x = d["operands"][0]
+    x = d[OPERANDS][0]
     if d["op"] in RELU_OPS:
         return Match("act_relu", [("x", x)])
     if d["op"] in SMOOTH_OPS:
@@ -94,7 +95,7 @@ def _forward_chain(g, n) -> list[str]:
     chain = [n]
     while True:
         c = single_consumer(g, chain[-1])
-        if c is None or g.nodes[c]["op"] not in _ELEM or g.nodes[c]["dep"] != "input" or len(chain) > 12:
+        if c is None or g.nodes[c]["op"] not in _ELEM or g.nodes[c][DEP] != "input" or len(chain) > 12:
             return chain
         chain.append(c)
 
@@ -109,9 +110,9 @@ def _composite_region(g, x: str, out: str, local: set) -> list[str] | None:
         if m not in local:
             return None
         region.add(m)
-        stack += [o for o in g.nodes[m]["operands"] if g.nodes[o]["dep"] != "const"]
+        stack += [o for o in g.nodes[m][OPERANDS] if g.nodes[o][DEP] != "const"]
     for m in region:
-        if any(g.nodes[o]["dep"] == "param" for o in g.nodes[m]["operands"]):
+        if any(g.nodes[o][DEP] == "param" for o in g.nodes[m][OPERANDS]):
             return None  # a parameter inside: not a fixed activation
         if m != out and any(s not in region for s in g.successors(m)):
             return None  # an intermediate value is used elsewhere
@@ -155,7 +156,7 @@ def composite_activation(g, n) -> Match | None:
     ``phi(0) = 0, phi'(0) != 0`` is act_smooth, ``phi(0) != 0, phi'(0) != 0`` act_offset.
     """
     d = g.nodes[n]
-    if d["op"] not in (SMOOTH_OPS | OFFSET_OPS) or d["dep"] != "input":
+    if d["op"] not in (SMOOTH_OPS | OFFSET_OPS) or d[DEP] != "input":
         return None
     chain = _forward_chain(g, n)
     for out in reversed(chain[1:]):
@@ -166,10 +167,10 @@ def composite_activation(g, n) -> Match | None:
                 continue
             local.add(m)
             order.append(m)
-            for o in g.nodes[m]["operands"]:
-                if g.nodes[o]["dep"] == "input" and g.nodes[o]["op"] in _ELEM:
+            for o in g.nodes[m][OPERANDS]:
+                if g.nodes[o][DEP] == "input" and g.nodes[o]["op"] in _ELEM:
                     frontier.append(o)
-                elif g.nodes[o]["dep"] == "input":
+                elif g.nodes[o][DEP] == "input":
                     order.append(o)
         for x in order:
             if x == out:

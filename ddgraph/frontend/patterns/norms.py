@@ -3,18 +3,19 @@ from __future__ import annotations
 
 import torch
 
+from ddgraph.core.graph import DEP, OPERANDS
 from ddgraph.frontend.patterns.base import Match, const_arg, param_of, pattern, single_consumer, strip_casts
 
 
 @pattern("layernorm", "rmsnorm", family="norms")
 def norm(g, n) -> Match | None:
     d = g.nodes[n]
-    if d["op"] == "layer_norm" and d["dep"] == "input":
+    if d["op"] == "layer_norm" and d[DEP] == "input":
         fx = d["fx"]
         return Match("layernorm", [("x", fx.args[0].name)], attrs=dict(
             norm_weight=param_of(g, const_arg(fx, "weight", 2)),
             norm_bias=param_of(g, const_arg(fx, "bias", 3))))
-    if d["op"] == "rms_norm" and d["dep"] == "input":
+    if d["op"] == "rms_norm" and d[DEP] == "input":
         fx = d["fx"]
         return Match("rmsnorm", [("x", fx.args[0].name)], attrs=dict(
             norm_weight=param_of(g, const_arg(fx, "weight", 2))))
@@ -25,29 +26,29 @@ def norm(g, n) -> Match | None:
 def rmsnorm_written_out(g, n) -> Match | None:
     """x * rsqrt(mean(x**2, -1, keepdim) + eps) [* weight], with optional dtype casts."""
     d = g.nodes[n]
-    if d["op"] not in ("rsqrt",) or d["dep"] != "input":
+    if d["op"] not in ("rsqrt",) or d[DEP] != "input":
         return None
     members = [n]
-    v = d["operands"][0]
+    v = d[OPERANDS][0]
     if g.nodes[v]["op"] == "add":
         members.append(v)
-        v = next((o for o in g.nodes[v]["operands"] if g.nodes[o]["dep"] == "input"), None)
+        v = next((o for o in g.nodes[v][OPERANDS] if g.nodes[o][DEP] == "input"), None)
     if v is None or g.nodes[v]["op"] != "mean":
         return None
     members.append(v)
-    p = g.nodes[v]["operands"][0]
+    p = g.nodes[v][OPERANDS][0]
     pd = g.nodes[p]
     if pd["op"] == "pow" and const_arg(pd["fx"], "exponent", 1) == 2:
-        x0 = pd["operands"][0]
-    elif pd["op"] == "mul" and len(set(pd["operands"])) == 1:
-        x0 = pd["operands"][0]
+        x0 = pd[OPERANDS][0]
+    elif pd["op"] == "mul" and len(set(pd[OPERANDS])) == 1:
+        x0 = pd[OPERANDS][0]
     else:
         return None
     members.append(p)
     m = single_consumer(g, n)
     if m is None or g.nodes[m]["op"] != "mul":
         return None
-    xs = [o for o in g.nodes[m]["operands"] if o != n]
+    xs = [o for o in g.nodes[m][OPERANDS] if o != n]
     if len(xs) != 1 or strip_casts(g, xs[0]) != strip_casts(g, x0):
         return None
     members.append(m)
@@ -57,8 +58,8 @@ def rmsnorm_written_out(g, n) -> Match | None:
         members.append(nxt)
         out, nxt = nxt, single_consumer(g, nxt)
     if nxt is not None and g.nodes[nxt]["op"] == "mul":
-        other = [o for o in g.nodes[nxt]["operands"] if o != out]
-        if len(other) == 1 and g.nodes[other[0]]["dep"] == "param":
+        other = [o for o in g.nodes[nxt][OPERANDS] if o != out]
+        if len(other) == 1 and g.nodes[other[0]][DEP] == "param":
             weight = g.nodes[other[0]]["param"]
             members.append(nxt)
             out = nxt
@@ -82,14 +83,14 @@ def _bn_training(d) -> bool:
 def batch_norm(g, n) -> Match | None:
     """BatchNorm: ``F.batch_norm`` (one tensor), or ATen's tuple-valued form read through ``getitem 0``."""
     d = g.nodes[n]
-    if d["dep"] != "input":
+    if d[DEP] != "input":
         return None
     fx = d["fx"]
     if d["op"] == "batch_norm" and d.get("tuple_shapes"):
         return Match("batch_stats", [])  # the output is read by its getitem 0
     src = d
-    if d["op"] == "getitem" and d["operands"]:
-        src = g.nodes[d["operands"][0]]
+    if d["op"] == "getitem" and d[OPERANDS]:
+        src = g.nodes[d[OPERANDS][0]]
         if src["op"] != "batch_norm" or fx.args[1] != 0:
             return None
     elif d["op"] != "batch_norm":

@@ -2,10 +2,10 @@
 prepended along the token axis."""
 from __future__ import annotations
 
-from ddgraph.frontend.channels import reduce_dims, varies
-from ddgraph.core.graph import Graph
-from ddgraph.frontend.ops import REDUCE_OPS, SHAPE_OPS
+from ddgraph.core.graph import CLASSES, DEP, OPERANDS, PRIMITIVE, Graph
 from ddgraph.core.primitives import Primitive
+from ddgraph.frontend.channels import reduce_dims, varies
+from ddgraph.frontend.ops import REDUCE_OPS, SHAPE_OPS
 from ddgraph.frontend.patterns.base import Match, const_arg, pattern
 
 
@@ -13,15 +13,15 @@ from ddgraph.frontend.patterns.base import Match, const_arg, pattern
 def prepend_token(g, n) -> Match | None:
     """``cat([param.expand(B, 1, D), x], dim=tokens)``: ViT's class token, registers."""
     d = g.nodes[n]
-    if d["op"] != "cat" or d["dep"] != "input" or len(d["operands"]) != 2:
+    if d["op"] != "cat" or d[DEP] != "input" or len(d[OPERANDS]) != 2:
         return None
     fx = d["fx"]
     dim = const_arg(fx, "dim", 1, 0)
     shape = d["shape"]
     if shape is None or len(shape) < 3 or dim % len(shape) != len(shape) - 2:
         return None  # only along the token axis (the channel axis stays whole)
-    params = [o for o in d["operands"] if g.nodes[o]["dep"] == "param"]
-    acts = [o for o in d["operands"] if g.nodes[o]["dep"] == "input"]
+    params = [o for o in d[OPERANDS] if g.nodes[o][DEP] == "param"]
+    acts = [o for o in d[OPERANDS] if g.nodes[o][DEP] == "input"]
     if len(params) != 1 or len(acts) != 1:
         return None
     return Match("prepend_token", [("b", acts[0])], attrs=dict(bias_param=g.nodes[params[0]]["param"]))
@@ -30,11 +30,11 @@ def prepend_token(g, n) -> Match | None:
 @pattern("concat", "shape", family="shape")
 def shape(g, n) -> Match | None:
     d = g.nodes[n]
-    if d["op"] not in SHAPE_OPS or d["dep"] != "input":
+    if d["op"] not in SHAPE_OPS or d[DEP] != "input":
         return None
-    acts = [o for o in d["operands"] if g.nodes[o]["dep"] == "input"]
+    acts = [o for o in d[OPERANDS] if g.nodes[o][DEP] == "input"]
     if d["op"] in ("cat", "stack"):
-        return Match("concat", [("xs", o) for o in d["operands"]])
+        return Match("concat", [("xs", o) for o in d[OPERANDS]])
     if len(acts) == 1:
         return Match("shape", [("x", acts[0])])
     return None
@@ -54,10 +54,10 @@ PROVISIONAL = (Primitive("reduce?", ("x",), "provisional",
 @pattern("reduce?", family="shape")
 def reduction(g, n) -> Match | None:
     d = g.nodes[n]
-    if d["dep"] != "input" or d["op"] not in REDUCE_OPS:
+    if d[DEP] != "input" or d["op"] not in REDUCE_OPS:
         return None
-    acts = [o for o in d["operands"] if g.nodes[o]["dep"] == "input"]
-    if len(acts) == 1 and len(d["operands"]) == 1:
+    acts = [o for o in d[OPERANDS] if g.nodes[o][DEP] == "input"]
+    if len(acts) == 1 and len(d[OPERANDS]) == 1:
         return Match("reduce?", [("x", acts[0])])
     return None
 
@@ -68,5 +68,5 @@ def onehot_views(graph: Graph) -> None:
     every = frozenset(range(graph.n_dead + 1))
     for n in graph.order():
         d = g.nodes[n]
-        if d["primitive"] == "shape" and d["operands"] and all(g.nodes[o].get("onehot") for o in d["operands"]):
-            d["onehot"], d["classes"] = True, every
+        if d[PRIMITIVE] == "shape" and d[OPERANDS] and all(g.nodes[o].get("onehot") for o in d[OPERANDS]):
+            d["onehot"], d[CLASSES] = True, every

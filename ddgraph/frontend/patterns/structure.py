@@ -1,6 +1,7 @@
 """Structural patterns: inputs, the output, parameters, constants, and the fallback for unknown ops."""
 from __future__ import annotations
 
+from ddgraph.core.graph import DEP, OPERANDS
 from ddgraph.frontend.patterns.base import Match, pattern
 
 
@@ -12,11 +13,11 @@ def sources(g, n) -> Match | None:
     if fx.op == "placeholder":
         return Match("input", [])
     if fx.op == "output":
-        ops = d["operands"]
+        ops = d[OPERANDS]
         return Match("output", [("x", ops[0])] if ops else [])
-    if d["dep"] == "param":
+    if d[DEP] == "param":
         return Match("param", [])
-    if d["dep"] == "const":
+    if d[DEP] == "const":
         return Match("const", [])
     return None
 
@@ -25,5 +26,5 @@ def sources(g, n) -> Match | None:
 def unknown(g, n) -> Match:
     """Anything no other pattern recognised: labelled ``unknown`` and named in the report."""
     d = g.nodes[n]
-    return Match("unknown", [("xs", o) for o in d["operands"] if g.nodes[o]["dep"] == "input"],
+    return Match("unknown", [("xs", o) for o in d[OPERANDS] if g.nodes[o][DEP] == "input"],
                  attrs=dict(unknown_op=d["target"]))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ddgraph.core.graph import Graph
+from ddgraph.core.graph import DEP, OPERANDS, PRIMITIVE, WEIGHT, Graph
 from ddgraph.frontend.ops import WEIGHT_OPS
 from ddgraph.frontend.patterns.base import Match, const_arg, display_name, param_name, param_of, pattern
 
@@ -11,10 +11,10 @@ from ddgraph.frontend.patterns.base import Match, const_arg, display_name, param
 @pattern("weight", family="weights")
 def weight(g, n) -> Match | None:
     d = g.nodes[n]
-    op, fx, ops = d["op"], d["fx"], d["operands"]
-    if op not in WEIGHT_OPS or d["dep"] != "input":
+    op, fx, ops = d["op"], d["fx"], d[OPERANDS]
+    if op not in WEIGHT_OPS or d[DEP] != "input":
         return None
-    dep = {o: g.nodes[o]["dep"] for o in ops}
+    dep = {o: g.nodes[o][DEP] for o in ops}
     if op == "embedding":
         w = next((o for o in ops if dep[o] == "param"), None)
         ids = next((o for o in ops if dep[o] != "param"), None)
@@ -61,11 +61,11 @@ def fused_slices(graph: Graph) -> None:
     slice. Follows shape-only ops from the weight output to a ``split`` along its output axis."""
     g = graph.nx
     for n in graph.nodes_with("weight"):
-        w = g.nodes[n]["weight"]
+        w = g.nodes[n][WEIGHT]
         u, width = n, g.nodes[n]["shape"][w["y_axis"]]
         while True:
             succ = list(g.successors(u))
-            if len(succ) != 1 or g.nodes[succ[0]]["primitive"] != "shape":
+            if len(succ) != 1 or g.nodes[succ[0]][PRIMITIVE] != "shape":
                 break
             u = succ[0]
             if g.nodes[u]["op"] == "split":
@@ -75,7 +75,7 @@ def fused_slices(graph: Graph) -> None:
             continue
         fx = d["fx"]
         dim = fx.kwargs.get("dim", fx.args[2] if len(fx.args) > 2 else 0)
-        shape_in = g.nodes[d["operands"][0]]["shape"]
+        shape_in = g.nodes[d[OPERANDS][0]]["shape"]
         if dim % len(shape_in) != len(shape_in) - 1 or shape_in[-1] != width:
             continue
         sizes = [s[-1] for s in d["tuple_shapes"]]
