@@ -19,7 +19,7 @@ from ddgraph.frontend.plugins import extensions
 from ddgraph.frontend.tracing import SMALL, one_token_inputs, propagate_shapes, trace_module
 from ddgraph.prediction import assemble, ln_kernel
 from ddgraph.probing import measure
-from ddgraph.probing.measure import Measurement
+from ddgraph.probing.results import Measurement
 
 
 def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Graph:

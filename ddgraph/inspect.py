@@ -19,6 +19,7 @@ from pathlib import Path
 import attrs
 import torch
 
+from ddgraph.compare.verdicts import Verdict
 from ddgraph.core.graph import PRIMITIVE
 from ddgraph.errors import DDGraphError, TargetError
 
@@ -38,7 +39,7 @@ class Inspection:
 
     @property
     def ok(self) -> bool:
-        return all(n["verdict"] == "pass" for n in self.norms)
+        return all(n["verdict"] == Verdict.PASS for n in self.norms)
 
     def to_json(self) -> dict:
         return {"model": self.model, "rows": self.n_rows, "norms": list(self.norms), "stream": list(self.stream),
@@ -161,7 +162,7 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
         out_norms.append({"node": name, "module": d.get("module") or name, "kind": d[PRIMITIVE],
                           "exact_kernel": name in kernel,
                           "ratio": chk["ratio"], "cosine": chk["cosine"], "claim": claim,
-                          "verdict": "pass" if ok else "fail"})
+                          "verdict": Verdict.PASS if ok else Verdict.FAIL})
     out_stream = []
     for depth, name in enumerate(adds):
         x = w.seen[name]

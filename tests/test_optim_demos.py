@@ -1,6 +1,5 @@
 """The user-facing demonstrations: cell-A readout, CE drift, the report command."""
 import pytest
-import torch
 from click.testing import CliRunner
 
 from ddgraph.cli.ddcadam import ddcadam

@@ -5,10 +5,11 @@ import math
 
 import attrs
 
+from ddgraph.compare.verdicts import FitStatus, Verdict
 from ddgraph.core.graph import PRIMITIVE
 from ddgraph.prediction import IN_REACH, Prediction
-from ddgraph.probing.fit import FLOOR, Fit, fit_rate, judge
-from ddgraph.probing.measure import Measurement
+from ddgraph.probing.fit import Fit, fit_rate, judge
+from ddgraph.probing.results import Measurement
 
 TOL = 0.05
 OBSERVABLES = ("dd", "schur", "lmin")
@@ -47,12 +48,12 @@ class Diff:
 
     @property
     def failures(self) -> list[Check]:
-        return [c for c in self.primary if c.status == IN_REACH and c.verdict != "pass"]
+        return [c for c in self.primary if c.status == IN_REACH and c.verdict != Verdict.PASS]
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.measurement.moved and all(x["verdict"] == "pass" for x in self.ln + self.streams
-                                         if x["verdict"] != "no-rule")
+        return not self.failures and not self.measurement.moved and all(x["verdict"] == Verdict.PASS for x in self.ln + self.streams
+                                         if x["verdict"] != Verdict.NO_RULE)
 
     def summary(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -122,7 +123,7 @@ def diff(prediction: Prediction, measurement: Measurement) -> Diff:
                 predicted = None if lo is None or hi is None else (lo if lo == hi else (lo, hi))
                 for obs in OBSERVABLES:
                     if series is None:
-                        fit = Fit(math.nan, math.nan, math.nan, (grid[-1], grid[0]), (), "unfittable",
+                        fit = Fit(math.nan, math.nan, math.nan, (grid[-1], grid[0]), (), FitStatus.UNFITTABLE,
                                   "not measured (see skipped)")
                     else:
                         values = series.series[factor][obs][j]
@@ -145,14 +146,14 @@ def _ln_check(prediction, measurement, name, rec) -> dict:
         ok = ratio > LN_RATIO_MAX
         claim = "no kernel direction (RMSNorm)"
     return {"node": name, "module": rec["module"], "primitive": prim, "claim": claim,
-            "max_ratio": ratio, "min_cosine": cosine, "verdict": "pass" if ok else "fail"}
+            "max_ratio": ratio, "min_cosine": cosine, "verdict": Verdict.PASS if ok else Verdict.FAIL}
 
 
 def _stream_check(prediction, measurement, site) -> dict:
     values = measurement.streams.get(site["node"], [])
     pred = site["stream_rate"]
     fit = fit_rate(measurement.grid, values, tol=TOL) if values else None
-    verdict = judge(pred, fit, tol=TOL) if fit else "unfittable"
+    verdict = judge(pred, fit, tol=TOL) if fit else Verdict.UNFITTABLE
     return {"node": site["node"], "module": site["module"], "predicted": pred,
             "measured": None if fit is None else _num(fit.slope), "verdict": verdict,
             "claim": "sigma_min^2 of the residual stream (Cor 58)"}
