@@ -80,3 +80,39 @@ def test_rectangular_widths_keep_the_ladder():
 
     pred = ddgraph.predict(zoo.chain(4, "relu", widths=[6, 10, 4, 12, 3]), torch.randn(4, 6))
     assert [n.g_rate for n in pred.nodes] == [6.0, 4.0, 2.0, 0.0]
+
+
+def test_forward_arguments_left_at_their_defaults_are_traced_as_constants():
+    class Masked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+
+        def forward(self, x, mask=None, scale=1.0):
+            h = self.a(x)
+            if mask is not None:  # Python control flow on an argument the user leaves out
+                h = h * mask
+            return self.b(h * scale)
+
+    x = torch.randn(4, 8)
+    pred = ddgraph.predict(Masked(), x)
+    assert pred.tracer == "fx" and [n.status for n in pred.nodes] == ["in-reach", "in-reach"]
+    d = ddgraph.check(Masked(), x, progress=False, n_samples=2000)
+    assert d.ok
+
+
+def test_a_batch_one_example_keeps_the_exported_batch_axis_free():
+    class NoFx(torch.nn.Module):  # data-dependent shape logic that fx cannot trace
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            if x.shape[-1] == 8:
+                return self.b(torch.relu(self.a(x)))
+            return x
+
+    x = torch.randn(1, 8)
+    d = ddgraph.check(NoFx(), x, progress=False, n_samples=2000)
+    assert d.prediction.tracer == "export" and d.ok
+    assert x.shape == (1, 8)

@@ -7,6 +7,8 @@ Both give a GraphModule whose parameters are ``get_attr`` nodes named by their q
 """
 from __future__ import annotations
 
+import inspect
+
 import logging
 import traceback
 
@@ -42,10 +44,21 @@ def _as_kwargs(example_inputs) -> dict:
     return dict(example_inputs) if isinstance(example_inputs, dict) else {}
 
 
-def trace_fx(model: torch.nn.Module) -> torch.fx.GraphModule:
-    """Symbolically trace ``model`` through every submodule."""
-    graph = _TraceThrough().trace(model)
+def trace_fx(model: torch.nn.Module, example_inputs=None) -> torch.fx.GraphModule:
+    """Symbolically trace ``model`` through every submodule. Arguments of ``forward`` that the
+    example inputs leave at their defaults (``mask=None``) are traced as those constants."""
+    graph = _TraceThrough().trace(model, concrete_args=_defaulted(model, example_inputs) or None)
     return torch.fx.GraphModule(model, graph, class_name=type(model).__name__)
+
+
+def _defaulted(model: torch.nn.Module, example_inputs) -> dict:
+    """``forward``'s parameters the example inputs do not give, with their default values."""
+    if example_inputs is None:
+        return {}
+    params = [p for p in inspect.signature(model.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    given = set(_as_kwargs(example_inputs)) | {p.name for p in params[:len(_as_tuple(example_inputs))]}
+    return {p.name: p.default for p in params if p.name not in given and p.default is not p.empty}
 
 
 def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule:
@@ -103,7 +116,7 @@ def trace_module(model: torch.nn.Module, example_inputs=None, *, tracer: str = "
     failures = []
     if tracer in ("auto", "fx"):
         try:
-            return trace_fx(model), "fx"
+            return trace_fx(model, example_inputs), "fx"
         except Exception as exc:  # fx raises many kinds; we report them, never swallow silently
             failures.append(f"torch.fx.symbolic_trace failed: {_short_failure(exc)}")
             if tracer == "auto":
@@ -150,6 +163,8 @@ def propagate_shapes(gm: torch.fx.GraphModule, example_inputs, key: str = "ddgra
             flat = [fake(a) for a in args]
             if kwargs:
                 flat += [fake(kwargs[k]) for k in kwargs]
+        # placeholders left at their defaults (forward(x, mask=None) traced with concrete_args)
+        flat += [p.args[0] for p in placeholders[len(flat):] if p.args]
         if len(flat) != len(placeholders):
             raise TraceError(f"the traced graph takes {len(placeholders)} inputs "
                              f"({', '.join(p.name for p in placeholders)}) but {len(flat)} were given")
