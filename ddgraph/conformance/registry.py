@@ -851,7 +851,7 @@ def _c28(s):
            if v <= 0.999]
     where = lambda i: ",".join(str(l) for l, p in enumerate(pred, 1) if p[i]) or "none"  # noqa: E731
     note = ("measured: the bottom eigenvector is not the dead unit (overlap <= 0.999) for " + ", ".join(off)
-            + (". " + _C28_WHY if ok else "")) if off else ""
+            + (". " + _C28_WHY[0].upper() + _C28_WHY[1:] if ok else "")) if off else ""
     return outcome(f"dead unit is bottom eigenvector where the factor rate > 0: A at l = {where(0)}, "
                    f"G at l = {where(1)}",
                    "overlap A " + ",".join(f"{v:.3f}" for v in oa) + "; G " + ",".join(f"{v:.3f}" for v in og),
