@@ -28,6 +28,94 @@ def test_claim(results, claim_id):
         assert outcome.note or claim.why, f"{claim_id}: a non-confirmed verdict needs a sentence saying why"
 
 
+def test_every_verdict_is_computed_from_paper_engine_and_measurement(results):
+    """No verdict is fixed in advance: each outcome carries the computed inputs and the verdict is theirs."""
+    for claim_id, (claim, o) in results.items():
+        assert o.paper is not None, f"{claim_id}: no paper predicate was evaluated"
+        assert o.verdict == registry.verdict(o.paper, o.engine, exact=o.exact, engine_applies=o.engine_applies), \
+            claim_id
+
+
+@pytest.mark.parametrize("paper, engine, exact, applies, expected", [
+    (True, True, True, True, registry.CONFIRMED),
+    (True, True, False, True, registry.CLOSED),
+    (False, True, True, True, registry.PAPER_DISAGREES),
+    (False, True, False, True, registry.PAPER_DISAGREES),
+    (True, None, True, True, registry.OUT_OF_REACH),
+    (False, None, True, True, registry.PAPER_DISAGREES),
+    (True, False, True, True, registry.FAIL),
+    (False, False, True, True, registry.FAIL),
+    (True, None, True, False, registry.CONFIRMED),
+    (False, None, True, False, registry.PAPER_DISAGREES),
+])
+def test_verdict_reaches_every_outcome(paper, engine, exact, applies, expected):
+    assert registry.verdict(paper, engine, exact=exact, engine_applies=applies) == expected
+
+
+def test_verdict_refuses_an_engine_comparison_for_a_non_engine_claim():
+    with pytest.raises(ValueError):
+        registry.verdict(True, True, engine_applies=False)
+
+
+def _fit(slope):
+    from ddgraph.probing.fit import FIT_OK, Fit
+
+    return Fit(slope, 0.0, 1.0, (1e-5, 1e-2), (slope,) * 3, FIT_OK, "", 4)
+
+
+def _ladder(meas_g, pred_g, engine_ok=True):
+    """A synthetic ladder: G only, one direction, four weights."""
+    return registry.Ladder([f"{i}.weight" for i in range(len(meas_g))], {("G", 1): pred_g}, {("G", 1): meas_g},
+                           0.0, engine_ok, [] if engine_ok else ["synthetic disagreement"], None)
+
+
+@pytest.mark.parametrize("meas, engine_ok, closed, expected", [
+    ([6.0, 4.0, 2.0, 0.0], True, False, registry.CONFIRMED),
+    ([6.0, 4.0, 2.0, 0.0], True, True, registry.CLOSED),
+    ([4.0, 4.0, 2.0, 0.0], True, False, registry.PAPER_DISAGREES),
+    ([6.0, 4.0, 2.0, 0.0], False, False, registry.FAIL),
+])
+def test_ladder_outcome_reaches_its_outcomes(meas, engine_ok, closed, expected):
+    paper = {("G", 1): [6, 4, 2, 0]}
+    out = registry.ladder_outcome(_ladder(meas, [6.0, 4.0, 2.0, 0.0], engine_ok), paper, registry.TOL, closed=closed)
+    assert out.verdict == expected
+
+
+def test_prop60_bracket_comes_from_the_paper_statement():
+    """The paper's bracket: the no-LN ladder above, a reset (0) at or below an LN, exact above the topmost LN;
+    written without the engine, so it is not the engine's own output."""
+    lo, hi = registry.ln_bracket(4, [2])
+    assert hi == [6, 4, 2, 0]
+    assert lo == [0, 0, 2, 0]
+    assert registry.ln_bracket(4, []) == ([6, 4, 2, 0], [6, 4, 2, 0])
+
+
+def test_prop118_engine_prediction_is_read_off_the_graph():
+    import torch
+
+    import ddgraph
+    from ddgraph.models import zoo
+
+    x = torch.randn(4, 8)
+    assert registry._rotation_equivariant(ddgraph.predict(zoo.chain(4, "linear"), x))
+    assert not registry._rotation_equivariant(ddgraph.predict(zoo.chain(4, "relu"), x))
+    assert registry._combine([True, None, True]) is None
+    assert registry._combine([True, None, False]) is False
+    assert registry._combine([True, True]) is True
+
+
+def test_prop118_and_thm122_verdicts_follow_the_measurement(results):
+    """The rotated rows hold theta = 0 and theta > 0 measurements; the verdicts say what was measured."""
+    for act in ("relu", "gelu"):
+        claim, o = results[f"prop118-{act}"]
+        assert o.engine is None and o.paper is True
+        assert o.measured.count("theta=") == len(registry.ROTATIONS) and "theta=0:" in o.measured
+    _, lin = results["prop118-linear"]
+    assert lin.engine is True and lin.paper is True
+    _, t122 = results["thm122"]
+    assert t122.engine is None and "measured crossover" in t122.note
+
+
 def test_registry_covers_the_issue():
     results = {c.result for c in registry.CLAIMS}
     joined = " ".join(results)

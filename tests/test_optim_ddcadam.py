@@ -114,7 +114,35 @@ def test_discovery_on_labelled_graph():
 def test_from_model_override_and_exclude():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3))
-    opt = DDCAdam.from_model(m, torch.randn(2, 6), exclude=("CEShiftRowShift",))
+    from ddgraph.optim import GaugeDroppedWarning
+
+    with pytest.warns(GaugeDroppedWarning):  # the second ReLU pair shares 4.weight with the CE head
+        opt = DDCAdam.from_model(m, torch.randn(2, 6), exclude=("CEShiftRowShift",))
     assert sorted(type(s).__name__ for s in opt.gauges) == ["CEShiftBias", "ReLURescaleGauge"]
     opt = DDCAdam.from_model(m, gauges=[CEShiftBias(m[4].bias)])
     assert opt.discovery is None and len(opt.gauges) == 1
+
+
+def test_from_model_warns_when_it_drops_a_gauge():
+    """A one-hidden-layer MLP's ReLU rescale shares its output layer with the CE head's gauges: the drop is
+    recorded in opt.discovery and the user sees a GaugeDroppedWarning naming both."""
+    from ddgraph.optim import GaugeDroppedWarning
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 5))
+    with pytest.warns(GaugeDroppedWarning, match=r"ReLU rescale through 2\.weight.*CE row shift on 2\.weight"):
+        opt = DDCAdam.from_model(m, torch.randn(4, 8))
+    assert [d for d, _ in opt.discovery.dropped] == ["ReLU rescale through 2.weight"]
+    assert not any(isinstance(s, ReLURescaleGauge) for s in opt.gauges)
+
+
+def test_from_model_is_silent_when_nothing_is_dropped():
+    import warnings
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt = DDCAdam.from_model(m, torch.randn(4, 8))
+    assert opt.discovery.dropped == []
+    assert any(isinstance(s, ReLURescaleGauge) for s in opt.gauges)

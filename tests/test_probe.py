@@ -103,3 +103,27 @@ def test_json_contract_of_diff():
                 "measured", "se", "verdict"):
         assert key in node
     assert node["verdict"]["g_rate"] == "pass" and math.isclose(node["measured"]["g_rate"], 2.0, abs_tol=0.01)
+
+
+def test_fit_of_a_flat_series_has_no_r2():
+    """R^2 of a series constant to rounding is undefined (NaN), never rounding noise like -3.17; the slope
+    is still 0 and the fit is usable."""
+    import math
+
+    from ddgraph.probing.fit import FIT_OK, fit_rate
+
+    ts = [10.0 ** -k for k in range(2, 42)]
+    flat = fit_rate(ts, [0.79958332] * len(ts), tol=0.1)
+    assert math.isnan(flat.r2) and flat.status == FIT_OK and abs(flat.slope) < 1e-9
+    power = fit_rate(ts[:6], [t ** 2 for t in ts[:6]])
+    assert power.r2 > 0.999 and power.status == FIT_OK
+
+
+def test_cell_a_min_r2_cell_says_flat():
+    import math
+
+    from ddgraph.optim.report import _min_r2
+
+    assert _min_r2({"G1_r2": 1.0, "A2_r2": math.nan}) == "1.0000 (A2 flat)"
+    assert _min_r2({"G1_r2": math.nan, "A2_r2": math.nan}) == "flat"
+    assert _min_r2({"G1_r2": 0.5, "A2_r2": 1.0}) == "0.5000"

@@ -1,6 +1,7 @@
 """The ``slt`` click group and the devinterp comparison script."""
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,12 @@ def test_report_reads_saved_devinterp_results(tmp_path, small_cases):
     text = out.read_text()
     assert "1.50 ± 0.10" in text and "12.5" in text
     assert "up to 50%" in text  # |1.5 - 1| / 1, computed from the saved row
+    # the document says no more than was measured
+    intro = text[:text.index("## 1.")]
+    assert "normal directions" in intro and "normal-crossing structure" in intro  # up front, not only in section 9
+    assert "consistency check of the pipeline" in text
+    assert "SGLD was not tuned" in text and "ddgraph uses the known structure" in text
+    assert not re.search(r"± 0\.0*(?![0-9eE])", text), "a standard error rounded to '± 0.0'"
     for heading in ("Theorem 2", "Table 8", "part (a)", "Theorem 89", "Theorem 96",
                     "Aoyagi", "stated numbers"):
         assert heading in text

@@ -277,4 +277,4 @@ def fmt_fit(f: Fit) -> str:
         return "exactly 0"
     if not np.isfinite(f.slope):
         return f.status
-    return f"{round(f.slope, 2) + 0.0:.2f}±{f.se:.2f}"
+    return f"{round(f.slope, 2) + 0.0:.2f}±{f.se:.1e}"  # se in scientific notation: never a bare '± 0.00'

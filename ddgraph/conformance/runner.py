@@ -13,11 +13,15 @@ SMOOTH_TOL = BUILTIN["act_smooth"].band  # the finite-t band smooth activations 
 from ddgraph.conformance.registry import CLAIMS, CONFIRMED, FAIL, Claim, Outcome, Settings, run_claim
 
 LEGEND = """\
-Verdicts: **confirmed** (paper, engine and measurement agree); **closed by engine** (the paper gives a
-bracket or an empirical constant, the engine gives the value and the measurement agrees with the engine);
-**paper disagrees** (the measurement contradicts the paper's claim as reconstructed; the engine agrees
-with the measurement); **out of reach** (the calculus does not apply and the engine says so; measured for
-the record); **FAIL** (the engine disagrees with the measurement)."""
+Each verdict is computed from three things: the paper's claim written as a predicate from its statement and
+evaluated on the measurement, ddgraph's prediction compared with the same measurement, and the measurement.
+**FAIL**: the engine disagrees with the measurement. **paper disagrees**: the measurement contradicts the
+paper's claim as reconstructed (the engine agrees with the measurement, or makes no prediction). **out of
+reach**: the paper's claim holds and the engine makes no prediction (the quantity is outside the calculus).
+**closed by engine**: the paper's claim holds but does not fix the value (a bracket, an empirical constant);
+the engine gives the value and the measurement agrees with it. **confirmed**: the paper's claim holds and
+fixes the value, and the engine agrees; where the prediction column says 'not an engine output' the claim is
+not about an engine output, and the verdict is the paper's claim against the measurement alone."""
 
 
 def run(quick: bool = True, only: list[str] | None = None, progress=None) -> list[tuple[Claim, Outcome]]:

@@ -1,5 +1,6 @@
 """Gauge-equivariant optimisation: DDCAdam (paper §11.1, Algorithm 2) and its gauge specs."""
 from ddgraph.optim.ddcadam import DDCAdam
+from ddgraph.optim.discover import GaugeDroppedWarning
 from ddgraph.optim.gauges import (
                                   CATALOGUE,
                                   CEShiftBias,
@@ -12,4 +13,4 @@ from ddgraph.optim.gauges import (
 )
 
 __all__ = ["DDCAdam", "CATALOGUE", "CEShiftBias", "CEShiftRowShift", "ChainedReLURescaleGauge", "Gauge",
-           "LNScaleGauge", "Layout", "ReLURescaleGauge"]
+           "GaugeDroppedWarning", "LNScaleGauge", "Layout", "ReLURescaleGauge"]

@@ -133,13 +133,29 @@ class DDCAdam(Optimizer):
         DDCAdam
             With ``.gauges`` the specs in use and ``.discovery`` the report of what was found and
             dropped (``None`` when ``gauges`` was given).
+
+        Warns
+        -----
+        GaugeDroppedWarning
+            When discovery dropped a candidate because it overlaps a gauge taken earlier (specs act on
+            disjoint tensors; e.g. a one-hidden-layer MLP's ReLU rescale shares its output layer with the
+            CE head's gauges). Those parameters still train, under the gauge that claimed them.
         """
-        from ddgraph.optim.discover import discover_gauges
+        import warnings
+
+        from ddgraph.optim.discover import GaugeDroppedWarning, discover_gauges
 
         report = None
         if gauges is None:
             report = discover_gauges(model, example_inputs)
             gauges = [s for s in report.specs if s not in exclude and s.layout.kind not in exclude]
+            if report.dropped:
+                warnings.warn(GaugeDroppedWarning(
+                    f"DDCAdam.from_model dropped {len(report.dropped)} gauge candidate(s) that overlap a gauge "
+                    "taken earlier (priority: CE head, LayerNorm scale, ReLU rescale): "
+                    + "; ".join(f"{d} ({why})" for d, why in report.dropped)
+                    + ". opt.discovery lists what was kept and dropped; pass gauges=[...] to choose the specs "
+                      "yourself."), stacklevel=2)
         opt = cls(model.parameters(), gauges=gauges, **hyper)
         opt.discovery = report
         return opt

@@ -25,6 +25,10 @@ from ddgraph.optim.gauges import CEShiftBias, CEShiftRowShift, ChainedReLURescal
 _LAYERS = ("linear", "conv")
 
 
+class GaugeDroppedWarning(UserWarning):
+    """:meth:`DDCAdam.from_model` left out a gauge candidate that overlaps one taken earlier."""
+
+
 @attrs.define
 class Discovery:
     """What :func:`discover_gauges` found: the specs in use and the candidates it dropped, with why."""
@@ -54,15 +58,16 @@ def discover_gauges(model: nn.Module, example_inputs, *, loss: str = "cross_entr
     g = label(trace(model, example_inputs)).nx
     params = dict(model.named_parameters())
     uses = _param_uses(g)
-    found, claimed = Discovery(), set()
+    found, claimed = Discovery(), {}  # claimed: parameter name -> the gauge that took it
 
     def take(spec, what):
         names = [n for n, p in params.items() if any(p is q for q in spec.params)]
-        clash = sorted(set(names) & claimed)
+        clash = sorted(set(names) & claimed.keys())
         if clash:
-            found.dropped.append((what, f"overlaps an earlier gauge on {', '.join(clash)}"))
+            found.dropped.append((what, f"overlaps an earlier gauge on {', '.join(clash)}: "
+                                        f"{'; '.join(sorted({claimed[n] for n in clash}))}"))
             return
-        claimed.update(names)
+        claimed.update(dict.fromkeys(names, what))
         found.specs.append(spec)
 
     if loss == "cross_entropy":
@@ -174,7 +179,8 @@ def _relu_specs(run, params, claimed, found):
             stretch.append(layer)
             continue
         if layer is not None:
-            found.dropped.append((f"ReLU rescale through {layer[0]}", "layer claimed by an earlier gauge"))
+            found.dropped.append((f"ReLU rescale through {layer[0]}",
+                                  f"layer claimed by an earlier gauge: {claimed[layer[0]]}"))
         yield from _stretch_specs(stretch, params)
         stretch = []
 

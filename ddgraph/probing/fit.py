@@ -63,7 +63,7 @@ def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR
     Returns
     -------
     Fit
-        ``status`` is ``floor`` when more than half the points are at the floor, ``unfittable``
+        ``r2`` is NaN for a series constant to rounding (R^2 is undefined there). ``status`` is ``floor`` when more than half the points are at the floor, ``unfittable``
         when fewer than three finite positive points remain, ``not-asymptotic`` when local slopes
         stray beyond ``tol`` from the fit, else ``ok``.
 
@@ -106,7 +106,10 @@ def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR
     sxx = float(np.sum((lt - lt.mean()) ** 2))
     se = float(math.sqrt(np.sum(resid**2) / max(n - 2, 1) / sxx)) if sxx > 0 else math.inf
     sst = float(np.sum((ly - ly.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(resid**2)) / sst if sst > 0 else (1.0 if np.allclose(resid, 0) else 0.0)
+    # a series constant to rounding has no variance to explain: its R^2 is undefined (NaN), not a number
+    # made of rounding noise (it came out as -3.17 beside an exact slope 0)
+    flat = float(np.ptp(ly)) <= 1e-12 * max(1.0, float(np.max(np.abs(ly))))
+    r2 = math.nan if flat or sst <= 0 else 1.0 - float(np.sum(resid**2)) / sst
     local = tuple(float(s) for s in np.diff(ly) / np.diff(lt))
     window = (float(np.exp(lt[0])), float(np.exp(lt[-1])))
     spread = max(abs(s - slope) for s in local)

@@ -20,7 +20,7 @@ TS = tuple(np.geomspace(2e-3, 2e-2, 6))
 
 
 def _slope(fit):
-    return round(fit.slope, 4)
+    return round(fit.slope, 4) + 0.0  # + 0.0: no '-0.0'
 
 
 def fisher_kl_ratio(reading) -> float | None:
@@ -154,7 +154,7 @@ def fluctuation(ks=(1, 2, 3, 4, 5, 6), *, datasets: int = 20_000, domains=(LINE,
                 mc = nu_monte_carlo(k, domain, model=model, datasets=datasets, seed=k)
                 rows.append({"k": k, "domain": domain, "model": model,
                              "nu0": round(nu0(k, domain), 5), "nu_quadrature": round(q, 5),
-                             "nu_mc": round(mc.nu, 4), "nu_mc_se": round(mc.se, 4),
+                             "nu_mc": round(mc.nu, 4), "nu_mc_se": float(mc.se),
                              "diff": round(mc.nu - q, 4),
                              "agree": abs(mc.nu - q) <= 3 * mc.se + 1e-3})
     return rows
