@@ -156,8 +156,18 @@ def diff(target, fmt, plot_dir, **kw):
     if plot_dir:
         from ddgraph.output.plots import write_plots
 
+        from ddgraph.output.plots import MANIFEST
+
+        before = {p.name for p in Path(plot_dir).glob("*.png")}
         paths = write_plots(d, plot_dir)
-        console.print(f"wrote {len(paths)} figures to {plot_dir}")
+        names = {p.name for p in paths}
+        console.print(f"wrote {len(paths)} figures to {plot_dir} (listed in {MANIFEST})")
+        if before & names:
+            console.print(f"[yellow]note[/]: replaced {len(before & names)} figure(s) already in {plot_dir}")
+        if before - names:
+            rest = sorted(before - names)
+            console.print(f"[yellow]note[/]: {plot_dir} also holds {len(rest)} figure(s) this run did not write "
+                          f"(another model or run): {', '.join(rest[:6])}{' ...' if len(rest) > 6 else ''}")
     if not any(c.status == IN_REACH for c in d.primary) and not d.ln and not d.streams:
         console.print("[bold red]nothing to check[/]: no weight is in reach of the rules and there is no "
                       "normaliser or stream check, so no prediction was tested (exit 2)")

@@ -104,11 +104,32 @@ class _Recorder(torch.fx.Interpreter):
             self.watched[n.name] = out.detach()
         return out
 
-    def first_non_finite(self) -> str | None:
-        for node, val in self.env.items():
-            if isinstance(val, torch.Tensor) and val.is_floating_point() and not torch.isfinite(val).all():
-                return node.name
-        return None
+    def first_non_finite(self, *inputs) -> str | None:
+        """The first node (graph order) whose output holds a NaN, else the first holding an inf.
+
+        The interpreter frees values after their last use, so the chunk is run again on ``inputs``
+        (without side effects) and every floating output is looked at as it is made.
+        """
+        return _Locate(self.module).locate(*inputs)
+
+
+class _Locate(torch.fx.Interpreter):
+    def locate(self, *inputs) -> str | None:
+        self.nan = self.inf = None
+        with torch.no_grad():
+            self.run(*[x.detach() for x in inputs])
+        return self.nan or self.inf
+
+    def run_node(self, n):
+        out = super().run_node(n)
+        if self.nan is None:
+            for v in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                    if bool(torch.isnan(v).any()):
+                        self.nan = n.name
+                    elif self.inf is None:
+                        self.inf = n.name
+        return out
 
 
 @attrs.define
@@ -303,7 +324,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                                 g=acc.g.next(frozenset(), None if last or i < 2 else g_partial))
         for k, size in data.chunks():
             where = _run_chunk(canon, data, k, size, site_map, set(ln_nodes) | set(stream_nodes), acc,
-                               targets, approach)
+                               targets, approach, locate=t not in nan)
             if where and t not in nan:
                 nan[t] = where
             bar.update(1)
@@ -388,11 +409,11 @@ def _t_independent_inputs(graph, sites) -> frozenset:
     return frozenset(s.node for s in sites if not (nx.ancestors(graph.nx, s.x_node) | {s.x_node}) & moving)
 
 
-def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach) -> str | None:
+def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, locate=True) -> str | None:
     inputs = [x.detach().requires_grad_() if x.is_floating_point() else x for x in data.inputs(k, size)]
     rec = _Recorder(canon.gm, site_map, watch, acc)
     f = _first(rec.run(*inputs))
-    bad = None if torch.isfinite(f).all() else (rec.first_non_finite() or "output")
+    bad = None if torch.isfinite(f).all() else ((rec.first_non_finite(*inputs) if locate else None) or "output")
     g_out = _loss_gradient(f.detach(), targets(k, inputs), approach)
     names = list(rec.outputs)
     outs = [rec.outputs[n] for n in names]
