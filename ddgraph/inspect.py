@@ -13,6 +13,7 @@ No approach, no t: the model as it is, on a calibration batch.
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
 
     from ddgraph import api
     from ddgraph.prediction import ln_kernel
-    from ddgraph.probing.canonical import _fp64_graph
+    from ddgraph.probing.canonical import _fp64_graph, deterministic
     from ddgraph.probing.observables import kernel_check
 
     if n < 2 and calibration is None:
@@ -178,6 +179,8 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
     inputs = tuple(t.double() if t.is_floating_point() else t
                    for t in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))
     gm = _fp64_graph(copy.deepcopy(graph.gm).double())
+    for note in deterministic(gm):  # train-mode dropout off on this copy; other random ops refused
+        logging.getLogger(__name__).warning("inspect: %s", note)
     w = _Watch(gm, set(norms) | set(adds))
     with torch.no_grad():
         w.run(*inputs)

@@ -152,6 +152,17 @@ def test_train_mode_dropout_is_probed_in_eval_form_with_a_note():
     assert not ddgraph.check(model, x, n_samples=300, progress=False).measurement.notes
 
 
+def test_inspect_reads_a_train_mode_dropout_model_deterministically():
+    from ddgraph.inspect import inspect
+
+    model, x = M.layernorm_dropout()
+    torch.manual_seed(1)
+    first = inspect(model, x, n=64)
+    torch.manual_seed(2)  # another global RNG state: a live dropout mask would change the numbers
+    second = inspect(model, x, n=64)
+    assert first.norms == second.norms and model.training and model[1].training
+
+
 def test_other_random_ops_are_refused_by_name():
     model, x = M.noisy()
     with pytest.raises(StochasticModelError, match="randn_like"):
