@@ -107,6 +107,8 @@ def probe(model_or_graph, example_inputs=None, *, approach: Approach | None = No
     """Measure the rates on the model itself; the options are those of
     :func:`ddgraph.probing.measure.probe`, approach fields may be given as keyword arguments."""
     approach = approach or Approach(**approach_kwargs)
+    grid = measure.check_grid(grid)  # before the trace: a bad option costs no time
+    measure.check_samples(n_samples, chunk)
     graph, rules = _prepared(model_or_graph, example_inputs, approach, rules, tracer, plugins)
     return measure.probe(graph, approach=approach, rules=rules, grid=grid, n_samples=n_samples,
                          sampler=sampler, seed=seed, chunk=chunk, noise=noise, progress=progress,
@@ -129,6 +131,8 @@ def check(model, example_inputs=None, *, approach: Approach | None = None, rules
           sampler=None, seed: int = 0, plugins: Sequence = (), **approach_kwargs) -> Diff:
     """Predict, probe and diff in one go; returns a :class:`ddgraph.compare.checks.Diff`."""
     approach = approach or Approach(**approach_kwargs)
+    grid = measure.check_grid(grid)  # before the trace: a bad option costs no time
+    measure.check_samples(n_samples)
     graph, rules = _prepared(model, example_inputs, approach, rules, tracer, plugins)
     pred = predict(graph, approach=approach, rules=rules)
     meas = measure.probe(pred.graph, approach=approach, grid=grid, n_samples=n_samples, progress=progress,

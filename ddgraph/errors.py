@@ -55,3 +55,21 @@ class PluginError(DDGraphError):
 
 class MissingDependency(DDGraphError, ImportError):
     """An optional dependency is not installed: the message names the package and the extra."""
+
+
+class OptionError(DDGraphError):
+    """A command-line option or an API argument is invalid (a grid, a sample count, an output path):
+    the message names the option and what to pass instead."""
+
+
+class NothingToCheck(ProbeError):
+    """The model has nothing the probe can measure (no weight, normaliser or residual stream)."""
+
+
+class StochasticModelError(ProbeError):
+    """The model draws random numbers in its forward pass (other than dropout, which the probe turns
+    off on its own copy): the probe needs a deterministic map."""
+
+
+class ProbeOptionError(OptionError, ProbeError):
+    """A probe option (the t-grid, the sample count) is invalid; still a :class:`ProbeError` for old callers."""

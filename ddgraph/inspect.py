@@ -13,6 +13,7 @@ No approach, no t: the model as it is, on a calibration batch.
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -59,18 +60,35 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise InspectError(f"{path}: no such file")
+    import pickle
     import zipfile
 
-    if not zipfile.is_zipfile(path):
-        raise InspectError(f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive; this file "
-                           "is not one). Save the weights with torch.save(model.state_dict(), path)")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    legacy = head[:1] == b"\x80"  # torch.save(..., _use_new_zipfile_serialization=False): a bare pickle stream
+    if head == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        raise InspectError(f"{path} is truncated or corrupt: it starts as the zip archive torch.save writes but its "
+                           "directory is missing (an interrupted copy or download?); save or copy it again")
+    if not legacy and not zipfile.is_zipfile(path):
+        raise InspectError(f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive, or a pickle "
+                           "stream in the legacy format; this file is neither). Save the weights with "
+                           "torch.save(model.state_dict(), path)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # not a foreign object: a broken pickle stream
+            raise InspectError(f"{path}: this {'legacy-format (non-zip) ' if legacy else ''}checkpoint is truncated or "
+                               "corrupt (its pickle stream does not parse); save or copy it again") from None
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InspectError(f"{path} is a {'legacy-format (non-zip) ' if legacy else ''}PyTorch checkpoint that does "
+                           f"not load with torch.load(weights_only=True): it holds objects other than tensors and "
+                           f"containers ({first}). Re-save the state dict alone: torch.save(model.state_dict(), "
+                           "path)") from None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise InspectError(f"{path} is not a PyTorch checkpoint that loads with torch.load(weights_only=True): "
-                           f"it holds objects other than tensors and containers ({type(exc).__name__}: {first}). "
-                           "Re-save the state dict alone: torch.save(model.state_dict(), path)") from None
+        kind = "legacy-format (non-zip) checkpoint" if legacy else "checkpoint"
+        raise InspectError(f"{path}: this {kind} is truncated or corrupt ({type(exc).__name__}: {first}); save or "
+                           "copy it again" + (" (a current torch.save writes the zip format)" if legacy else "")) from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj.get(key), dict):
@@ -83,12 +101,30 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def apply_checkpoint(model: torch.nn.Module, state: dict, path: str = "checkpoint") -> None:
-    """Load ``state`` into ``model`` strictly; mismatches are an :class:`InspectError` naming keys."""
+    """Load ``state`` into ``model`` strictly; mismatches are an :class:`InspectError` naming keys.
+
+    ``model`` is the one the ``--model`` factory just built for this run (never a user's object).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+
+    def names(keys):
+        return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+
+    parts = [f"missing keys: {names(missing)}" if missing else "",
+             f"unexpected keys: {names(unexpected)}" if unexpected else "",
+             f"shape mismatch (checkpoint vs model): {names(shapes)}" if shapes else ""]
+    if any(parts):
+        raise InspectError(f"{path} does not fit {type(model).__name__}: " + "; ".join(p for p in parts if p)
+                           + ". Pass the --model factory the checkpoint was saved from")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise InspectError(f"{path} does not fit {type(model).__name__}: "
-                           f"{str(exc).strip().splitlines()[0][:300]}") from None
+        text = " ".join(str(exc).split())
+        raise InspectError(f"{path} does not fit {type(model).__name__}: {text[:600]}") from None
 
 
 def _calibration(graph, n: int, seed: int):
@@ -127,9 +163,11 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
 
     from ddgraph import api
     from ddgraph.prediction import ln_kernel
-    from ddgraph.probing.canonical import _fp64_graph
+    from ddgraph.probing.canonical import _fp64_graph, deterministic
     from ddgraph.probing.observables import kernel_check
 
+    if n < 2 and calibration is None:
+        raise InspectError(f"n={n}: a covariance needs at least 2 calibration rows (default 512)")
     if any(p.device.type == "meta" for p in model.parameters()):
         raise InspectError("the model's weights are on the meta device; inspect needs real weights")
     graph = api.label(api.trace(model, example_inputs))
@@ -141,6 +179,8 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
     inputs = tuple(t.double() if t.is_floating_point() else t
                    for t in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))
     gm = _fp64_graph(copy.deepcopy(graph.gm).double())
+    for note in deterministic(gm):  # train-mode dropout off on this copy; other random ops refused
+        logging.getLogger(__name__).warning("inspect: %s", note)
     w = _Watch(gm, set(norms) | set(adds))
     with torch.no_grad():
         w.run(*inputs)

@@ -226,6 +226,17 @@ def build(quick: bool = False, only=(), real: bool = False, log=lambda msg: None
               help="Where to write the report (default or '-': stdout).")
 def architectures(quick, only, real, out_file):
     """Diff every real architecture (transformers, torchvision, timm) on a small config; write the report."""
+    from ddgraph.cli.main import writable_file
+    from ddgraph.errors import OptionError
+    from ddgraph.models.architectures import ARCHITECTURES
+
+    known = {a["name"] for a in ARCHITECTURES} | {a["small"] for a in ARCHITECTURES}
+    unknown = [o for o in only if o not in known]
+    if unknown:  # options first: nothing to check is not a report
+        raise OptionError(f"--only {', '.join(unknown)}: no such architecture; choose from "
+                          f"{', '.join(sorted(a['name'] for a in ARCHITECTURES))}")
+    if out_file not in (None, "-"):
+        writable_file(out_file, "--out", make_parents=True)
     text = build(quick, only, real, log=lambda msg: click.echo(msg, err=True))
     if out_file is None or out_file == "-":
         click.echo(text, nl=False)

@@ -22,6 +22,18 @@ def conformance(quick: bool, out: Path | None, only: tuple[str, ...], verbose: b
     def report(c, o, secs):
         click.echo(f"{c.id:28s} {o.verdict:18s} {secs:6.1f}s", err=True)
 
+    from ddgraph.cli.main import writable_file
+    from ddgraph.errors import OptionError
+
+    if out is not None and str(out) != "-":
+        writable_file(out, "--out", make_parents=True)
+    if only:  # options first: a filter that selects nothing is not a passing run
+        from ddgraph.conformance.registry import CLAIMS
+
+        unknown = [o for o in only if not any(c.id.startswith(o) for c in CLAIMS)]
+        if unknown:
+            raise OptionError(f"--only {', '.join(unknown)}: no claim id starts with it (ids look like "
+                              f"{', '.join(c.id for c in CLAIMS[:3])}, ...)")
     results = run(quick=quick, only=list(only) or None, progress=report if verbose else None)
     text = render(results, quick=quick)
     if out is None or str(out) == "-":

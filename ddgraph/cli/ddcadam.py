@@ -20,7 +20,14 @@ def report(out: Path, quick: bool, threads: int):
     """Measure equivariance, drift, the cell-A readout and step time; print the document or write OUT."""
     import torch
 
+    from ddgraph.cli.main import writable_file
+    from ddgraph.errors import OptionError
     from ddgraph.optim.report import build
+
+    if threads < 1:
+        raise OptionError(f"--threads {threads}: need at least 1 thread")
+    if out is not None and str(out) != "-":
+        writable_file(out, "--out", make_parents=True)
 
     torch.set_num_threads(threads)
     text = build(quick=quick)

@@ -18,24 +18,27 @@ import click
 def inspect(target, model_target, n, plot_file, fmt):
     """Check LayerNorm kernels (Prop 63), RMSNorm's lack of one, and the residual stream's smallest
     singular value across depth (Cor 58) on TARGET (a factory, or a checkpoint with --model)."""
-    from rich.markup import escape
     from rich.table import Table
 
-    from ddgraph.errors import DDGraphError
+    from ddgraph.cli.main import writable_file
+    from ddgraph.errors import OptionError
     from ddgraph.inspect import inspect as run
     from ddgraph.inspect import plot, resolve
     from ddgraph.output.tables import make_console
 
     console = make_console()
-    try:
-        if plot_file:  # a missing plot extra is reported before the run, not after it
-            from ddgraph._optional import pyplot
+    if n < 2:  # options first: a bad one costs no trace
+        raise OptionError(f"--rows {n}: a covariance needs at least 2 calibration rows (default 512)")
+    if plot_file:  # a missing plot extra or a bad path is reported before the run, not after it
+        from ddgraph._optional import pyplot
 
-            pyplot("inspect --plot")
-        model, inputs = resolve(target, model_target)
-        ins = run(model, inputs, n=n)
-    except DDGraphError as exc:
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+        pyplot("inspect --plot")
+        writable_file(plot_file, "--plot")
+    model, inputs = resolve(target, model_target)
+    ins = run(model, inputs, n=n)
+    if not ins.norms and not ins.stream:
+        console.print(f"[bold red]nothing to check[/]: {ins.model} has no LayerNorm, RMSNorm or residual add "
+                      "to inspect (exit 2)")
         sys.exit(2)
     if fmt == "json":
         click.echo(json.dumps(ins.to_json(), indent=2))

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-import sys
+from pathlib import Path
 
 import click
 from rich.markup import escape
 
 from ddgraph import api
 from ddgraph.core.approach import FISHERS, LOSSES, REGIMES, Approach
-from ddgraph.errors import ConfigError, DDGraphError
+from ddgraph.errors import ConfigError, DDGraphError, OptionError
 from ddgraph.frontend.plugins import extensions
 from ddgraph.frontend.target import load_target
 from ddgraph.output.tables import make_console
@@ -83,6 +83,50 @@ def build_approach(loss, regime, fisher, alpha, beta, directions, exponents=()) 
                     alpha=_parse_alpha(alpha), beta=_parse_named(beta, "--beta") if beta else None)
 
 
+def _can_create_in(directory: Path) -> str | None:
+    """Why nothing can be created in ``directory`` (None: something can; nothing is left behind)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory(dir=directory, prefix=".ddgraph-check-"):
+            pass
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def writable_dir(path, flag: str) -> None:
+    """Refuse an output directory that exists as a file or cannot be created or written (before any slow work)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OptionError(f"{flag} {path}: exists and is not a directory; pass a directory")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OptionError(f"{flag} {path}: {probe} is a file, not a directory; pass another directory")
+    why = _can_create_in(probe)
+    if why:
+        raise OptionError(f"{flag} {path}: cannot write in {probe} ({why}); pass a writable directory")
+
+
+def writable_file(path, flag: str, make_parents: bool = False) -> None:
+    """Refuse an output file whose directory is missing (unless the command creates it) or unwritable."""
+    p = Path(path)
+    if p.is_dir():
+        raise OptionError(f"{flag} {path}: is a directory; pass a file name")
+    parent = p.parent
+    if make_parents:
+        writable_dir(parent, flag)
+        return
+    if not parent.is_dir():
+        raise OptionError(f"{flag} {path}: the directory {parent} does not exist; create it first "
+                          "or pass a path in an existing directory")
+    why = _can_create_in(parent)
+    if why:
+        raise OptionError(f"{flag} {path}: cannot write in {parent} ({why}); pass a writable location")
+
+
 def load_run(target, loss, regime, fisher, alpha, beta, directions, exponents, rule_dirs, plugins, tracer):
     """What every model command starts from: the model, its inputs, the approach, the run's vocabulary."""
     model, inputs, _ = load_target(target)
@@ -90,19 +134,56 @@ def load_run(target, loss, regime, fisher, alpha, beta, directions, exponents, r
     return model, inputs, approach, extensions(plugins, rule_dirs), tracer
 
 
+#: The exit-code contract of every command (README: "Exit status").
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
 def _run(fn):
-    """Turn ddgraph's own errors into a clear message and exit status 2 (never a stack trace)."""
-    try:
-        return fn()
-    except DDGraphError as exc:
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
-        sys.exit(2)
+    """Call ``fn``; ddgraph's own errors reach the group's handler (exit 2, one line, no traceback)."""
+    return fn()
 
 
-@click.group()
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__
+
+
+class _Group(click.Group):
+    """The ``ddgraph`` group: every subcommand's errors become an exit status and one line.
+
+    A :class:`DDGraphError` (bad input: a target, an option, a file) exits 2 with its message; any
+    other exception is an internal error, exit 3, with the traceback only under ``--debug``.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except DDGraphError as exc:
+            if ctx.params.get("debug"):
+                console.print_exception()
+            console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+            ctx.exit(EXIT_BAD_INPUT)
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                console.print_exception()
+            hint = "" if ctx.params.get("debug") else "; rerun as `ddgraph --debug ...` for the traceback"
+            console.print(f"[bold red]internal error[/] (a bug in ddgraph, please report it): "
+                          f"{type(exc).__name__}: {escape(_one_line(exc))}{hint}", highlight=False)
+            ctx.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="ddgraph")
-def main():
-    """ddgraph: the singular geometry of a PyTorch model, read off its architecture."""
+@click.option("--debug", is_flag=True, help="Show the traceback of an error (an internal error says only one line).")
+def main(debug):
+    """ddgraph: the singular geometry of a PyTorch model, read off its architecture.
+
+    Exit status: 0 every check passed; 1 a check failed; 2 bad input or usage (the message names the
+    problem and the fix); 3 an internal error (rerun with --debug for the traceback).
+    """
 
 
 def _predict(target, **kw):
@@ -134,6 +215,7 @@ def graph(target, dot_file, **kw):
     """Write TARGET's labelled graph for graphviz, coloured by primitive and annotated with rates."""
     from ddgraph.output.dot import to_dot
 
+    writable_file(dot_file, "--dot")
     pred = _run(lambda: _predict(target, **kw))
     with open(dot_file, "w") as fh:
         fh.write(to_dot(pred.graph, pred))

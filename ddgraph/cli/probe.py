@@ -10,8 +10,10 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
-from ddgraph.cli.main import _run, approach_options, console, load_run
+from ddgraph.cli.main import _run, approach_options, console, load_run, writable_dir
 from ddgraph.compare.checks import TOL
+from ddgraph.errors import OptionError
+from ddgraph.prediction import IN_REACH
 from ddgraph.output.tables import fmt_rate
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inside-bracket": "yellow", "not-asymptotic": "magenta",
@@ -31,20 +33,41 @@ def probe_options(f):
 
 
 def parse_grid(text):
+    """``a,b,c`` or ``geom:HI:LO:N`` as distinct t values in (0, 1); an :class:`OptionError` otherwise."""
+    from ddgraph.probing.measure import check_grid
+
     if not text:
         return None
-    if text.startswith("geom:"):
-        _, hi, lo, n = text.split(":")
-        return list(np.geomspace(float(hi), float(lo), int(n)))
-    return [float(x) for x in text.split(",") if x]
+    try:
+        if text.startswith("geom:"):
+            parts = text.split(":")
+            if len(parts) != 4:
+                raise ValueError
+            hi, lo, n = float(parts[1]), float(parts[2]), int(parts[3])
+            values = list(np.geomspace(hi, lo, n)) if n > 0 and hi > 0 and lo > 0 else [hi, lo][:max(n, 0)]
+        else:
+            values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise OptionError(f"--grid {text!r}: expected numbers 'a,b,c' (e.g. 1e-2,1e-3,1e-4) or "
+                          "'geom:HI:LO:N' (e.g. geom:1e-2:1e-4:7)") from None
+    try:
+        return list(check_grid(values))
+    except OptionError as exc:
+        raise OptionError(f"--grid {text!r}: {str(exc).removeprefix('grid: ')}") from None
 
 
 def _check(target, n_samples, grid, seed, no_progress, **kw):
     from ddgraph.api import check
+    from ddgraph.probing.measure import check_samples
 
+    grid = parse_grid(grid)  # options first: a bad one costs no trace
+    try:
+        check_samples(n_samples)
+    except OptionError:
+        raise OptionError(f"--samples {n_samples}: need at least 1 sample (default 20000)") from None
     model, inputs, approach, ext, tracer = load_run(target, **kw)
     return check(model, inputs, approach=approach, rules=ext.load_rules(), tracer=tracer, plugins=ext.plugins,
-                 grid=parse_grid(grid), n_samples=n_samples, progress=not no_progress, seed=seed)
+                 grid=grid, n_samples=n_samples, progress=not no_progress, seed=seed)
 
 
 def _fmt_fit(fit):
@@ -90,6 +113,8 @@ def _print_extras(d):
         console.print(f"not measured: {s}")
     for n in d.measurement.moved:
         console.print(f"[bold red]engine bug[/]: the bulk of {n}'s input was predicted constant in t but moved")
+    for note in d.measurement.notes:
+        console.print(f"[yellow]note[/]: {note}")
     summary = ", ".join(f"{k} {v}" for k, v in d.summary().items())
     fails = d.failures
     console.print(f"{len(d.primary)} checks: {summary}. " + (
@@ -115,12 +140,13 @@ def _print_extras(d):
 def diff(target, fmt, plot_dir, **kw):
     """Predict TARGET's ladder, measure it on the model, and say node by node whether it held.
 
-    Exit status 0 when every in-reach node passes, 1 otherwise.
+    Exit status 0 when every in-reach node passes, 1 when one does not, 2 when nothing was checked.
     """
     if plot_dir:  # a missing plot extra is reported before the sweep, not after it
         from ddgraph._optional import pyplot
 
         _run(lambda: pyplot("diff --plot"))
+        writable_dir(plot_dir, "--plot")
     d = _run(lambda: _check(target, **kw))
     if fmt == "json":
         click.echo(json.dumps(d.to_json(), indent=2, default=str))
@@ -130,8 +156,22 @@ def diff(target, fmt, plot_dir, **kw):
     if plot_dir:
         from ddgraph.output.plots import write_plots
 
+        from ddgraph.output.plots import MANIFEST
+
+        before = {p.name for p in Path(plot_dir).glob("*.png")}
         paths = write_plots(d, plot_dir)
-        console.print(f"wrote {len(paths)} figures to {plot_dir}")
+        names = {p.name for p in paths}
+        console.print(f"wrote {len(paths)} figures to {plot_dir} (listed in {MANIFEST})")
+        if before & names:
+            console.print(f"[yellow]note[/]: replaced {len(before & names)} figure(s) already in {plot_dir}")
+        if before - names:
+            rest = sorted(before - names)
+            console.print(f"[yellow]note[/]: {plot_dir} also holds {len(rest)} figure(s) this run did not write "
+                          f"(another model or run): {', '.join(rest[:6])}{' ...' if len(rest) > 6 else ''}")
+    if not any(c.status == IN_REACH for c in d.primary) and not d.ln and not d.streams:
+        console.print("[bold red]nothing to check[/]: no weight is in reach of the rules and there is no "
+                      "normaliser or stream check, so no prediction was tested (exit 2)")
+        sys.exit(2)
     sys.exit(0 if d.ok else 1)
 
 
@@ -157,6 +197,8 @@ def probe(target, fmt, **kw):
         t.add_row(c.param, c.factor, _fmt_fit(same["dd"]), _fmt_fit(same["schur"]), _fmt_fit(same["lmin"]),
                   same["dd"].status)
     console.print(t)
+    for note in d.measurement.notes:
+        console.print(f"[yellow]note[/]: {note}")
 
 
 commands = [probe, diff]

@@ -26,13 +26,13 @@ def slt():
 def report(out, quick, devinterp_python, devinterp_script, devinterp_json):
     """Run every worked case and print the report, or write it to OUT."""
     from ddgraph._optional import require
-    from ddgraph.errors import MissingDependency
+    from ddgraph.cli.main import writable_file
     from ddgraph.slt.report import build, write
 
-    try:  # a missing slt extra is reported before the run, not midway through it
-        require("scipy.special", "slt", "ddgraph slt report")
-    except MissingDependency as exc:
-        raise click.ClickException(str(exc)) from None
+    # a missing slt extra (MissingDependency: exit 2) is reported before the run, not midway through it
+    require("scipy.special", "slt", "ddgraph slt report")
+    if out not in (None, "-"):
+        writable_file(out, "--out", make_parents=True)
 
     kw = dict(quick=quick, devinterp_python=devinterp_python, devinterp_script=devinterp_script,
               devinterp_json=devinterp_json)

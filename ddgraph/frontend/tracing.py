@@ -7,8 +7,8 @@ Both give a GraphModule whose parameters are ``get_attr`` nodes named by their q
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
-
 import logging
 import traceback
 
@@ -61,11 +61,48 @@ def _defaulted(model: torch.nn.Module, example_inputs) -> dict:
     return {p.name: p.default for p in params if p.name not in given and p.default is not p.empty}
 
 
+class _Quiet(logging.Filter):
+    """Hold back torch's own log records (graph dumps of a failed export) and pass them to ddgraph's
+    logger at DEBUG: the TraceError says what failed in one line per tracer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("torch"):
+            logger.debug("torch.export log (%s): %s", record.name, record.getMessage().strip().splitlines()[0]
+                         if record.getMessage().strip() else "")
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _quiet_torch_logs():
+    import io
+
+    quiet = _Quiet()
+    handlers = {h for name, lg in list(logging.Logger.manager.loggerDict.items())
+                if name.startswith("torch") and isinstance(lg, logging.Logger) for h in lg.handlers}
+    for h in handlers:
+        h.addFilter(quiet)
+    held = io.StringIO()  # a failed export prints its graph: keep it for the debug log, not the terminal
+    try:
+        with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
+            yield
+    finally:
+        for h in handlers:
+            h.removeFilter(quiet)
+        if held.getvalue().strip():
+            logger.debug("torch.export printed:\n%s", held.getvalue())
+
+
 def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule:
     """Export ``model`` (non-strict) and return the unlifted GraphModule (parameters as get_attr)."""
     args, kwargs = _as_tuple(example_inputs), _as_kwargs(example_inputs)
     if not args and not kwargs:
         raise TraceError("torch.export needs example inputs; pass example_inputs=...")
+    with _quiet_torch_logs():
+        return _export(model, args, kwargs)
+
+
+def _export(model, args, kwargs) -> torch.fx.GraphModule:
     try:  # a free batch axis, so the probe can run the graph on chunks of any size; export fixes
         # an axis of size 1, so a batch-1 example is traced as two copies of itself
         exported = torch.export.export(model, tuple(_two_rows(a) for a in args),

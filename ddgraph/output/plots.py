@@ -1,6 +1,7 @@
 """Figures: per-node log-log fits with the predicted slope, and the ladder against depth."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -70,9 +71,16 @@ def write_plots(d: Diff, directory: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "ladder.png"]
     ladder_figure(d, paths[0])
-    for n in d.prediction.nodes:
-        if n.node in d.measurement.weights:
-            p = out / f"node_{_safe(n.param)}.png"
-            node_figure(d, n.node, p)
-            paths.append(p)
+    rows = [n for n in d.prediction.nodes if n.node in d.measurement.weights]
+    shared = {n.param for n in rows if sum(m.param == n.param for m in rows) > 1}
+    for n in rows:  # a weight used twice has a row, and a figure, per use: named by its node too
+        p = out / (f"node_{_safe(n.param)}.{_safe(n.node)}.png" if n.param in shared else f"node_{_safe(n.param)}.png")
+        node_figure(d, n.node, p)
+        paths.append(p)
+    manifest = out / MANIFEST
+    manifest.write_text(json.dumps({"model": d.prediction.model, "figures": [p.name for p in paths]}, indent=1) + "\n")
     return paths
+
+
+#: The list of the figures the last ``write_plots`` into a directory wrote (other files there are not this run's).
+MANIFEST = "ddgraph-figures.json"

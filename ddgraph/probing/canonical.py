@@ -38,6 +38,7 @@ class Canonical:
 
     gm: torch.fx.GraphModule
     moving: list[Entry]
+    notes: list = attrs.Factory(list)  # what was changed on the copy besides W(t) (dropout turned off)
 
     def set_t(self, t: float) -> None:
         """Put the copy at approach parameter ``t``."""
@@ -92,6 +93,64 @@ def _fp64_graph(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return gm
 
 
+_RANDOM = {"rand", "randn", "rand_like", "randn_like", "randint", "randint_like", "randperm", "bernoulli",
+           "bernoulli_", "normal", "normal_", "uniform_", "exponential_", "geometric_", "cauchy_", "log_normal_",
+           "random_", "multinomial", "poisson", "rrelu", "rrelu_with_noise", "gumbel_softmax"}
+
+
+def _op_name(n: torch.fx.Node) -> str:
+    t = n.target
+    if isinstance(t, str):
+        return t
+    schema = getattr(t, "_schema", None)
+    return schema.name.split("::")[-1] if schema is not None else getattr(t, "__name__", str(t))
+
+
+def deterministic(gm: torch.fx.GraphModule) -> list[str]:
+    """Make a traced copy deterministic in place; returns what was changed, one note per kind.
+
+    Dropout in training mode (a module, ``F.dropout(..., training=True)`` or ATen ``dropout``) redraws
+    its mask at every call, so no two t-points would see the same network: it is switched to its
+    eval form (the identity) on this copy, which is the map the rules describe. Any other random op
+    cannot be made deterministic here and is a :class:`~ddgraph.errors.StochasticModelError`.
+    """
+    from ddgraph.errors import StochasticModelError
+
+    off, changed = [], False
+    for n in gm.graph.nodes:
+        if n.op == "call_module":
+            mod = gm.get_submodule(n.target)
+            if isinstance(mod, torch.nn.modules.dropout._DropoutNd) and mod.training:
+                mod.eval()
+                off.append(n.target)
+            continue
+        if n.op not in ("call_function", "call_method"):
+            continue
+        name = _op_name(n)
+        if "dropout" in name:
+            key = next((k for k in ("training", "train") if k in n.kwargs), None)
+            if key is not None and n.kwargs[key] is True:
+                n.kwargs = {**n.kwargs, key: False}
+            elif key is None and len(n.args) > 2 and n.args[2] is True:
+                n.args = (*n.args[:2], False, *n.args[3:])
+            else:
+                continue
+            off.append(n.name)
+            changed = True
+        elif name in _RANDOM and (not name.startswith("rrelu") or n.kwargs.get("training") is True
+                                  or (len(n.args) > 3 and n.args[3] is True)):
+            raise StochasticModelError(
+                f"the model draws random numbers in its forward pass (node {n.name}: {name}); the probe "
+                "compares the model at several t on common random numbers and needs a deterministic map. "
+                "Put the model in eval mode (model.eval()) or remove the random op, then probe again")
+    if changed:
+        gm.recompile()
+    if not off:
+        return []
+    return [f"dropout in training mode at {', '.join(off)}: probed with dropout off (its eval form), on ddgraph's "
+            "own copy; your model is unchanged (call model.eval() first to silence this note)"]
+
+
 def canonicalise(graph: Graph, approach: Approach) -> Canonical:
     """Build the canonical fp64 copy of ``graph``'s model for ``approach``."""
     for _, p in graph.gm.named_parameters():
@@ -99,6 +158,7 @@ def canonicalise(graph: Graph, approach: Approach) -> Canonical:
             raise ProbeError("the model's weights are on the meta device; the probe needs real weights "
                              "(build the model on the CPU, e.g. with a small config)")
     gm = _fp64_graph(copy.deepcopy(graph.gm).double())
+    notes = deterministic(gm)
     for p in gm.parameters():
         p.requires_grad_(False)
     state = _State(gm, exponent_tables(graph, approach), graph.n_dead)
@@ -115,7 +175,7 @@ def canonicalise(graph: Graph, approach: Approach) -> Canonical:
     with torch.no_grad():
         for param, idx in state.zero.items():
             gm.get_parameter(param).view(-1)[torch.tensor(sorted(idx), dtype=torch.long)] = 0.0
-    return Canonical(gm, state.moving)
+    return Canonical(gm, state.moving, notes)
 
 
 @attrs.define

@@ -24,7 +24,8 @@ from ddgraph.core.engine import VALUATION
 from ddgraph.core.engine import run as run_engine
 from ddgraph.core.graph import PRIMITIVE, Graph
 from ddgraph.core.rules import RuleSet
-from ddgraph.errors import ProbeError
+from ddgraph.errors import NothingToCheck, ProbeError
+from ddgraph.errors import ProbeOptionError as OptionError
 from ddgraph.probing.canonical import Canonical, canonicalise
 from ddgraph.probing.data import Sampler, from_user, gaussian_like
 from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
@@ -32,6 +33,42 @@ from ddgraph.probing.results import Measurement, SiteSeries
 from ddgraph.probing.sites import WeightSite, weight_sites
 
 DEFAULT_GRID = tuple(float(t) for t in np.geomspace(1e-2, 1e-4, 7))
+
+
+def check_grid(grid) -> tuple[float, ...]:
+    """The grid as distinct t values in (0, 1), largest first (``None``: the default grid).
+
+    Raises
+    ------
+    OptionError
+        When a value is not a number in (0, 1), a value repeats (a slope fit needs distinct t: repeated
+        points give an infinite standard error and verdicts that mean nothing), or fewer than 3 remain.
+    """
+    if grid is None:
+        return DEFAULT_GRID
+    try:
+        values = [float(t) for t in grid]
+    except (TypeError, ValueError):
+        raise OptionError(f"grid {grid!r}: every t must be a number (e.g. 1e-2,1e-3,1e-4)") from None
+    bad = [t for t in values if not (0 < t < 1)]
+    if bad:
+        raise OptionError(f"grid: t must lie in (0, 1), got {', '.join(f'{t:g}' for t in bad)}; "
+                          "pass values such as geom:1e-2:1e-4:7")
+    dupes = sorted({t for t in values if values.count(t) > 1}, reverse=True)
+    if dupes:
+        raise OptionError(f"grid: repeated t value(s) {', '.join(f'{t:g}' for t in dupes)}; a slope needs "
+                          "distinct points (e.g. geom:1e-2:1e-4:7)")
+    if len(values) < 3:
+        raise OptionError(f"grid: a slope fit needs at least 3 values of t in (0, 1), got {len(values)}")
+    return tuple(sorted(values, reverse=True))
+
+
+def check_samples(n_samples, chunk: int = 8192) -> None:
+    """Refuse a sample count or chunk size below 1 (no rows: no K-FAC factor)."""
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
+        raise OptionError(f"samples: need a whole number of samples >= 1, got {n_samples!r} (default 20000)")
+    if not isinstance(chunk, int) or chunk < 1:
+        raise OptionError(f"chunk: need a whole number >= 1, got {chunk!r}")
 
 
 def _first(out):
@@ -67,11 +104,32 @@ class _Recorder(torch.fx.Interpreter):
             self.watched[n.name] = out.detach()
         return out
 
-    def first_non_finite(self) -> str | None:
-        for node, val in self.env.items():
-            if isinstance(val, torch.Tensor) and val.is_floating_point() and not torch.isfinite(val).all():
-                return node.name
-        return None
+    def first_non_finite(self, *inputs) -> str | None:
+        """The first node (graph order) whose output holds a NaN, else the first holding an inf.
+
+        The interpreter frees values after their last use, so the chunk is run again on ``inputs``
+        (without side effects) and every floating output is looked at as it is made.
+        """
+        return _Locate(self.module).locate(*inputs)
+
+
+class _Locate(torch.fx.Interpreter):
+    def locate(self, *inputs) -> str | None:
+        self.nan = self.inf = None
+        with torch.no_grad():
+            self.run(*[x.detach() for x in inputs])
+        return self.nan or self.inf
+
+    def run_node(self, n):
+        out = super().run_node(n)
+        if self.nan is None:
+            for v in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                    if bool(torch.isnan(v).any()):
+                        self.nan = n.name
+                    elif self.inf is None:
+                        self.inf = n.name
+        return out
 
 
 @attrs.define
@@ -225,9 +283,8 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     """
     if not graph.labelled or graph.n_dead != approach.n_dead:
         raise ProbeError(f"the graph must be labelled with n_dead={approach.n_dead} first (ddgraph.label)")
-    grid = tuple(sorted((float(t) for t in (grid or DEFAULT_GRID)), reverse=True))
-    if any(not (0 < t < 1) for t in grid) or len(grid) < 3:
-        raise ProbeError(f"the grid needs at least 3 values of t in (0, 1), got {grid}")
+    grid = check_grid(grid)
+    check_samples(n_samples, chunk)
     if not all(VALUATION in graph[n] for n in graph.nodes_exposing("kfac")):
         run_engine(graph, rules or RuleSet.load(primitives=graph.primitives), approach)  # valuations tell which blocks cannot move with t
     canon = canonicalise(graph, approach)
@@ -236,6 +293,11 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     ln_nodes = sorted(set(graph.nodes_exposing("kernel")) | set(graph.nodes_exposing("no_kernel")),
                       key=graph.order().index)
     stream_nodes = graph.nodes_exposing("stream")
+    if not sites and not ln_nodes and not stream_nodes:
+        raise NothingToCheck(f"nothing to check: {graph.model_name} has no weight, normaliser or residual stream "
+                             "the probe can measure" + (f" ({'; '.join(skipped)})" if skipped else "")
+                             + "; a model needs at least one weight (nn.Linear, nn.Conv*, nn.Embedding, ...) on its "
+                             "output path")
     vocab = next((s.vocab for s in sites if s.kind == "embedding"), None)
     make = from_user(sampler) if sampler is not None else gaussian_like(graph.example_inputs, vocab)
     data = Sampler(make, n_samples, chunk, seed, cache_bytes=int(cache_mb * 2**19))
@@ -250,6 +312,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     a_partial = _moving_columns(graph, sites, a_constant)
     g_partial: dict = {}
     per_t, cpu_t, moved = [], [], []
+    notes = list(canon.notes)
     acc = _Accumulators()
     for i, t in enumerate(grid):
         t_start, c_start = time.perf_counter(), time.process_time()
@@ -261,7 +324,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                                 g=acc.g.next(frozenset(), None if last or i < 2 else g_partial))
         for k, size in data.chunks():
             where = _run_chunk(canon, data, k, size, site_map, set(ln_nodes) | set(stream_nodes), acc,
-                               targets, approach)
+                               targets, approach, locate=t not in nan)
             if where and t not in nan:
                 nan[t] = where
             bar.update(1)
@@ -269,7 +332,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
             g_partial = _unmoved_bulk(before.g.sums, acc.g.sums, sites)
         if last and i:
             moved = _moved(acc.a, a_partial) + _moved(acc.g, g_partial)
-        _finish(acc, sites, weights, graph.n_dead, last)
+        _finish(acc, sites, weights, graph.n_dead, last, notes)
         with _one_thread():
             _finish_sites(acc, ln, streams, ln_directions or {})
         per_t.append(time.perf_counter() - t_start)
@@ -278,7 +341,8 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     elapsed = float(np.median(per_t[1:]))
     return Measurement(model=graph.model_name, approach=approach, grid=grid, n_samples=n_samples,
                        weights=weights, ln=ln, streams=streams, skipped=skipped, nan=nan,
-                       seconds_per_t=elapsed, moved=moved, cpu_seconds_per_t=float(np.median(cpu_t[1:])))
+                       seconds_per_t=elapsed, moved=moved, cpu_seconds_per_t=float(np.median(cpu_t[1:])),
+                       notes=notes)
 
 
 def _moving_columns(graph, sites, constant) -> dict:
@@ -328,6 +392,8 @@ def _moved(factor: "_Factor", partial: dict) -> list[str]:
         keep = torch.ones(factor.base[key].shape[0], dtype=torch.bool)
         keep[idx] = False
         old, new = factor.base[key][keep][:, keep], factor.sums[key][keep][:, keep]
+        if not old.numel():
+            continue  # every coordinate is dead (a 1-wide head): nothing was carried
         if not (torch.isfinite(old).all() and torch.isfinite(new).all()):
             continue  # non-finite sweeps are reported as such, not as moved blocks
         if not torch.allclose(old, new, rtol=1e-10, atol=1e-12 * float(old.abs().max())):
@@ -343,11 +409,11 @@ def _t_independent_inputs(graph, sites) -> frozenset:
     return frozenset(s.node for s in sites if not (nx.ancestors(graph.nx, s.x_node) | {s.x_node}) & moving)
 
 
-def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach) -> str | None:
+def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, locate=True) -> str | None:
     inputs = [x.detach().requires_grad_() if x.is_floating_point() else x for x in data.inputs(k, size)]
     rec = _Recorder(canon.gm, site_map, watch, acc)
     f = _first(rec.run(*inputs))
-    bad = None if torch.isfinite(f).all() else (rec.first_non_finite() or "output")
+    bad = None if torch.isfinite(f).all() else ((rec.first_non_finite(*inputs) if locate else None) or "output")
     g_out = _loss_gradient(f.detach(), targets(k, inputs), approach)
     names = list(rec.outputs)
     outs = [rec.outputs[n] for n in names]
@@ -370,12 +436,12 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def _finish(acc, sites, weights, n_dead, last: bool) -> None:
+def _finish(acc, sites, weights, n_dead, last: bool, notes: list | None = None) -> None:
     with _one_thread():
-        _read_observables(acc, sites, weights, n_dead, last)
+        _read_observables(acc, sites, weights, n_dead, last, notes)
 
 
-def _read_observables(acc, sites, weights, n_dead, last: bool) -> None:
+def _read_observables(acc, sites, weights, n_dead, last: bool, notes: list | None = None) -> None:
     means = {"A": acc.a.means(), "G": acc.g.means()}
     for s in sites:
         series = weights[s.node].series
@@ -383,6 +449,10 @@ def _read_observables(acc, sites, weights, n_dead, last: bool) -> None:
             key = s.parent or s.node  # a fused weight's slice reads its parent's factors
             m = means[factor][key]
             all_dead = {i for idx in dead.values() for i in idx}
+            if last and notes is not None and m.shape[0] == len(all_dead) and all_dead:
+                notes.append(f"{s.param} {factor}: all {m.shape[0]} coordinate(s) are dead (no bulk): there is no "
+                             "Schur complement against a bulk and no active lambda_min; the Schur and lambda_min "
+                             "columns read the dead block itself")
             for j in range(1, n_dead + 1):
                 obs = from_matrix(m, dead.get(j, []), all_dead)
                 for name, value in obs.items():

@@ -35,6 +35,7 @@ class Measurement:
     seconds_per_t: float = math.nan  # median wall time of one t-point (first-point caching excluded)
     moved: list = attrs.Factory(list)  # A blocks the calculus called constant that moved (an engine bug)
     cpu_seconds_per_t: float = math.nan  # the same in process CPU time (robust to other load)
+    notes: list = attrs.Factory(list)  # what the probe did or could not read, said once (dropout off, no bulk)
 
     def to_frame(self):
         """Every measured value as a pandas DataFrame, one row per node, factor, observable,
