@@ -4,14 +4,25 @@
 appears as ``F.linear`` on a ``get_attr`` parameter); ``torch.export.export(strict=False)`` takes
 over where fx cannot trace (data-dependent control flow, ``nn.MultiheadAttention``, transformers).
 Both give a GraphModule whose parameters are ``get_attr`` nodes named by their qualified names.
+
+Nothing the user passed changes. Tracing runs the forward, whose Python code may update buffers in
+place (a train-mode BatchNorm's ``num_batches_tracked``), flip flags or store constants on the root;
+so both tracers run on a *twin* (:func:`_twin`): a deep copy that shares the parameters (no weight
+memory, nothing copied for a meta model's weights) and owns its buffers, flags and attributes. A
+forward that writes a shared parameter in place is stopped before the write (:class:`_ParameterGuard`)
+and traced again on a full copy. Shape propagation runs on fake copies of the parameters and buffers.
+A custom ``torch.autograd.Function`` stays one opaque call under fx (:func:`_opaque_functions`).
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import traceback
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ddgraph.errors import TraceError
 
@@ -42,17 +53,102 @@ def _as_kwargs(example_inputs) -> dict:
     return dict(example_inputs) if isinstance(example_inputs, dict) else {}
 
 
+class _WritesParameter(Exception):
+    """The forward writes one of the user's parameters in place (raised before the write)."""
+
+
+def _storage_key(t: torch.Tensor):
+    return None if t.device.type == "meta" else (t.device, t.untyped_storage().data_ptr())
+
+
+class _ParameterGuard(TorchDispatchMode):
+    """Raises :class:`_WritesParameter` before any op writes into the storage of a shared parameter
+    (meta parameters hold no values and are not guarded)."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.keys = {k for k in (_storage_key(p) for p in params) if k is not None}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.keys and func._schema.is_mutable:
+            for i, a in enumerate(func._schema.arguments):
+                v = args[i] if i < len(args) else kwargs.get(a.name)
+                if (a.alias_info is not None and a.alias_info.is_write and isinstance(v, torch.Tensor)
+                        and _storage_key(v) in self.keys):
+                    raise _WritesParameter(f"{func} writes a parameter in place")
+        return func(*args, **kwargs)
+
+
+def _twin(model: torch.nn.Module, share_parameters: bool = True) -> torch.nn.Module:
+    """A deep copy of ``model`` to trace: its parameters shared (``share_parameters``), everything
+    else (buffers, flags, attributes) its own, so the forward run by a tracer changes only the twin."""
+    memo = {id(p): p for p in model.parameters()} if share_parameters else {}
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as exc:
+        raise TraceError(f"ddgraph traces a copy of {type(model).__name__} so that the model itself is not "
+                         f"changed, and copy.deepcopy failed: {_short_failure(exc)}. Make the model "
+                         "deep-copyable (or trace a submodule that is)") from None
+
+
+def _opaque_call(fn_cls):
+    """A plain function calling ``fn_cls.apply``, named as the Function (the graph node's target)."""
+    def call(*args, **kwargs):
+        return fn_cls.apply(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = fn_cls.__name__
+    call.__module__ = fn_cls.__module__
+    call.ddgraph_function = fn_cls
+    return call
+
+
+@contextlib.contextmanager
+def _opaque_functions(tracer: torch.fx.Tracer):
+    """While ``tracer`` runs, a call of a custom ``torch.autograd.Function`` on a traced value becomes
+    one ``call_function`` node (its forward is not inlined, so its own backward stays in force when
+    the graph runs). Functions defined inside torch itself (activation checkpointing) are traced
+    through as before."""
+    original = torch.autograd.Function.apply.__func__
+
+    def apply(cls, *args, **kwargs):
+        proxies: list = []
+        torch.fx.node.map_aggregate((args, kwargs),
+                                    lambda x: proxies.append(x) if isinstance(x, torch.fx.Proxy) else None)
+        if not proxies or (cls.__module__ or "").split(".")[0] == "torch":
+            return original(cls, *args, **kwargs)
+        return proxies[0].tracer.create_proxy("call_function", _opaque_call(cls), args, kwargs)
+
+    torch.autograd.Function.apply = classmethod(apply)
+    try:
+        yield
+    finally:
+        torch.autograd.Function.apply = classmethod(original)
+
+
 def trace_fx(model: torch.nn.Module) -> torch.fx.GraphModule:
-    """Symbolically trace ``model`` through every submodule."""
-    graph = _TraceThrough().trace(model)
-    return torch.fx.GraphModule(model, graph, class_name=type(model).__name__)
+    """Symbolically trace ``model`` through every submodule (on a twin: the model is not changed)."""
+    twin = _twin(model)
+    try:
+        with _ParameterGuard(list(model.parameters())):
+            tracer = _TraceThrough()
+            with _opaque_functions(tracer):
+                graph = tracer.trace(twin)
+    except _WritesParameter as exc:
+        logger.info("%s: the forward %s; tracing a full copy", type(model).__name__, exc)
+        twin = _twin(model, share_parameters=False)
+        tracer = _TraceThrough()
+        with _opaque_functions(tracer):
+            graph = tracer.trace(twin)
+    return torch.fx.GraphModule(twin, graph, class_name=type(model).__name__)
 
 
 def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule:
-    """Export ``model`` (non-strict) and return the unlifted GraphModule (parameters as get_attr)."""
+    """Export ``model`` (non-strict, on a twin) and return the unlifted GraphModule (parameters as get_attr)."""
     args, kwargs = _as_tuple(example_inputs), _as_kwargs(example_inputs)
     if not args and not kwargs:
         raise TraceError("torch.export needs example inputs; pass example_inputs=...")
+    model = _twin(model)
     try:  # a free batch axis, so the probe can run the graph on chunks of any size
         exported = torch.export.export(model, args, kwargs, strict=False,
                                        dynamic_shapes=_batch_dynamic(args, kwargs))
@@ -127,6 +223,11 @@ class _ValueRecorder(torch.fx.Interpreter):
                              f"{_short_failure(exc)}") from None
         n.meta[self.key] = value
         return value
+
+    def get_attr(self, target, args, kwargs):  # parameters and buffers as fakes: nothing real is written
+        value = super().get_attr(target, args, kwargs)
+        mode = torch._guards.detect_fake_mode()
+        return mode.from_tensor(value) if isinstance(value, torch.Tensor) and mode is not None else value
 
 
 def propagate_shapes(gm: torch.fx.GraphModule, example_inputs, key: str = "ddgraph_value") -> None:
