@@ -103,25 +103,42 @@ def _opaque_call(fn_cls):
     return call
 
 
+FUNCTION = "ddgraph_function"  # node.meta["custom"] key: the custom autograd Function a node computes
+
+
+def _custom(cls) -> bool:
+    """A user's ``torch.autograd.Function`` (those defined inside torch, activation checkpointing, are
+    traced through: their backward is their forward's derivative)."""
+    return (cls.__module__ or "").split(".")[0] != "torch"
+
+
 @contextlib.contextmanager
-def _opaque_functions(tracer: torch.fx.Tracer):
-    """While ``tracer`` runs, a call of a custom ``torch.autograd.Function`` on a traced value becomes
-    one ``call_function`` node (its forward is not inlined, so its own backward stays in force when
-    the graph runs). Functions defined inside torch itself (activation checkpointing) are traced
-    through as before."""
+def _opaque_functions(export: bool = False):
+    """While a tracer runs, a call of a custom ``torch.autograd.Function`` stays recognisable.
+
+    Under fx, a call on a traced value becomes one ``call_function`` node (its forward is not
+    inlined, so its own backward stays in force when the graph runs). Under torch.export, which
+    inlines the forward, every op of it carries ``meta["custom"][FUNCTION]`` (the class name), so the
+    labeller can treat them as opaque."""
+    import torch.fx.traceback as fx_traceback
+
     original = torch.autograd.Function.apply.__func__
 
     def apply(cls, *args, **kwargs):
+        if not _custom(cls):
+            return original(cls, *args, **kwargs)
         proxies: list = []
         torch.fx.node.map_aggregate((args, kwargs),
                                     lambda x: proxies.append(x) if isinstance(x, torch.fx.Proxy) else None)
-        if not proxies or (cls.__module__ or "").split(".")[0] == "torch":
+        if proxies:
+            return proxies[0].tracer.create_proxy("call_function", _opaque_call(cls), args, kwargs)
+        with fx_traceback.annotate({FUNCTION: cls.__name__}):
             return original(cls, *args, **kwargs)
-        return proxies[0].tracer.create_proxy("call_function", _opaque_call(cls), args, kwargs)
 
     torch.autograd.Function.apply = classmethod(apply)
-    try:
-        yield
+    try:  # (fx records module paths only when node meta is not being preserved)
+        with fx_traceback.preserve_node_meta() if export else contextlib.nullcontext():
+            yield
     finally:
         torch.autograd.Function.apply = classmethod(original)
 
@@ -131,15 +148,13 @@ def trace_fx(model: torch.nn.Module) -> torch.fx.GraphModule:
     twin = _twin(model)
     try:
         with _ParameterGuard(list(model.parameters())):
-            tracer = _TraceThrough()
-            with _opaque_functions(tracer):
-                graph = tracer.trace(twin)
+            with _opaque_functions():
+                graph = _TraceThrough().trace(twin)
     except _WritesParameter as exc:
         logger.info("%s: the forward %s; tracing a full copy", type(model).__name__, exc)
         twin = _twin(model, share_parameters=False)
-        tracer = _TraceThrough()
-        with _opaque_functions(tracer):
-            graph = tracer.trace(twin)
+        with _opaque_functions():
+            graph = _TraceThrough().trace(twin)
     return torch.fx.GraphModule(twin, graph, class_name=type(model).__name__)
 
 
@@ -150,12 +165,14 @@ def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule
         raise TraceError("torch.export needs example inputs; pass example_inputs=...")
     model = _twin(model)
     try:  # a free batch axis, so the probe can run the graph on chunks of any size
-        exported = torch.export.export(model, args, kwargs, strict=False,
-                                       dynamic_shapes=_batch_dynamic(args, kwargs))
+        with _opaque_functions(export=True):
+            exported = torch.export.export(model, args, kwargs, strict=False,
+                                           dynamic_shapes=_batch_dynamic(args, kwargs))
     except Exception as exc:
         logger.debug("torch.export with a free batch axis failed (%s); exporting with static shapes",
                      _short_failure(exc))
-        exported = torch.export.export(model, args, kwargs, strict=False)
+        with _opaque_functions(export=True):
+            exported = torch.export.export(model, args, kwargs, strict=False)
     return exported.module()
 
 
