@@ -138,8 +138,8 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
     norms = [x for x in graph.order() if x in kernel or x in set(graph.nodes_exposing("no_kernel"))]
     adds = graph.nodes_exposing("stream")
     inputs = calibration if calibration is not None else _calibration(graph, n, seed)
-    inputs = tuple(t.double() if t.is_floating_point() else t
-                   for t in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))
+    inputs = tuple(t.detach().to(torch.float64, copy=True) if t.is_floating_point() else t.detach().clone()
+                   for t in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))  # the user's batch is never written
     gm = _fp64_graph(copy.deepcopy(graph.gm).double())
     w = _Watch(gm, set(norms) | set(adds))
     with torch.no_grad():
