@@ -76,6 +76,10 @@ CASES = [
     ("split and chunk", lambda: Fn(lambda s, x: torch.cat(F.linear(x, s.w).chunk(2, -1)[::-1], -1)
                                    + F.linear(x, s.w).split(4, -1)[0].repeat(1, 2), w=W(8, 8)), X, "concat", 1),
     ("eval dropout", lambda: nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.1), nn.Linear(8, 8)).eval(), X, "shape", 1),
+    ("pooling: max, average, global average", lambda: zoo.PoolCNN(), (torch.randn(2, 3, 8, 8),), "pool", 3),
+    ("pooling modules, 1-d and adaptive max", lambda: nn.Sequential(
+        nn.Conv1d(3, 4, 3), nn.MaxPool1d(2), nn.Conv1d(4, 4, 1), nn.AdaptiveMaxPool1d(2), nn.Flatten(),
+        nn.Linear(8, 2)), (torch.randn(2, 3, 12),), "pool", 2),
 ]
 
 

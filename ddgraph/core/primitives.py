@@ -20,8 +20,8 @@ from typing import Iterable, Iterator
 import attrs
 
 #: Named mask rules (see :mod:`ddgraph.frontend.channels`): how a primitive's output dead-class mask is formed.
-MASK_RULES = ("source", "weight", "elementwise", "shape", "token_reduction", "channel_free", "value",
-              "same_as_x", "opaque", "none", "provisional")
+MASK_RULES = ("source", "weight", "elementwise", "shape", "token_reduction", "channel_row", "channel_free",
+              "value", "same_as_x", "opaque", "none", "provisional")
 
 #: Observables a primitive exposes to the probe, the prediction and the report.
 OBSERVABLES = {
@@ -261,6 +261,9 @@ BUILTIN = Primitives.of([
               colour=_ATTN),
     Primitive("reduce_channels", ("x",), "channel_free", "a mean or sum over a channel axis"),
     Primitive("reduce_tokens", ("x",), "token_reduction", "a mean or sum over token axes only"),
+    Primitive("pool", ("x",), "channel_row",
+              "average or max pooling over the spatial axes of each channel (avg_pool, max_pool, adaptive)",
+              colour=_SHAPE),
     Primitive("shape", ("x",), "shape",
               "shape-only: view, reshape, transpose, permute, split, slice, contiguous, expand, dropout (eval)",
               colour=_SHAPE),
@@ -272,6 +275,8 @@ BUILTIN = Primitives.of([
               "BatchNorm in train mode: every channel normalised by its batch mean and std",
               canonical=(ParamSpec("norm_bias", axis=1),)),
     Primitive("batch_stats", (), "none", "the tuple an ATen batch_norm returns (its statistics are not used)"),
+    Primitive("pool_indices", (), "none",
+              "the (values, indices) tuple of a max pooling, or its indices; the values are read through getitem 0"),
     Primitive("prepend_token", ("b",), "value",
               "a learned token (class token, registers) concatenated to the activations along the token "
               "axis; its dead entry is zeroed like a bias", approach=_BIAS_EXPONENT,

@@ -282,6 +282,17 @@ def _token_reduction(c: MaskContext, n, d, roles):
     return c.masks[x].amax(dim=dims, keepdim=keep), c.classes[x]
 
 
+def _channel_row(c: MaskContext, n, d, roles):
+    """Pooling: each output channel is computed from its own input channel over spatial windows, so
+    the output's mask is the input's channel row (channels on axis ``pool_channel_axis``)."""
+    x, shape = roles["x"], c.shape(n)
+    axis = d["pool_channel_axis"] % len(shape)
+    row = _axis_row(c.masks[x], axis % c.masks[x].dim(), _where(n, d))
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    return row.view(view).expand(shape).clone(), c.classes[x]
+
+
 def _shape_op(c: MaskContext, n, d, roles):
     g = c.graph.nx
     mask = _run_shape_op(g, n, c.masks, lambda o: torch.zeros(c.shape(o), dtype=MASK_DTYPE), c.small)
@@ -313,7 +324,7 @@ def _opaque(c: MaskContext, n, d, roles):
 #: The named mask rules a primitive may use (its ``mask`` field); a callable works the same way:
 #: ``rule(ctx: MaskContext, node, node_data, roles) -> (mask, classes)``.
 MASK_RULES = {"source": _source, "weight": _weight, "elementwise": _elementwise, "same_as_x": _same_as_x,
-              "token_reduction": _token_reduction, "shape": _shape_op, "value": _value,
+              "token_reduction": _token_reduction, "channel_row": _channel_row, "shape": _shape_op, "value": _value,
               "channel_free": _channel_free, "opaque": _opaque}
 
 

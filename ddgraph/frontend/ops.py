@@ -21,6 +21,8 @@ ALIASES = {
     "absolute": "abs", "expand_as": "expand", "swapaxes": "transpose", "swapdims": "transpose",
     "movedim": "permute", "lift_fresh_copy": "clone", "copy": "clone", "detach_": "detach",
     "feature_dropout": "dropout", "native_dropout": "dropout", "alpha_dropout": "dropout",
+    "stochastic_depth": "dropout",  # torchvision's: an identity in eval mode, random in training
+    "_adaptive_avg_pool2d": "adaptive_avg_pool2d", "_adaptive_avg_pool3d": "adaptive_avg_pool3d",
     "conv1d": "conv", "conv2d": "conv", "conv3d": "conv", "convolution": "conv",
     "_convolution": "conv", "_native_batch_norm_legit_no_training": "batch_norm",
     "_native_batch_norm_legit_functional": "batch_norm", "native_batch_norm": "batch_norm",
@@ -85,3 +87,6 @@ REDUCE_OPS = frozenset({"mean", "sum", "amax", "amin", "max", "min", "logsumexp"
 GATHER_OPS = frozenset({"embedding", "index", "index_select", "gather"})
 #: Element-wise ops a written-out activation is made of (x * sigmoid(x), GELU-tanh, ...).
 COMPOSITE_OPS = frozenset({"mul", "add", "sub", "div", "pow", "neg", "rsub", "to", "square"})
+#: Pooling over spatial windows, per channel (the ``_with_indices`` forms return (values, indices)).
+POOL_OPS = frozenset({f"{kind}_pool{k}d{tail}" for kind in ("max", "avg", "adaptive_avg", "adaptive_max")
+                      for k in (1, 2, 3) for tail in ("", "_with_indices")})

@@ -164,9 +164,11 @@ def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule
     if not args and not kwargs:
         raise TraceError("torch.export needs example inputs; pass example_inputs=...")
     model = _twin(model)
-    try:  # a free batch axis, so the probe can run the graph on chunks of any size
+    try:  # a free batch axis, so the probe can run the graph on chunks of any size; export fixes
+        # an axis of size 1, so a batch-1 example is traced as two copies of itself
         with _opaque_functions(export=True):
-            exported = torch.export.export(model, args, kwargs, strict=False,
+            exported = torch.export.export(model, tuple(_two_rows(a) for a in args),
+                                           {k: _two_rows(v) for k, v in kwargs.items()}, strict=False,
                                            dynamic_shapes=_batch_dynamic(args, kwargs))
     except Exception as exc:
         logger.debug("torch.export with a free batch axis failed (%s); exporting with static shapes",
@@ -174,6 +176,13 @@ def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule
         with _opaque_functions(export=True):
             exported = torch.export.export(model, args, kwargs, strict=False)
     return exported.module()
+
+
+def _two_rows(v):
+    """A batch-1 tensor repeated to batch 2 (a copy; the user's input is not touched)."""
+    if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == 1:
+        return v.expand(2, *v.shape[1:]).clone()
+    return v
 
 
 def _batch_dynamic(args, kwargs):

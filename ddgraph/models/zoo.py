@@ -359,3 +359,21 @@ class Readout(nn.Module):
 
     def forward(self, x):
         return self.readout(self.model(x))
+
+
+class PoolCNN(nn.Module):
+    """conv -> ReLU -> max pool -> conv -> ReLU -> avg pool -> conv -> global average pool -> flatten
+    -> linear: the pooling layers of a CNN between weight edges (each pool passes orders through)."""
+
+    def __init__(self, channels=8, classes=4):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, channels, 3, padding=1, bias=False)
+        self.c2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.c3 = nn.Conv2d(channels, channels, 1, bias=False)
+        self.head = nn.Linear(channels, classes, bias=False)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        x = F.avg_pool2d(F.relu(self.c2(x)), 2)
+        x = F.adaptive_avg_pool2d(self.c3(x), 1)
+        return self.head(torch.flatten(x, 1))

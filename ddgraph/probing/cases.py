@@ -162,6 +162,12 @@ def conv_bn(train=False, eps=1e-5):
     return ConvBN(train=train, eps=eps), (torch.randn(4, 3, 8, 8),), {}
 
 
+@case
+def cnn_pool():
+    """Max, average and global average pooling between convolutions and a linear head."""
+    return zoo.PoolCNN(), (torch.randn(4, 3, 8, 8),), {}
+
+
 def _rotate_half(x):
     h = x.shape[-1] // 2
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ddgraph.core.graph import CLASSES, DEP, OPERANDS, PRIMITIVE, Graph
 from ddgraph.core.primitives import Primitive
 from ddgraph.frontend.channels import reduce_dims, varies
-from ddgraph.frontend.ops import REDUCE_OPS, SHAPE_OPS
+from ddgraph.frontend.ops import POOL_OPS, REDUCE_OPS, SHAPE_OPS
 from ddgraph.frontend.patterns.base import Match, const_arg, pattern
 
 
@@ -25,6 +25,26 @@ def prepend_token(g, n) -> Match | None:
     if len(params) != 1 or len(acts) != 1:
         return None
     return Match("prepend_token", [("b", acts[0])], attrs=dict(bias_param=g.nodes[params[0]]["param"]))
+
+
+@pattern("pool", "pool_indices", family="shape")
+def pool(g, n) -> Match | None:
+    """Average or max pooling over spatial windows, per channel; ATen's max pooling returns
+    (values, indices) and is labelled at its ``getitem 0`` (the tuple and the indices are inert)."""
+    d = g.nodes[n]
+    if d[DEP] != "input":
+        return None
+    src = d
+    if d["op"] in POOL_OPS and d.get("tuple_shapes"):
+        return Match("pool_indices", [])
+    if d["op"] == "getitem" and d[OPERANDS] and g.nodes[d[OPERANDS][0]]["op"] in POOL_OPS:
+        if d["fx"].args[1] != 0:
+            return Match("pool_indices", [])  # the indices are integers, not an activation
+        src = g.nodes[d[OPERANDS][0]]
+    elif d["op"] not in POOL_OPS:
+        return None
+    spatial = int(src["op"].split("_pool")[1][0])
+    return Match("pool", [("x", src["fx"].args[0].name)], attrs=dict(pool_channel_axis=-(spatial + 1)))
 
 
 @pattern("concat", "shape", family="shape")
