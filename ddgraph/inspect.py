@@ -176,8 +176,8 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
     norms = [x for x in graph.order() if x in kernel or x in set(graph.nodes_exposing("no_kernel"))]
     adds = graph.nodes_exposing("stream")
     inputs = calibration if calibration is not None else _calibration(graph, n, seed)
-    inputs = tuple(t.double() if t.is_floating_point() else t
-                   for t in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))
+    inputs = tuple(t.detach().to(torch.float64, copy=True) if t.is_floating_point() else t.detach().clone()
+                   for t in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))  # the user's batch is never written
     gm = _fp64_graph(copy.deepcopy(graph.gm).double())
     for note in deterministic(gm):  # train-mode dropout off on this copy; other random ops refused
         logging.getLogger(__name__).warning("inspect: %s", note)

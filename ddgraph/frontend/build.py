@@ -17,6 +17,14 @@ def _module_of(fx_node: torch.fx.Node) -> tuple[str | None, str | None]:
     return (path or None), mtype
 
 
+def _function_of(fx_node: torch.fx.Node, key: str) -> str | None:
+    """The custom autograd Function the node computes (fx: its call; export: an op of its forward)."""
+    fn = getattr(fx_node.target, "ddgraph_function", None)
+    if fn is not None:
+        return fn.__name__
+    return (fx_node.meta.get("custom") or {}).get(key)
+
+
 def _is_tensor(value) -> bool:
     if isinstance(value, torch.Tensor):
         return True
@@ -36,7 +44,7 @@ def build(gm: torch.fx.GraphModule, *, model_name: str, tracer: str, example_inp
     nodes; size queries and assertions stay in the fx graph only. With ``small``, nodes also carry
     ``small_shape``: their shape under one-token inputs (see :func:`ddgraph.frontend.tracing.one_token_inputs`).
     """
-    from ddgraph.frontend.tracing import SMALL
+    from ddgraph.frontend.tracing import FUNCTION, SMALL
 
     params = dict(gm.named_parameters())
     buffers = dict(gm.named_buffers())
@@ -54,7 +62,8 @@ def build(gm: torch.fx.GraphModule, *, model_name: str, tracer: str, example_inp
                       shape=tuple(value.shape) if isinstance(value, torch.Tensor) else None,
                       dtype=str(value.dtype).removeprefix("torch.") if isinstance(value, torch.Tensor) else None,
                       tuple_shapes=[tuple(v.shape) for v in value] if isinstance(value, (tuple, list)) else None,
-                      param=None, is_parameter=False, stack=n.meta.get("stack_trace"))
+                      param=None, is_parameter=False, stack=n.meta.get("stack_trace"),
+                      function=_function_of(n, FUNCTION))
         if small:
             sv = n.meta.get(SMALL)
             attrs_["small_shape"] = _shape_of(sv)

@@ -4,16 +4,26 @@
 appears as ``F.linear`` on a ``get_attr`` parameter); ``torch.export.export(strict=False)`` takes
 over where fx cannot trace (data-dependent control flow, ``nn.MultiheadAttention``, transformers).
 Both give a GraphModule whose parameters are ``get_attr`` nodes named by their qualified names.
+
+Nothing the user passed changes. Tracing runs the forward, whose Python code may update buffers in
+place (a train-mode BatchNorm's ``num_batches_tracked``), flip flags or store constants on the root;
+so both tracers run on a *twin* (:func:`_twin`): a deep copy that shares the parameters (no weight
+memory, nothing copied for a meta model's weights) and owns its buffers, flags and attributes. A
+forward that writes a shared parameter in place is stopped before the write (:class:`_ParameterGuard`)
+and traced again on a full copy. Shape propagation runs on fake copies of the parameters and buffers.
+A custom ``torch.autograd.Function`` stays one opaque call under fx (:func:`_opaque_functions`).
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import logging
 import traceback
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ddgraph.errors import TraceError
 
@@ -44,11 +54,112 @@ def _as_kwargs(example_inputs) -> dict:
     return dict(example_inputs) if isinstance(example_inputs, dict) else {}
 
 
+class _WritesParameter(Exception):
+    """The forward writes one of the user's parameters in place (raised before the write)."""
+
+
+def _storage_key(t: torch.Tensor):
+    return None if t.device.type == "meta" else (t.device, t.untyped_storage().data_ptr())
+
+
+class _ParameterGuard(TorchDispatchMode):
+    """Raises :class:`_WritesParameter` before any op writes into the storage of a shared parameter
+    (meta parameters hold no values and are not guarded)."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.keys = {k for k in (_storage_key(p) for p in params) if k is not None}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.keys and func._schema.is_mutable:
+            for i, a in enumerate(func._schema.arguments):
+                v = args[i] if i < len(args) else kwargs.get(a.name)
+                if (a.alias_info is not None and a.alias_info.is_write and isinstance(v, torch.Tensor)
+                        and _storage_key(v) in self.keys):
+                    raise _WritesParameter(f"{func} writes a parameter in place")
+        return func(*args, **kwargs)
+
+
+def _twin(model: torch.nn.Module, share_parameters: bool = True) -> torch.nn.Module:
+    """A deep copy of ``model`` to trace: its parameters shared (``share_parameters``), everything
+    else (buffers, flags, attributes) its own, so the forward run by a tracer changes only the twin."""
+    memo = {id(p): p for p in model.parameters()} if share_parameters else {}
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as exc:
+        raise TraceError(f"ddgraph traces a copy of {type(model).__name__} so that the model itself is not "
+                         f"changed, and copy.deepcopy failed: {_short_failure(exc)}. Make the model "
+                         "deep-copyable (or trace a submodule that is)") from None
+
+
+def _opaque_call(fn_cls):
+    """A plain function calling ``fn_cls.apply``, named as the Function (the graph node's target)."""
+    def call(*args, **kwargs):
+        return fn_cls.apply(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = fn_cls.__name__
+    call.__module__ = fn_cls.__module__
+    call.ddgraph_function = fn_cls
+    return call
+
+
+FUNCTION = "ddgraph_function"  # node.meta["custom"] key: the custom autograd Function a node computes
+
+
+def _custom(cls) -> bool:
+    """A user's ``torch.autograd.Function`` (those defined inside torch, activation checkpointing, are
+    traced through: their backward is their forward's derivative)."""
+    return (cls.__module__ or "").split(".")[0] != "torch"
+
+
+@contextlib.contextmanager
+def _opaque_functions(export: bool = False):
+    """While a tracer runs, a call of a custom ``torch.autograd.Function`` stays recognisable.
+
+    Under fx, a call on a traced value becomes one ``call_function`` node (its forward is not
+    inlined, so its own backward stays in force when the graph runs). Under torch.export, which
+    inlines the forward, every op of it carries ``meta["custom"][FUNCTION]`` (the class name), so the
+    labeller can treat them as opaque."""
+    import torch.fx.traceback as fx_traceback
+
+    original = torch.autograd.Function.apply.__func__
+
+    def apply(cls, *args, **kwargs):
+        if not _custom(cls):
+            return original(cls, *args, **kwargs)
+        proxies: list = []
+        torch.fx.node.map_aggregate((args, kwargs),
+                                    lambda x: proxies.append(x) if isinstance(x, torch.fx.Proxy) else None)
+        if proxies:
+            return proxies[0].tracer.create_proxy("call_function", _opaque_call(cls), args, kwargs)
+        with fx_traceback.annotate({FUNCTION: cls.__name__}):
+            return original(cls, *args, **kwargs)
+
+    torch.autograd.Function.apply = classmethod(apply)
+    try:  # (fx records module paths only when node meta is not being preserved)
+        with fx_traceback.preserve_node_meta() if export else contextlib.nullcontext():
+            yield
+    finally:
+        torch.autograd.Function.apply = classmethod(original)
+
+
 def trace_fx(model: torch.nn.Module, example_inputs=None) -> torch.fx.GraphModule:
-    """Symbolically trace ``model`` through every submodule. Arguments of ``forward`` that the
-    example inputs leave at their defaults (``mask=None``) are traced as those constants."""
-    graph = _TraceThrough().trace(model, concrete_args=_defaulted(model, example_inputs) or None)
-    return torch.fx.GraphModule(model, graph, class_name=type(model).__name__)
+    """Symbolically trace ``model`` through every submodule (on a twin: the model is not changed).
+    Arguments of ``forward`` that the example inputs leave at their defaults (``mask=None``) are
+    traced as those constants."""
+    concrete = _defaulted(model, example_inputs) or None
+    twin = _twin(model)
+    try:
+        with _ParameterGuard(list(model.parameters())):
+            with _opaque_functions():
+                graph = _TraceThrough().trace(twin, concrete_args=concrete)
+    except _WritesParameter as exc:
+        logger.info("%s: the forward %s; tracing a full copy", type(model).__name__, exc)
+        twin = _twin(model, share_parameters=False)
+        with _opaque_functions():
+            graph = _TraceThrough().trace(twin, concrete_args=concrete)
+    return torch.fx.GraphModule(twin, graph, class_name=type(model).__name__)
 
 
 def _defaulted(model: torch.nn.Module, example_inputs) -> dict:
@@ -94,24 +205,26 @@ def _quiet_torch_logs():
 
 
 def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule:
-    """Export ``model`` (non-strict) and return the unlifted GraphModule (parameters as get_attr)."""
+    """Export ``model`` (non-strict, on a twin) and return the unlifted GraphModule (parameters as get_attr)."""
     args, kwargs = _as_tuple(example_inputs), _as_kwargs(example_inputs)
     if not args and not kwargs:
         raise TraceError("torch.export needs example inputs; pass example_inputs=...")
     with _quiet_torch_logs():
-        return _export(model, args, kwargs)
+        return _export(_twin(model), args, kwargs)
 
 
 def _export(model, args, kwargs) -> torch.fx.GraphModule:
     try:  # a free batch axis, so the probe can run the graph on chunks of any size; export fixes
         # an axis of size 1, so a batch-1 example is traced as two copies of itself
-        exported = torch.export.export(model, tuple(_two_rows(a) for a in args),
-                                       {k: _two_rows(v) for k, v in kwargs.items()}, strict=False,
-                                       dynamic_shapes=_batch_dynamic(args, kwargs))
+        with _opaque_functions(export=True):
+            exported = torch.export.export(model, tuple(_two_rows(a) for a in args),
+                                           {k: _two_rows(v) for k, v in kwargs.items()}, strict=False,
+                                           dynamic_shapes=_batch_dynamic(args, kwargs))
     except Exception as exc:
         logger.debug("torch.export with a free batch axis failed (%s); exporting with static shapes",
                      _short_failure(exc))
-        exported = torch.export.export(model, args, kwargs, strict=False)
+        with _opaque_functions(export=True):
+            exported = torch.export.export(model, args, kwargs, strict=False)
     return exported.module()
 
 
@@ -186,6 +299,11 @@ class _ValueRecorder(torch.fx.Interpreter):
                              f"{_short_failure(exc)}") from None
         n.meta[self.key] = value
         return value
+
+    def get_attr(self, target, args, kwargs):  # parameters and buffers as fakes: nothing real is written
+        value = super().get_attr(target, args, kwargs)
+        mode = torch._guards.detect_fake_mode()
+        return mode.from_tensor(value) if isinstance(value, torch.Tensor) and mode is not None else value
 
 
 def propagate_shapes(gm: torch.fx.GraphModule, example_inputs, key: str = "ddgraph_value") -> None:

@@ -2,7 +2,8 @@
 
 Order matters only where two patterns could claim the same node: fusing patterns (a written-out
 RMSNorm or activation) come before the patterns for the ops they fuse, BatchNorm's tuple form before
-plain shape ops, a prepended token before a plain concatenation, and ``unknown`` last.
+plain shape ops, a prepended token before a plain concatenation, and ``unknown`` last. A custom
+autograd Function is ``unknown`` before any op pattern can read its forward.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ddgraph.frontend.patterns import attention, elementwise, norms, shape, stru
 from ddgraph.frontend.patterns.base import Match, Pattern, PatternSet, const_arg, param_of, pattern
 
 BUILTIN = PatternSet.of(
-    [structure.sources, norms.rmsnorm_written_out, elementwise.composite_activation, weights.weight,
+    [structure.sources, structure.custom_function, norms.rmsnorm_written_out, elementwise.composite_activation, weights.weight,
      norms.norm, attention.sdpa, elementwise.binary, elementwise.activation, attention.softmax_or_product,
      shape.reduction, norms.batch_norm, shape.pool, shape.prepend_token, shape.shape, structure.unknown],
     primitives=attention.PROVISIONAL + shape.PROVISIONAL,

@@ -22,6 +22,18 @@ def sources(g, n) -> Match | None:
     return None
 
 
+@pattern("unknown", family="structure")
+def custom_function(g, n) -> Match | None:
+    """A custom ``torch.autograd.Function`` (fx: its one call; export: every op of its inlined forward):
+    its backward is its own, so nothing about it is known and it is ``unknown``, named by its class,
+    unless a plugin's pattern (tried first) claims it."""
+    d = g.nodes[n]
+    if not d.get("function"):
+        return None
+    return Match("unknown", [("xs", o) for o in d[OPERANDS] if g.nodes[o][DEP] == "input"],
+                 attrs=dict(unknown_op=f"autograd.Function {d['function']}"))
+
+
 @pattern("unknown", family="structure", priority=-100)
 def unknown(g, n) -> Match:
     """Anything no other pattern recognised: labelled ``unknown`` and named in the report."""
