@@ -2,8 +2,9 @@
 
 ``make(seed)`` returns ``(model, example_inputs, description)``, the same for the same seed on every
 machine (the architecture comes from :class:`random.Random`, the weights from a seeded torch
-generator). A model is an input projection, up to six blocks on a residual stream of width 8 to 16,
-and a linear head. The blocks compose:
+generator). A model is an input projection, one to six blocks on a stream of width 8, 10, 12 or 16
+(a seventh, an attention block, when a token-shaped model drew none), and a linear head of width
+4 to 8. The blocks compose:
 
 - ``dense``: a Linear layer, with or without bias, optionally followed by ReLU, GELU, tanh or SiLU;
 - ``bias``: a hand-written bias add ``x + b``;
@@ -197,7 +198,7 @@ class RandomNet(nn.Module):
 
 
 def _block(rng: random.Random, kind: str, width: int, tokens: bool, feats: set) -> tuple[nn.Module, str]:
-    """One block of ``kind`` (not ``residual``), its description, and the features it adds."""
+    """One block of ``kind`` (not ``residual``) and its description; the features it carries join ``feats``."""
     bias = rng.random() < 0.4
     if bias:
         feats.add("linear-bias")
