@@ -136,3 +136,13 @@ def test_rmsnorm_after_relu_dead_rows():
     d = ddgraph.check(model, torch.randn(2, 8), n_samples=CI_SAMPLES, grid=list(rr.GRID), progress=False)
     bad = [(c.node, c.factor, c.predicted, c.fit.slope) for c in d.primary if c.verdict == Verdict.FAIL]
     assert not bad, bad  # measured A-rate 0 where 4 is predicted, 2 where 6 is
+
+
+@pytest.mark.xfail(strict=True, raises=ddgraph.errors.LabelError,
+                   reason="two dead directions: labelling a hand-written LayerNorm raises 'operands put different "
+                          "dead directions on the same entry' at (x - mu) * rsqrt(var + eps)")
+def test_two_dead_directions_through_a_hand_written_layernorm():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), random_arch.HandLayerNorm(8), nn.Linear(8, 4, bias=False))
+    pred = ddgraph.predict(model, torch.randn(2, 8), n_dead=2)
+    assert pred.nodes
