@@ -188,6 +188,8 @@ def _stream_category(diff, rec) -> str:
     graph = diff.prediction.graph
     if any(tuple(graph[p].get("shape") or ())[-1:] == (1,) for p in graph.nx.predecessors(rec["node"])):
         return CENTRING_AS_STREAM  # one operand is a keepdim reduction over channels: x - mean(x)
+    if _behind_no_rule(graph, rec["node"]):
+        return RESET_AFTER_NO_RULE
     return FAIL
 
 
