@@ -346,7 +346,8 @@ EXPLAIN = {
                          "unrecognised op (here the hand-written LayerNorm's `pow`/`rsqrt`) gets a valuation, and "
                          "every weight after it is reported `in-reach` with a made-up rate; the probe measures "
                          "other slopes there (the canonical configuration behind an opaque op is not the one the "
-                         "rates assume either). Minimal model: `Linear > x.pow(2) > LayerNorm > Linear > Linear` "
+                         "rates assume either). Minimal model: `Linear > hand-written LayerNorm > (A x) * (B x) > LayerNorm > "
+                         "Linear > Linear` (A-rates 4 and 6 measured where 0 and 2 are predicted) "
                          "(`tests/test_random_arch.py::test_no_rule_reaches_through_a_layernorm`, xfail).",
     RMS_AFTER_RELU: "Known failure (rule premise). The `rmsnorm` rule keeps the dead order (`v = v.x`) because "
                     "`rms(x)` is of order 0: true on almost every row, but after a ReLU the rows where every bulk "
