@@ -140,6 +140,10 @@ def _forward(graph, rules, setting, exps, res, world):
                 _set(val.d, d[CLASSES], world, lambda c: None)
             continue
         val.rule = rule.source
+        if _reached_by_no_rule(res, roles, world):  # a rule never launders a missing valuation (a reset
+            _set(val.v, d[CLASSES], world, lambda c: None)  # to order 0 behind an unknown op is unknown too)
+            _set(val.d, d[CLASSES], world, lambda c: None)
+            continue
         lookup = _lookup_factory(graph, d, res, exps, world, roles)
         for c in d[CLASSES]:
             block = rule.forward["bulk" if c == 0 else "dead"]
@@ -148,6 +152,12 @@ def _forward(graph, rules, setting, exps, res, world):
                 getattr(val, key).setdefault(c, [None, None])[world] = None if out is None else out[0]
                 if out is not None and world == 0:
                     val.why[(key, c)] = out[1] | {(rule.source, "forward")}
+
+
+def _reached_by_no_rule(res, roles, world) -> bool:
+    """Whether an operand carries no valuation (an op with no rule lies upstream)."""
+    return any(p[world] is None for ss in roles.values() for s in ss if s in res
+               for table in (res[s].v, res[s].d) for p in table.values())
 
 
 def _no_rule_reason(d: dict) -> str:
