@@ -123,6 +123,7 @@ class Prediction:
             "nodes": nodes, "ln_kernels": list(self.ln_kernels), "stream_sites": list(self.stream_sites),
             "unknown_ops": list(self.unknown_ops), "counts": self.counts(),
             "rules_overridden": list(self.overridden),
+            "notes": list(self.graph.nx.graph.get("notes", ())),
         }
 
     def to_frame(self):

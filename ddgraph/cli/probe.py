@@ -13,8 +13,8 @@ from rich.table import Table
 from ddgraph.cli.main import _run, approach_options, console, load_run, writable_dir
 from ddgraph.compare.checks import TOL
 from ddgraph.errors import OptionError
-from ddgraph.prediction import IN_REACH
 from ddgraph.output.tables import fmt_rate
+from ddgraph.prediction import IN_REACH
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inside-bracket": "yellow", "not-asymptotic": "magenta",
                  "floor": "cyan", "no-rule": "red", "unfittable": "bold red"}
@@ -154,9 +154,7 @@ def diff(target, fmt, plot_dir, **kw):
         console.print(diff_table(d))
         _print_extras(d)
     if plot_dir:
-        from ddgraph.output.plots import write_plots
-
-        from ddgraph.output.plots import MANIFEST
+        from ddgraph.output.plots import MANIFEST, write_plots
 
         before = {p.name for p in Path(plot_dir).glob("*.png")}
         paths = write_plots(d, plot_dir)

@@ -86,11 +86,37 @@ def _twin(model: torch.nn.Module, share_parameters: bool = True) -> torch.nn.Mod
     else (buffers, flags, attributes) its own, so the forward run by a tracer changes only the twin."""
     memo = {id(p): p for p in model.parameters()} if share_parameters else {}
     try:
-        return copy.deepcopy(model, memo)
+        twin = copy.deepcopy(model, memo)
     except Exception as exc:
         raise TraceError(f"ddgraph traces a copy of {type(model).__name__} so that the model itself is not "
                          f"changed, and copy.deepcopy failed: {_short_failure(exc)}. Make the model "
                          "deep-copyable (or trace a submodule that is)") from None
+    return _without_cache(twin)
+
+
+def _without_cache(twin: torch.nn.Module) -> torch.nn.Module:
+    """A model whose ``forward`` takes ``use_cache`` (transformers' language models, on by default)
+    returns a cache object tracers cannot follow: its twin runs with ``use_cache=False`` and returns
+    its logits (or first output). Re-classed in place, so parameter names do not change."""
+    base = type(twin)
+    if "use_cache" not in inspect.signature(base.forward).parameters:
+        return twin
+
+    def forward(self, *args, **kwargs):
+        out = base.forward(self, *args, **{**kwargs, "use_cache": False})
+        if hasattr(out, "keys"):
+            return out["logits"] if "logits" in out.keys() else next(iter(out.values()))
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    forward.__signature__ = inspect.signature(base.forward)  # export binds inputs by the real names
+    twin.__class__ = type(base.__name__, (base,), {"forward": forward, "__module__": base.__module__,
+                                                   "__qualname__": base.__qualname__})
+    twin.ddgraph_note = f"{base.__name__} was traced with use_cache=False, reading its logits (or first output)"
+    logger.info(twin.ddgraph_note)
+    return twin
+
+
+NOTE = "ddgraph_note"  # GraphModule.meta key: what tracing did to the model's call, said to the user
 
 
 def _opaque_call(fn_cls):
@@ -159,7 +185,9 @@ def trace_fx(model: torch.nn.Module, example_inputs=None) -> torch.fx.GraphModul
         twin = _twin(model, share_parameters=False)
         with _opaque_functions():
             graph = _TraceThrough().trace(twin, concrete_args=concrete)
-    return torch.fx.GraphModule(twin, graph, class_name=type(model).__name__)
+    gm = torch.fx.GraphModule(twin, graph, class_name=type(model).__name__)
+    gm.meta[NOTE] = getattr(twin, NOTE, None)
+    return gm
 
 
 def _defaulted(model: torch.nn.Module, example_inputs) -> dict:
@@ -225,7 +253,9 @@ def _export(model, args, kwargs) -> torch.fx.GraphModule:
                      _short_failure(exc))
         with _opaque_functions(export=True):
             exported = torch.export.export(model, args, kwargs, strict=False)
-    return exported.module()
+    gm = exported.module()
+    gm.meta[NOTE] = getattr(model, NOTE, None)
+    return gm
 
 
 def _two_rows(v):

@@ -78,6 +78,8 @@ def footer(pred: Prediction) -> str:
         lines.append(f"RMSNorm {pred.graph[n].get('module') or n}: no kernel direction (no mean subtraction; Prop 63)")
     for o in pred.overridden:
         lines.append(f"[yellow]rule override[/]: {o}")
+    for note in pred.graph.nx.graph.get("notes", ()):
+        lines.append(f"[yellow]note[/]: {note}")
     for u in pred.unknown_ops:
         lines.append(f"[red]unknown op[/] {u['op']} at node {u['node']} ({u['module'] or 'top level'}): "
                      "what it reaches is outside the theorem's reach")
