@@ -149,7 +149,12 @@ def _opaque_functions(export: bool = False):
     labeller can treat them as opaque."""
     import torch.fx.traceback as fx_traceback
 
-    original = torch.autograd.Function.apply.__func__
+    Function = torch.autograd.Function
+    had_own = "apply" in Function.__dict__
+    descriptor = inspect.getattr_static(Function, "apply")  # a classmethod, or a C one (torch >= 2.14)
+
+    def original(cls, *args, **kwargs):
+        return descriptor.__get__(None, cls)(*args, **kwargs)
 
     def apply(cls, *args, **kwargs):
         if not _custom(cls):
@@ -167,7 +172,10 @@ def _opaque_functions(export: bool = False):
         with fx_traceback.preserve_node_meta() if export else contextlib.nullcontext():
             yield
     finally:
-        torch.autograd.Function.apply = classmethod(original)
+        if had_own:
+            Function.apply = descriptor
+        else:
+            del Function.apply
 
 
 def trace_fx(model: torch.nn.Module, example_inputs=None) -> torch.fx.GraphModule:
