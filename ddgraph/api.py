@@ -50,7 +50,7 @@ def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Gra
             small = True
         except TraceError:
             pass
-    g = build(gm, model_name=type(model).__name__, tracer=used, example_inputs=example_inputs,
+    g = build(gm, model_name=type(getattr(model, "_orig_mod", model)).__name__, tracer=used, example_inputs=example_inputs,
                         small=small)
     g.nx.graph["trace_seconds"] = time.perf_counter() - t0
     g.nx.graph["notes"] = [n for n in (gm.meta.get(NOTE),) if n]

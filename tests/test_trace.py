@@ -116,3 +116,14 @@ def test_a_batch_one_example_keeps_the_exported_batch_axis_free():
     d = ddgraph.check(NoFx(), x, progress=False, n_samples=2000)
     assert d.prediction.tracer == "export" and d.ok
     assert x.shape == (1, 8)
+
+
+def test_a_compiled_model_is_unwrapped_and_said():
+    from ddgraph.models import zoo
+
+    model = torch.compile(zoo.chain(3, "relu"))
+    x = torch.randn(4, 8)
+    pred = ddgraph.predict(model, x)
+    assert pred.model == "Sequential" and [n.status for n in pred.nodes] == ["in-reach"] * 3
+    assert pred.to_json()["notes"] == ["the torch.compile wrapper was unwrapped: its original module was traced"]
+    assert ddgraph.check(model, x, progress=False, n_samples=1000).ok

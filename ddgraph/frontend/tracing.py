@@ -301,6 +301,13 @@ def trace_module(model: torch.nn.Module, example_inputs=None, *, tracer: str = "
     """
     if tracer not in TRACERS:
         raise TraceError(f"unknown tracer {tracer!r}; expected one of {', '.join(TRACERS)}")
+    compiled = type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None),
+                                                                         torch.nn.Module)
+    if compiled:  # torch.compile's wrapper: trace the module it compiles
+        gm, used = trace_module(model._orig_mod, example_inputs, tracer=tracer)
+        said = "the torch.compile wrapper was unwrapped: its original module was traced"
+        gm.meta[NOTE] = "; ".join(n for n in (said, gm.meta.get(NOTE)) if n)
+        return gm, used
     failures = []
     if tracer in ("auto", "fx"):
         try:
