@@ -16,7 +16,7 @@ from ddgraph.frontend import labelling as label_mod
 from ddgraph.frontend.build import build
 from ddgraph.frontend.inputs import infer_example_inputs, to_meta_if_needed
 from ddgraph.frontend.plugins import extensions
-from ddgraph.frontend.tracing import NOTE, SMALL, one_token_inputs, propagate_shapes, trace_module
+from ddgraph.frontend.tracing import NOTE, SMALL, one_token_inputs, propagate_shapes, trace_module, uncompiled
 from ddgraph.prediction import assemble, ln_kernel
 from ddgraph.probing import measure
 from ddgraph.probing.results import Measurement
@@ -50,7 +50,7 @@ def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Gra
             small = True
         except TraceError:
             pass
-    g = build(gm, model_name=type(getattr(model, "_orig_mod", model)).__name__, tracer=used, example_inputs=example_inputs,
+    g = build(gm, model_name=type(uncompiled(model)).__name__, tracer=used, example_inputs=example_inputs,
                         small=small)
     g.nx.graph["trace_seconds"] = time.perf_counter() - t0
     g.nx.graph["notes"] = [n for n in (gm.meta.get(NOTE),) if n]

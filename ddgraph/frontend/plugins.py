@@ -11,6 +11,7 @@ is registered globally: the plugin's vocabulary is passed to the run that asked 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import sys
@@ -97,6 +98,11 @@ class Extensions:
 def extensions(plugins: Iterable[str | Path | Plugin] = (), rule_dirs: Sequence[str | Path] = ()) -> Extensions:
     """The built-in vocabulary extended by ``plugins`` (files or loaded :class:`Plugin` objects)."""
     loaded = tuple(p if isinstance(p, Plugin) else load_plugin(p) for p in plugins)
+    dirs = tuple(d for p in loaded for d in p.rule_dirs) + tuple(str(d) for d in rule_dirs)
+    return _compose(loaded, dirs) if loaded or dirs else _builtin()
+
+
+def _compose(loaded: tuple[Plugin, ...], dirs: tuple[str, ...]) -> Extensions:
     patterns, extra = PatternSet(), Primitives()
     try:
         for p in loaded:
@@ -105,5 +111,10 @@ def extensions(plugins: Iterable[str | Path | Plugin] = (), rule_dirs: Sequence[
         prims = BUILTIN_PRIMITIVES + extra + patterns.primitives
     except ValueError as exc:
         raise PluginError(f"{', '.join(p.path for p in loaded)}: {exc}") from None
-    dirs = tuple(d for p in loaded for d in p.rule_dirs) + tuple(str(d) for d in rule_dirs)
     return Extensions(patterns.check(prims), prims, dirs, loaded)
+
+
+@functools.cache
+def _builtin() -> Extensions:
+    """The built-in vocabulary alone, composed and checked once."""
+    return _compose((), ())

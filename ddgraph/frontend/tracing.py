@@ -291,6 +291,12 @@ def _short_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg[:300]}{where}"
 
 
+def uncompiled(model: torch.nn.Module) -> torch.nn.Module:
+    """The module a ``torch.compile`` wrapper compiles, or ``model`` itself."""
+    inner = getattr(model, "_orig_mod", None)
+    return inner if type(model).__name__ == "OptimizedModule" and isinstance(inner, torch.nn.Module) else model
+
+
 def trace_module(model: torch.nn.Module, example_inputs=None, *, tracer: str = "auto"):
     """Trace ``model`` with the requested tracer; returns ``(graph_module, tracer_used)``.
 
@@ -301,10 +307,8 @@ def trace_module(model: torch.nn.Module, example_inputs=None, *, tracer: str = "
     """
     if tracer not in TRACERS:
         raise TraceError(f"unknown tracer {tracer!r}; expected one of {', '.join(TRACERS)}")
-    compiled = type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None),
-                                                                         torch.nn.Module)
-    if compiled:  # torch.compile's wrapper: trace the module it compiles
-        gm, used = trace_module(model._orig_mod, example_inputs, tracer=tracer)
+    if uncompiled(model) is not model:  # torch.compile's wrapper: trace the module it compiles
+        gm, used = trace_module(uncompiled(model), example_inputs, tracer=tracer)
         said = "the torch.compile wrapper was unwrapped: its original module was traced"
         gm.meta[NOTE] = "; ".join(n for n in (said, gm.meta.get(NOTE)) if n)
         return gm, used
