@@ -69,11 +69,12 @@ class Prediction:
     nodes: tuple[NodePrediction, ...]
     ln_kernels: tuple[dict, ...]
     stream_sites: tuple[dict, ...]
-    unknown_ops: tuple[dict, ...]
+    unknown_ops: tuple[dict, ...]  # ops with no rule that some weight row depends on
     graph: Graph = attrs.field(repr=False, eq=False)
     tracer: str = ""
     overridden: tuple[str, ...] = ()  # built-in rules a user directory replaced, "old -> new"
     bands: dict = attrs.field(factory=dict)  # rule file -> finite-t band, for rules that declare one
+    inert_ops: tuple[dict, ...] = ()  # ops with no rule that no weight row depends on (position ids...)
 
     @property
     def fisher_rate(self):
@@ -121,7 +122,8 @@ class Prediction:
             "kl_order": num(self.kl_order), "fisher_rate": num(self.fisher_rate), "rlct": num(self.rlct),
             "kl_order_bracket": list(self.kl_order) if isinstance(self.kl_order, tuple) else None,
             "nodes": nodes, "ln_kernels": list(self.ln_kernels), "stream_sites": list(self.stream_sites),
-            "unknown_ops": list(self.unknown_ops), "counts": self.counts(),
+            "unknown_ops": list(self.unknown_ops), "inert_unknown_ops": list(self.inert_ops),
+            "counts": self.counts(),
             "rules_overridden": list(self.overridden),
             "notes": list(self.graph.nx.graph.get("notes", ())),
         }
@@ -160,7 +162,7 @@ def ln_kernel(graph: Graph, node: str) -> dict:
         entry["direction"] = None
         entry["source"] = f"{name} lives on the meta device: the direction 1/gamma needs real weights"
         return entry
-    gamma = gamma.double().flatten()
+    gamma = gamma.double().flatten() + d.get("norm_gain_offset", 0.0)  # Gemma's gain is 1 + w
     zero = gamma == 0
     u = torch.where(zero, torch.ones_like(gamma), torch.zeros_like(gamma)) if zero.any() else 1 / gamma
     entry["direction"] = (u / u.norm()).tolist()
@@ -234,10 +236,12 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
         sites.append({"node": n, "module": d.get("module"),
                       "stream_rate": 2 * max(finite) if known and finite else None,
                       "lemmas": ["Cor 58"]})
-    unknown = tuple({"node": n, "op": g.nodes[n].get("unknown_op", g.nodes[n]["target"]),
-                     "module": g.nodes[n].get("module")}
-                    for n in order if "unknown_op" in g.nodes[n])
+    unknown = [{"node": n, "op": g.nodes[n].get("unknown_op", g.nodes[n]["target"]),
+                "module": g.nodes[n].get("module")} for n in order if "unknown_op" in g.nodes[n]]
+    reasons = " ".join(n.reason for n in nodes)  # an unknown op no row depends on is not worth naming
+    felt = tuple(u for u in unknown if f"unrecognised op {u['op']}" in reasons)
     return Prediction(model=graph.model_name, approach=approach, kl_order=kl, nodes=tuple(nodes),
-                      ln_kernels=lns, stream_sites=tuple(sites), unknown_ops=unknown, graph=graph,
+                      ln_kernels=lns, stream_sites=tuple(sites), unknown_ops=felt, graph=graph,
+                      inert_ops=tuple(u for u in unknown if u not in felt),
                       tracer=graph.tracer, overridden=tuple(rules.overridden),
                       bands={r.source: r.band for r in rules.rules if r.band is not None})

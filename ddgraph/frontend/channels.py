@@ -163,10 +163,22 @@ def _softmax_dim(fx: torch.fx.Node, ndim: int) -> int:
 
 
 def _input_axis(g, name: str) -> int:
-    for c in g.successors(name):
-        w = g.nodes[c].get(WEIGHT)
-        if w and w["kind"] == "conv":
-            return 1
+    """The channel axis of an input: 1 where a convolution reads it (through dtype casts and
+    views that keep its rank, as CLIP's ``pixel_values.to(dtype)``), else the last."""
+    rank = len(g.nodes[name]["shape"] or ())
+    todo, seen = [name], set()
+    while todo:
+        n = todo.pop()
+        for c in g.successors(n):
+            if c in seen:
+                continue
+            seen.add(c)
+            w = g.nodes[c].get(WEIGHT)
+            if w and w["kind"] == "conv":
+                return 1
+            if g.nodes[c]["op"] in ("to", "contiguous", "clone", "alias", "detach", "dropout") \
+                    and len(g.nodes[c]["shape"] or ()) == rank:
+                todo.append(c)
     return -1
 
 
@@ -293,9 +305,42 @@ def _channel_row(c: MaskContext, n, d, roles):
     return row.view(view).expand(shape).clone(), c.classes[x]
 
 
+def _constant(graph: Graph, name: str, small: bool):
+    """The real value of a node computed from constants and buffers only (an index list), or None
+    where it cannot be had (a meta-device buffer, a value that depends on the input's sizes)."""
+    fx = graph.nx.nodes[name]["fx"]
+    try:
+        if fx.op == "get_attr":
+            value = torch.fx.Interpreter(graph.gm).fetch_attr(str(fx.target))
+        else:
+            def sub(a):
+                if a.name in graph.nx:
+                    return _constant(graph, a.name, small)
+                return a.meta.get(SMALL if small else "ddgraph_value")
+            args = torch.fx.node.map_arg(fx.args, sub)
+            kwargs = torch.fx.node.map_arg(fx.kwargs, sub)
+            value = fx.target(*args, **kwargs) if fx.op == "call_function" else None
+    except Exception:
+        return None
+    if not isinstance(value, torch.Tensor) or value.device.type == "meta" or torch._subclasses.fake_tensor.is_fake(value):
+        return None
+    return value
+
+
 def _shape_op(c: MaskContext, n, d, roles):
     g = c.graph.nx
-    mask = _run_shape_op(g, n, c.masks, lambda o: torch.zeros(c.shape(o), dtype=MASK_DTYPE), c.small)
+
+    def fill(o):
+        od = g.nodes[o]
+        if od["dtype"] and ("int" in od["dtype"] or od["dtype"] == "bool"):  # indices: their values matter
+            value = _constant(c.graph, o, c.small)
+            if value is None:
+                raise LabelError(f"{_where(n, d)}: picks entries by the constant {o!r}, whose value "
+                                 "cannot be computed here (a meta-device buffer?)")
+            return value
+        return torch.zeros(c.shape(o), dtype=MASK_DTYPE)
+
+    mask = _run_shape_op(g, n, c.masks, fill, c.small)
     return mask, _present(mask if isinstance(mask, (tuple, list)) else [mask], c.n_dead)
 
 

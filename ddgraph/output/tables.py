@@ -80,9 +80,13 @@ def footer(pred: Prediction) -> str:
         lines.append(f"[yellow]rule override[/]: {o}")
     for note in pred.graph.nx.graph.get("notes", ()):
         lines.append(f"[yellow]note[/]: {note}")
+    by_op: dict[str, list[dict]] = {}
     for u in pred.unknown_ops:
-        lines.append(f"[red]unknown op[/] {u['op']} at node {u['node']} ({u['module'] or 'top level'}): "
-                     "what it reaches is outside the theorem's reach")
+        by_op.setdefault(u["op"], []).append(u)
+    for op, us in by_op.items():
+        where = f"node {us[0]['node']} ({us[0]['module'] or 'top level'})"
+        more = f" and {len(us) - 1} more" if len(us) > 1 else ""
+        lines.append(f"[red]unknown op[/] {op} at {where}{more}: what it reaches is outside the theorem's reach")
     return "\n".join(lines)
 
 

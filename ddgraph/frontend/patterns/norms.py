@@ -22,6 +22,20 @@ def norm(g, n) -> Match | None:
     return None
 
 
+def _gain(g, n) -> tuple[str, float] | None:
+    """A norm's gain read off its operand: a parameter ``w``, or ``c + w`` with a number ``c``
+    (Gemma's ``x * (1 + w)``, whose weight is initialised at zero): ``(name of w, c)``."""
+    d = g.nodes[n]
+    if d[DEP] == "param":
+        return d["param"], 0.0
+    if d["op"] != "add" or len(d[OPERANDS]) != 1 or g.nodes[d[OPERANDS][0]][DEP] != "param":
+        return None
+    numbers = [a for a in d["fx"].args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if len(numbers) != 1 or const_arg(d["fx"], "alpha", 2, 1) != 1:
+        return None
+    return g.nodes[d[OPERANDS][0]]["param"], float(numbers[0])
+
+
 @pattern("rmsnorm", family="norms")
 def rmsnorm_written_out(g, n) -> Match | None:
     """x * rsqrt(mean(x**2, -1, keepdim) + eps) [* weight], with optional dtype casts."""
@@ -57,17 +71,19 @@ def rmsnorm_written_out(g, n) -> Match | None:
     if nxt is not None and g.nodes[nxt]["op"] == "to":
         members.append(nxt)
         out, nxt = nxt, single_consumer(g, nxt)
+    offset = 0.0
     if nxt is not None and g.nodes[nxt]["op"] == "mul":
         other = [o for o in g.nodes[nxt][OPERANDS] if o != out]
-        if len(other) == 1 and g.nodes[other[0]][DEP] == "param":
-            weight = g.nodes[other[0]]["param"]
+        gain = _gain(g, other[0]) if len(other) == 1 else None
+        if gain is not None:
+            weight, offset = gain
             members.append(nxt)
             out = nxt
     for mem in members:
         if mem != out and any(s not in members for s in g.successors(mem)):
             return None  # an intermediate value is used elsewhere: not a self-contained norm
     return Match("rmsnorm", [("x", strip_casts(g, x0))], members=members,
-                 attrs=dict(norm_weight=weight, fused_output=out, written_out=True))
+                 attrs=dict(norm_weight=weight, norm_gain_offset=offset, fused_output=out, written_out=True))
 
 
 def _bn_training(d) -> bool:

@@ -57,7 +57,21 @@ def shape(g, n) -> Match | None:
         return Match("concat", [("xs", o) for o in d[OPERANDS]])
     if len(acts) == 1:
         return Match("shape", [("x", acts[0])])
+    if d["op"] == "to" and d[OPERANDS][0] in acts:
+        return Match("shape", [("x", d[OPERANDS][0])])  # x.type_as(y): y only lends its dtype
     return None
+
+
+@pattern("shape", family="shape")
+def constant_index(g, n) -> Match | None:
+    """``x[..., [i, j], :]``: entries of an activation picked by constant indices (Falcon's fused
+    qkv split); a rearrangement, run on the masks with the indices' values."""
+    d = g.nodes[n]
+    if d["op"] != "index" or d[DEP] != "input" or g.nodes[d[OPERANDS][0]][DEP] != "input":
+        return None
+    if any(g.nodes[o][DEP] != "const" for o in d[OPERANDS][1:]):
+        return None
+    return Match("shape", [("x", d[OPERANDS][0])])
 
 
 def _settle_reduce(d, masks, roles) -> str:

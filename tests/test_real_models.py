@@ -1,0 +1,43 @@
+"""The third-party zoo (transformers and torch.nn classes, built plainly: default options, random
+init, batch-1 inputs) through predict with no wrapper."""
+import pytest
+
+import ddgraph
+from ddgraph.models import hf, torch_nn
+
+pytest.importorskip("transformers")
+
+ZOO = {**hf.FACTORIES, **torch_nn.FACTORIES}
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_every_weight_row_is_in_reach_and_no_unknown_op_matters(name):
+    model, x = ZOO[name]()
+    pred = ddgraph.predict(model, x)
+    assert pred.nodes and all(n.status == "in-reach" for n in pred.nodes), \
+        [(n.param, n.status, n.reason) for n in pred.nodes if n.status != "in-reach"]
+    assert pred.unknown_ops == ()
+    first = next(iter(x.values())) if isinstance(x, dict) else x[0]
+    assert first.shape[0] == 1
+
+
+def test_gemma_gain_one_plus_w_is_the_rmsnorm_gain():
+    model, x = hf.gemma()
+    pred = ddgraph.predict(model, x)
+    norms = [pred.graph[n] for n in pred.graph.nodes_with("rmsnorm")]
+    assert len(norms) == 2 * hf.LAYERS + 1
+    assert all(d["norm_gain_offset"] == 1.0 and d["norm_weight"].endswith("norm.weight") for d in norms)
+
+
+def test_falcon_fused_qkv_split_by_constant_indices_is_a_rearrangement():
+    model, x = hf.falcon()
+    pred = ddgraph.predict(model, x)
+    picks = [n for n in pred.graph.nodes_with("shape") if pred.graph[n]["op"] == "index"]
+    assert len(picks) == 2 * hf.LAYERS  # k and v picked from the fused projection, per layer
+
+
+def test_an_unknown_op_no_row_depends_on_is_not_named(tmp_path):
+    model, x = hf.roberta()  # position ids: ne, cumsum, type_as on the input ids
+    pred = ddgraph.predict(model, x)
+    data = pred.to_json()
+    assert data["unknown_ops"] == [] and {u["op"] for u in data["inert_unknown_ops"]} >= {"aten.cumsum.default"}
