@@ -11,7 +11,7 @@ each document corresponds to:
 
     CONFORMANCE.md       ddgraph conformance --quick   (always the quick run: the CI-checked document)
     CONFORMANCE_FULL.md  ddgraph conformance           (no quick variant: --quick leaves it alone)
-    ARCHITECTURES.md     ddgraph architectures --real  (--quick: ddgraph architectures --quick)
+    ARCHITECTURES.md     ddgraph architectures --real  (run it in the vision environment: torchvision, timm)
     SLT.md               ddgraph slt report            (devinterp column: --devinterp-python/--devinterp-json)
     DDCADAM.md           ddgraph ddcadam report        (one torch thread, as the command's default)
 
@@ -93,7 +93,7 @@ def _conformance_failed(text: str) -> bool:
 GENERATED = (
     Doc("CONFORMANCE.md", conformance, quick_only=True, failed=_conformance_failed),
     Doc("CONFORMANCE_FULL.md", conformance, has_quick=False, failed=_conformance_failed),
-    Doc("ARCHITECTURES.md", architectures, failed=lambda text: "| FAIL |" in text),
+    Doc("ARCHITECTURES.md", architectures, has_quick=False, failed=lambda text: "| FAIL |" in text),
     Doc("SLT.md", slt),
     Doc("DDCADAM.md", ddcadam),
 )

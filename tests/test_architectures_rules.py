@@ -95,3 +95,11 @@ def test_batchnorm_train_crossover_is_a_finite_t_regime():
     d = _check("conv_bn", train=True, eps=1e-5)
     assert not d.ok
     assert {c.verdict for c in d.failures} <= {"not-asymptotic", "fail"}
+
+
+def test_grouped_and_depthwise_convolutions_squeeze_excitation_are_measured():
+    d = _check("mobile_cnn", grid=[float(t) for t in np.geomspace(1e-3, 1e-5, 5)], n=2000)
+    assert not d.measurement.skipped  # grouped and depthwise convolutions are measured, not skipped
+    assert {c.param for c in d.primary} >= {"grouped.weight", "depthwise.weight", "squeeze.weight"}
+    assert d.ok, _failures(d)
+    assert [s["verdict"] for s in d.streams] == ["pass"]  # the stream's channels: axis 1 of a feature map

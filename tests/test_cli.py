@@ -48,6 +48,24 @@ def test_errors_are_clear_and_exit_2(args, message):
     assert message in res.output and "Traceback" not in res.output
 
 
+def test_errors_go_to_stderr_and_are_json_under_format_json():
+    res = invoke("predict", "no_such_package.mod:f")
+    assert res.exit_code == 2 and res.stdout == "" and "cannot import" in res.stderr
+    res = invoke("predict", "no_such_package.mod:f", "--format", "json")
+    error = json.loads(res.stdout)["error"]
+    assert res.exit_code == 2 and error["kind"] == "bad-input" and error["type"] == "TargetError"
+    assert "cannot import" in error["message"]
+
+
+def test_predict_table_fits_a_terminal_and_verbose_adds_provenance():
+    res = invoke("predict", "ddgraph.models.hf:mistral")
+    assert res.exit_code == 0 and max(len(line) for line in res.stdout.splitlines()) <= 120
+    assert "main lemma" in res.stdout and "module" not in res.stdout.split("─")[0]
+    res = invoke("predict", "ddgraph.models.hf:mistral", "--verbose")
+    header = res.stdout.split("─")[0]
+    assert "module" in header and "lemmas" in header and "model.layers.0.self_attn.q_proj" in res.stdout
+
+
 def test_graph_writes_dot(tmp_path):
     out = tmp_path / "g.dot"
     res = invoke("graph", "examples/attention.py:transformer_block", "--dot", str(out))

@@ -41,3 +41,28 @@ def test_an_unknown_op_no_row_depends_on_is_not_named(tmp_path):
     pred = ddgraph.predict(model, x)
     data = pred.to_json()
     assert data["unknown_ops"] == [] and {u["op"] for u in data["inert_unknown_ops"]} >= {"aten.cumsum.default"}
+
+
+def test_opt_queries_scaled_before_the_head_split_get_a_dead_channel_per_head():
+    model, x = hf.opt()  # q = q_proj(x) * scaling, then the view into heads
+    pred = ddgraph.predict(model, x)
+    g = pred.graph
+    dead = {g[n]["weight"]["param"].split(".")[-2]: g[n]["weight"]["dead_out"][1] for n in g.nodes_with("weight")
+            if ".layers.0.self_attn." in g[n]["weight"]["param"]}
+    assert len(dead["q_proj"]) == hf.HEADS and dead["q_proj"] == dead["k_proj"]
+
+
+def test_nanogpt_causal_mask_buffer_with_masked_fill_diff_passes():
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("nanogpt", Path(__file__).parent / "fixtures" / "nanogpt.py")
+    nanogpt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nanogpt)
+    model, x = nanogpt.gpt()
+    pred = ddgraph.predict(model, x)
+    assert all(n.status == "in-reach" for n in pred.nodes) and pred.unknown_ops == ()
+    d = ddgraph.check(model, x, progress=False, n_samples=2000, grid=list(np.geomspace(1e-3, 1e-5, 5)))
+    assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.failures]

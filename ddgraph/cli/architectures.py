@@ -1,86 +1,84 @@
-"""``ddgraph architectures``: trace, label, predict and diff every real architecture; print (or ``--out``) the report."""
+"""``ddgraph architectures``: the third-party zoo through predict and diff (default settings), and
+prediction at real scale; prints (or ``--out``) the report, docs/ARCHITECTURES.md."""
 from __future__ import annotations
 
 import math
+import re
 import time
 import traceback
 import warnings
 from pathlib import Path
 
 import click
-import numpy as np
 import torch
+
+from ddgraph.models.catalogue import REAL_SCALE, ZOO, Entry, find
 
 TRACER_WHY = {
     "fx": "torch.fx traced the model through every module",
-    "export": "torch.fx cannot trace it (Python control flow on tensor values / keyword-only inputs in "
-              "the library's forward), so torch.export.export(strict=False) took over",
+    "export": "torch.fx cannot trace it, so torch.export.export(strict=False) took over",
 }
 
 
-def run_one(arch: dict, n_samples: int, points: int) -> dict:
-    """Trace, label, predict and check one architecture's small config; never raises."""
+def run_one(entry: Entry, n_samples: int | None) -> dict:
+    """Predict and diff one zoo model as a user would (default grid; ``n_samples`` None: the default);
+    never raises: a failure is reported in the result."""
     from ddgraph import api
-    from ddgraph.models import architectures
 
-    args = ", ".join(f"{k}={v}" for k, v in arch.get("small_args", {}).items())
-    out = {"name": arch["name"], "library": arch["library"], "factory": f"{arch['small']}({args})",
-           "adds": arch["adds"]}
+    out = {"name": entry.name, "library": entry.library, "factory": entry.factory}
     try:
-        model, inputs = getattr(architectures, arch["small"])(**arch.get("small_args", {}))
+        out["adds"] = entry.adds
+        model, inputs = entry.build()
     except Exception as exc:
-        out["error"] = f"not built: {exc}"
+        out["error"] = f"not built: {_first_line(exc)}"
         return out
     try:
-        t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
             pred = api.predict(model, inputs)
-        out["predict_seconds"] = time.perf_counter() - t0
-        g = pred.graph
-        out["tracer"] = g.tracer
-        if g.tracer == "export":  # say what stopped torch.fx, in the library's own code
-            from ddgraph.frontend.tracing import _short_failure, trace_fx
-
-            try:
-                trace_fx(model)
-            except Exception as exc:
-                out["fx_failure"] = _short_failure(exc)
-        out["labels"] = {k: v for k, v in g.summary().items() if k not in ("param", "const")}
-        out["unknown"] = [u["op"] for u in pred.unknown_ops]
-        out["params"] = sum(p.numel() for p in model.parameters())
-        out["rows"] = len(pred.nodes)
-        hi, lo = arch["grid"]
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            d = api.check(model, inputs, n_samples=n_samples, progress=False,
-                          grid=[float(t) for t in np.geomspace(hi, lo, points)])
-        out["check_seconds"] = time.perf_counter() - t0
-        out["grid"] = (hi, lo, points)
+            out["predict_seconds"] = time.perf_counter() - t0
+            out["tracer"] = pred.graph.tracer
+            if pred.graph.tracer == "export":
+                out["fx_failure"] = _fx_failure(model, inputs)
+            out["rows"] = len(pred.nodes)
+            out["counts"] = {str(k): v for k, v in pred.counts().items()}
+            out["unknown"] = sorted({u["op"] for u in pred.unknown_ops})
+            out["out_of_reach"] = [f"{n.param}: {n.reason or n.status}" for n in pred.nodes if n.status != "in-reach"]
+            t0 = time.perf_counter()
+            kw = {} if n_samples is None else {"n_samples": n_samples}
+            d = api.check(model, inputs, progress=False, **kw)
+            out["check_seconds"] = time.perf_counter() - t0
         out["ok"] = d.ok
-        out["summary"] = d.summary()
-        out["out_of_reach"] = sorted({f"{n.param}: {n.reason}" for n in pred.nodes if n.status != "in-reach"})
-        out["failures"] = [f"{c.param} {c.factor}: predicted {c.predicted}, fitted {c.fit.slope:.3f} "
+        out["summary"] = {str(k): v for k, v in d.summary().items()}
+        out["failures"] = [f"`{c.param}` {c.factor}: predicted {_fmt(c.predicted)}, fitted {c.fit.slope:.3f} "
                            f"({c.verdict})" for c in d.failures]
-        out["sites"] = [f"{x.get('module') or x['node']}: {x['claim']}: {x['verdict']}" for x in d.ln + d.streams]
-        out["rows_table"] = [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.primary
-                             if c.direction == 1]
+        out["sites"] = sum(1 for x in d.ln + d.streams if x["verdict"] == "pass"), len(d.ln) + len(d.streams)
     except Exception as exc:
-        out["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+        out["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
         out["where"] = traceback.format_exc(limit=-2).strip().splitlines()[-3:]
     return out
 
 
-REAL_SCALE = ("gpt2_xl", "llama2_7b", "llama2_70b")
+def _fx_failure(model, inputs) -> str:
+    from ddgraph.frontend.tracing import _short_failure, trace_fx
+
+    try:
+        trace_fx(model, inputs)
+    except Exception as exc:
+        return _short_failure(exc)
+    return ""
 
 
-def real_scale(name: str) -> dict:
-    """Trace, label and predict one real-scale configuration (meta device); times in seconds."""
+def real_scale(entry: Entry) -> dict:
+    """Trace, label and predict one real-scale configuration on the meta device; times in seconds."""
     from ddgraph import api
-    from ddgraph.models import architectures
 
-    model, inputs = getattr(architectures, name)()
+    out = {"name": entry.name, "factory": entry.factory}
+    try:
+        model, inputs = entry.build()
+    except Exception as exc:
+        return {**out, "error": f"not built: {_first_line(exc)}"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
@@ -90,31 +88,18 @@ def real_scale(name: str) -> dict:
         t2 = time.perf_counter()
         pred = api.predict(g)
         t3 = time.perf_counter()
-    first = next((n for n in pred.nodes if ".0." in n.param and n.kind != "embedding"), None)
-    return {"name": name, "params": sum(p.numel() for p in model.parameters()), "nodes": g.nx.number_of_nodes(),
-            "rows": len(pred.nodes), "unknown": len(pred.unknown_ops), "tracer": g.tracer,
-            "trace": t1 - t0, "label": t2 - t1, "predict": t3 - t2, "kl": pred.kl_order,
-            "in_reach": pred.counts()["in-reach"],
-            "first": f"{first.param}: A {_fmt(first.a_rate)}, G {_fmt(first.g_rate)}" if first else "-"}
+    c = pred.counts()
+    return {**out, "params": sum(p.numel() for p in model.parameters()), "nodes": g.nx.number_of_nodes(),
+            "rows": len(pred.nodes), "in_reach": c["in-reach"], "unknown": len(pred.unknown_ops),
+            "tracer": g.tracer, "trace": t1 - t0, "label": t2 - t1, "predict": t3 - t2, "kl": pred.kl_order}
 
 
-def render_real(rows: list[dict]) -> str:
-    lines = ["", "## Prediction at real scale", "",
-             "Built from transformers' classes on the meta device (no weights in memory); "
-             "`python benchmarks/real_scale.py` prints the same timings.", "",
-             "| config | parameters | graph nodes | ladder rows | in reach | unknown ops | tracer | trace s | "
-             "label s | predict s | KL order k | first block's first weight |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['name']} | {r['params'] / 1e9:.2f}B | {r['nodes']} | {r['rows']} | {r['in_reach']} | "
-                     f"{r['unknown']} | {r['tracer']} | {r['trace']:.1f} | {r['label']:.1f} | "
-                     f"{r['predict']:.1f} | {_fmt(r['kl'])} | `{r['first']}` |")
-    return "\n".join(lines) + "\n"
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return _site_packages(text.splitlines()[0][:300]) if text else type(exc).__name__
 
 
 def _site_packages(text: str) -> str:
-    import re
-
     return re.sub(r"/\S*/site-packages/", "", text)
 
 
@@ -128,113 +113,103 @@ def _fmt(x) -> str:
     return f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
-def render(results: list[dict], n_samples: int, command: str) -> str:
-    lines = ["# ddgraph on real architectures", "",
-             f"Generated by `{command}` (torch {torch.__version__}). Small configs of each library's own "
-             f"model class with its random init; probe: fp64, n = {n_samples} samples, common random "
-             "numbers, MSE noisy regime. Rows are named by the model's own parameter names.", "",
-             "| model | library | tracer | labelled nodes | unknown ops | diff | verdicts |",
-             "|---|---|---|---|---|---|---|"]
+def render(results: list[dict], real: list[dict], command: str) -> str:
+    ran = [r for r in results if "error" not in r]
+    rows = sum(r["rows"] for r in ran)
+    in_reach = sum(r["counts"]["in-reach"] for r in ran)
+    passed = sum(1 for r in ran if r["ok"])
+    lines = ["# ddgraph on third-party models", "",
+             f"Generated by `{command}` (torch {torch.__version__}). Each model is its library's own class, "
+             "built plainly: random init, a tiny config, the library's default options, a batch-1 example "
+             "input, no wrapper. `predict` and `diff` run with their default settings.", "",
+             f"**{len(ran)} of {len(results)} models ran; {in_reach} of {rows} weight rows "
+             f"({100 * in_reach / max(rows, 1):.1f}%) are in reach; `diff` exits 0 on {passed} of {len(ran)}.**", "",
+             "| model | library | tracer | rows | in reach | bracket | no-rule | unknown ops | diff | verdicts "
+             "| predict s | diff s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['name']} | {r['library']} | - | - | - | not run | {r['error'][:160]} |")
+            state = "not built" if r["error"].startswith("not built") else "error"
+            lines.append(f"| {r['name']} | {r['library']} | {' | '.join(['-'] * 6)} | {state} | {r['error'][:140]} "
+                         "| - | - |")
             continue
-        n_lab = sum(r["labels"].values())
+        c = r["counts"]
         verdicts = ", ".join(f"{k} {v}" for k, v in r["summary"].items())
-        lines.append(f"| {r['name']} | {r['library']} | {r['tracer']} | {n_lab} | "
-                     f"{', '.join(r['unknown']) or 'none'} | {'pass' if r['ok'] else 'FAIL'} | {verdicts} |")
+        lines.append(f"| {r['name']} | {r['library']} | {r['tracer']} | {r['rows']} | {c['in-reach']} | "
+                     f"{c['bracket']} | {c['no-rule']} | {', '.join(r['unknown']) or 'none'} | "
+                     f"{'pass' if r['ok'] else 'FAIL'} | {verdicts} | {r['predict_seconds']:.1f} | "
+                     f"{r['check_seconds']:.1f} |")
     for r in results:
-        lines += ["", f"## {r['name']} (`ddgraph.models.architectures.{r['factory']}`)", "", f"What it adds: {r['adds']}.", ""]
+        lines += ["", f"## {r['name']} (`{r['factory']}`)", ""]
+        if r.get("adds"):
+            lines += [r["adds"], ""]
         if "error" in r:
             lines += [f"**Not run.** {r['error']}", ""]
             continue
         why = TRACER_WHY.get(r["tracer"], "")
         if r.get("fx_failure"):
             why = f"torch.fx failed ({_site_packages(r['fx_failure'])}), so torch.export.export(strict=False) took over"
+        sites_ok, sites = r["sites"]
         lines += [f"- Tracer: **{r['tracer']}** — {why}.",
-                  f"- Labels: {', '.join(f'{k} {v}' for k, v in r['labels'].items())}; "
-                  f"unknown ops: {', '.join(r['unknown']) or 'none'}.",
-                  f"- Probe grid: t from {r['grid'][0]:g} to {r['grid'][1]:g} ({r['grid'][2]} points); "
-                  f"check took {r['check_seconds']:.1f} s.",
-                  f"- Diff: {'every in-reach node passes' if r['ok'] else 'FAILURES: ' + '; '.join(r['failures'])}.",
-                  f"- Out of reach: {'; '.join(r['out_of_reach']) or 'nothing (every weight node is in reach)'}.",
-                  "", "| parameter | factor | predicted | fitted | verdict |", "|---|---|---|---|---|"]
-        lines += [f"| `{p}` | {f} | {_fmt(pr)} | {_fmt(s)} | {v} |" for p, f, pr, s, v in r["rows_table"]]
-        if r["sites"]:
-            lines += ["", "Structural sites: " + "; ".join(r["sites"]) + "."]
-    lines += ["", "## How each architecture's additions are handled", "",
-              "- **Tied weights** (GPT-2 `wte`/`lm_head`, BERT's decoder): the tensor is one parameter used twice; "
-              "each use is its own row under the name its module gives it. Embedding and unembedding put the "
-              "dead entry at the same cell (dead token x dead channel), so the canonical configuration is "
-              "consistent. Rules: `weight` (kind embedding / linear); probe case `tied_embedding`.",
-              "- **Fused qkv** (`c_attn`): the channel analysis gives one dead index per q/k/v slice and per "
-              "head; the ladder adds rows `c_attn.weight[q]`, `[k]`, `[v]` whose G is read on the slice's dead "
-              "block.",
-              "- **Position / token-type tables and the class token** enter the stream like biases: their "
-              "dead column is zeroed at the canonical configuration (`bias_add`, `prepend_token`).",
-              "- **GELU-tanh written out** (`0.5 x (1 + tanh(c (x + 0.044715 x^3)))`): fused into one node, "
-              "classified by evaluating phi(0) = 0 and phi'(0) = 1/2 (rule `act_smooth`; probe case "
-              "`gelu_tanh_chain`).",
-              "- **Rotary embeddings**: `rotate_half` cuts each head into halves, so each half gets its own "
-              "dead index and the rotation pairs dead with dead; the ops are scale (cos, sin, neg), concat "
-              "and add, whose rules apply unchanged (probe case `rotary_gqa`).",
-              "- **Grouped-query attention**: `repeat_kv` is expand + reshape (shape-only), so each KV head's "
-              "dead index is shared by its query group; the attention rule applies (probe case `rotary_gqa`, "
-              "where V rate = O rate + 2 still holds).",
-              "- **Post-norm blocks** (BERT): LN(x + f(x)) resets the stream's dead order to 0 at every block "
-              "(rule `layernorm`), so the residual-stream sites have rate 0.",
-              "- **Batch norm**: eval mode is a per-channel affine map (`batchnorm_eval`); train mode "
-              "(`batchnorm_train`) keeps the orders only below t* ~ sqrt(eps)/std, where eps dominates the "
-              "batch variance; above it the batch std resets the dead channel. Probe case `conv_bn` "
-              "(convolutions with padding and stride).",
-              "- **ResNet-18 / timm**: PyPI's torchvision wheels for this torch are CUDA builds that fail to "
-              "import beside torch 2.13.0+cpu (`operator torchvision::nms does not exist`), and timm imports "
-              "torchvision; the factories exist and raise a clear error, the tests skip with that reason. "
-              "Convolutions with padding and stride and batch norm are checked on `conv_bn` instead."]
+                  f"- Out of reach: {'; '.join(r['out_of_reach']) or 'nothing'}.",
+                  f"- Diff: {'every check passes' if r['ok'] else 'FAILURES: ' + '; '.join(r['failures'])} "
+                  f"({sites_ok} of {sites} structural sites pass)."]
+    if real:
+        lines += render_real(real)
     return "\n".join(lines) + "\n"
 
 
-def build(quick: bool = False, only=(), real: bool = False, log=lambda msg: None) -> str:
-    """Run every architecture (or those in ``only``) and return the report; ``log`` gets progress lines."""
-    from ddgraph.models.architectures import ARCHITECTURES
-
-    n_samples, points = (600, 4) if quick else (2000, 5)
-    results = []
-    for arch in ARCHITECTURES:
-        if only and arch["name"] not in only and arch["small"] not in only:
+def render_real(rows: list[dict]) -> list[str]:
+    lines = ["", "## Prediction at real scale", "",
+             "Built on the meta device (no weights in memory); `python benchmarks/real_scale.py` prints the same "
+             "timings.", "",
+             "| config | parameters | graph nodes | ladder rows | in reach | unknown ops | tracer | trace s | "
+             "label s | predict s | KL order k |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | - | - | - | - | - | - | - | - | - | {r['error'][:120]} |")
             continue
-        log(f"{arch['name']} ...")
-        r = run_one(arch, n_samples, points)
+        lines.append(f"| {r['name']} | {r['params'] / 1e9:.2f}B | {r['nodes']} | {r['rows']} | {r['in_reach']} | "
+                     f"{r['unknown']} | {r['tracer']} | {r['trace']:.1f} | {r['label']:.1f} | "
+                     f"{r['predict']:.1f} | {_fmt(r['kl'])} |")
+    return lines
+
+
+def build(quick: bool = False, only=(), real: bool = False, log=lambda msg: None) -> str:
+    """Run the zoo (or the models in ``only``) and return the report; ``log`` gets progress lines."""
+    entries = find(only) if only else ZOO
+    results = []
+    for e in entries:
+        log(f"{e.name} ...")
+        r = run_one(e, 1000 if quick else None)
         log(f"  {r.get('error') or ('pass' if r['ok'] else 'FAIL') + ' ' + str(r['summary'])}")
         results.append(r)
-    text = render(results, n_samples, "ddgraph architectures" + (" --quick" if quick else "")
-                  + (" --real" if real else ""))
-    if real:
-        rows = []
-        for name in REAL_SCALE:
-            log(f"{name} (meta device) ...")
-            rows.append(real_scale(name))
-        text += render_real(rows)
-    return text
+    real_rows = []
+    for e in REAL_SCALE if real else ():
+        log(f"{e.name} (meta device) ...")
+        real_rows.append(real_scale(e))
+    command = "ddgraph architectures" + (" --quick" if quick else "") + (" --real" if real else "")
+    return render(results, real_rows, command)
 
 
 @click.command("architectures")
-@click.option("--quick", is_flag=True, help="Fewer samples and grid points (a smoke run).")
-@click.option("--only", multiple=True, help="Run only these models (by name, e.g. GPT-2).")
-@click.option("--real", is_flag=True, help="Also predict GPT-2 XL, LLaMA-2-7B and -70B (meta device; minutes).")
+@click.option("--quick", is_flag=True, help="1000 samples instead of the default (a smoke run).")
+@click.option("--only", multiple=True, help="Run only these models (display name or factory, e.g. GPT-2, opt).")
+@click.option("--real", is_flag=True, help="Also predict GPT-2 XL, LLaMA-2-7B/-70B and ResNet-50 (meta device).")
 @click.option("--out", "out_file", default=None, type=click.Path(dir_okay=False),
               help="Where to write the report (default or '-': stdout).")
 def architectures(quick, only, real, out_file):
-    """Diff every real architecture (transformers, torchvision, timm) on a small config; write the report."""
-    from ddgraph.cli.main import writable_file
-    from ddgraph.errors import OptionError
-    from ddgraph.models.architectures import ARCHITECTURES
+    """Predict and diff every third-party zoo model (transformers, torch.nn, torchvision, timm); write the report.
 
-    known = {a["name"] for a in ARCHITECTURES} | {a["small"] for a in ARCHITECTURES}
-    unknown = [o for o in only if o not in known]
+    Exit status 1 if some model's diff fails or errs; a model whose library is missing is reported, not failed."""
+    from ddgraph.cli.main import EXIT_FAILED, writable_file
+    from ddgraph.errors import OptionError
+
+    unknown = [o for o in only if not find([o])]
     if unknown:  # options first: nothing to check is not a report
-        raise OptionError(f"--only {', '.join(unknown)}: no such architecture; choose from "
-                          f"{', '.join(sorted(a['name'] for a in ARCHITECTURES))}")
+        raise OptionError(f"--only {', '.join(unknown)}: no such model; choose from "
+                          f"{', '.join(e.name for e in ZOO)}")
     if out_file not in (None, "-"):
         writable_file(out_file, "--out", make_parents=True)
     text = build(quick, only, real, log=lambda msg: click.echo(msg, err=True))
@@ -244,3 +219,5 @@ def architectures(quick, only, real, out_file):
         Path(out_file).parent.mkdir(parents=True, exist_ok=True)
         Path(out_file).write_text(text)
         click.echo(f"wrote {out_file}", err=True)
+    if "| FAIL |" in text or "| error |" in text:
+        raise SystemExit(EXIT_FAILED)

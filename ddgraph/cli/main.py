@@ -15,6 +15,7 @@ from ddgraph.frontend.target import load_target
 from ddgraph.output.tables import make_console
 
 console = make_console()
+errors = make_console(stderr=True)
 
 
 def _parse_alpha(values: tuple[str, ...]):
@@ -148,14 +149,22 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0][:500] if text else type(exc).__name__
 
 
+def _wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for ``--format json`` (then an error is a JSON object too)."""
+    return any(a == "--format=json" or (a == "--format" and nxt == "json")
+               for a, nxt in zip(args, [*args[1:], ""]))
+
+
 class _Group(click.Group):
     """The ``ddgraph`` group: every subcommand's errors become an exit status and one line.
 
     A :class:`DDGraphError` (bad input: a target, an option, a file) exits 2 with its message; any
-    other exception is an internal error, exit 3, with the traceback only under ``--debug``.
+    other exception is an internal error, exit 3, with the traceback only under ``--debug``. Errors
+    go to stderr; under ``--format json`` the error is a JSON object on stdout (``{"error": ...}``).
     """
 
     def invoke(self, ctx):
+        as_json = _wants_json([*ctx._protected_args, *ctx.args])
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
@@ -163,16 +172,25 @@ class _Group(click.Group):
             raise
         except DDGraphError as exc:
             if ctx.params.get("debug"):
-                console.print_exception()
-            console.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+                errors.print_exception()
+            _report(as_json, "bad-input", type(exc).__name__, str(exc), f"[bold red]error:[/] {type(exc).__name__}: "
+                    f"{escape(str(exc))}")
             ctx.exit(EXIT_BAD_INPUT)
         except Exception as exc:
             if ctx.params.get("debug"):
-                console.print_exception()
+                errors.print_exception()
             hint = "" if ctx.params.get("debug") else "; rerun as `ddgraph --debug ...` for the traceback"
-            console.print(f"[bold red]internal error[/] (a bug in ddgraph, please report it): "
-                          f"{type(exc).__name__}: {escape(_one_line(exc))}{hint}", highlight=False)
+            _report(as_json, "internal", type(exc).__name__, _one_line(exc),
+                    f"[bold red]internal error[/] (a bug in ddgraph, please report it): "
+                    f"{type(exc).__name__}: {escape(_one_line(exc))}{hint}")
             ctx.exit(EXIT_INTERNAL)
+
+
+def _report(as_json: bool, kind: str, name: str, message: str, text: str) -> None:
+    if as_json:
+        click.echo(json.dumps({"error": {"kind": kind, "type": name, "message": message}}, indent=2))
+    else:
+        errors.print(text, highlight=False)
 
 
 @click.group(cls=_Group)
@@ -196,7 +214,8 @@ def _predict(target, **kw):
 @click.argument("target")
 @approach_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def predict(target, fmt, **kw):
+@click.option("--verbose", "-v", is_flag=True, help="Every lemma, the module and the rule files of each row.")
+def predict(target, fmt, verbose, **kw):
     """Predict the rate ladder of TARGET (path/to/file.py:factory or package.module:factory)."""
     from ddgraph.output.tables import print_prediction
 
@@ -204,7 +223,7 @@ def predict(target, fmt, **kw):
     if fmt == "json":
         click.echo(json.dumps(pred.to_json(), indent=2))
     else:
-        print_prediction(pred, console)
+        print_prediction(pred, console, verbose)
 
 
 @main.command()

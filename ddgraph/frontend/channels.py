@@ -103,15 +103,21 @@ def _segments(g: nx.DiGraph, prims, src: str, axis: int, small: bool) -> list[to
     while stack:
         u = stack.pop()
         for c in g.successors(u):
-            viewing = prims[g.nodes[c][PRIMITIVE]].mask == "shape"
-            if viewing and c not in env:
-                def fill(name, _g=g):
-                    return torch.full(_shape(_g.nodes[name], small), -1, dtype=INDEX)
-                env[c] = _run_shape_op(g, c, env, fill, small)
-                stack.append(c)
-            elif not viewing:
+            prim = prims[g.nodes[c][PRIMITIVE]]
+            viewing = prim.mask == "shape"
+            # an element-wise map of this value alone (q * scale, an activation) keeps every entry
+            # where it is: it reads the space as laid out here, and so do its own consumers (the
+            # view into heads after OPT's q * scaling)
+            through = (prim.mask == "elementwise" and prim.roles == ("x",)
+                       and _shape(g.nodes[c], small) == _shape(g.nodes[u], small))
+            if not viewing:
                 val = env[u]
                 families += [_family(t, n) for t in (val if isinstance(val, (tuple, list)) else [val])]
+            if (through or viewing) and c not in env:
+                def fill(name, _g=g):
+                    return torch.full(_shape(_g.nodes[name], small), -1, dtype=INDEX)
+                env[c] = env[u] if through else _run_shape_op(g, c, env, fill, small)
+                stack.append(c)
     label = np.zeros(n, dtype=np.int64)
     for fam in families:  # common refinement of the partitions, kept compact (numpy's unique is fast)
         fam = fam.numpy()
@@ -272,7 +278,22 @@ def _weight(c: MaskContext, n, d, roles):
         row = _axis_row(c.masks[roles["x"]], w["x_axis"], _where(n, d))
         w["dead_in"] = {j: torch.nonzero(row == j).flatten().tolist() for j in range(1, m + 1)}
     mask, w["dead_out"] = c.fresh_space(n, w["y_axis"] % len(c.shape(n)))
+    if w.get("groups", 1) > 1:
+        _check_groups(c, n, d, w)
     return mask, frozenset({0} | {j for j, idx in w["dead_out"].items() if idx})
+
+
+def _check_groups(c: MaskContext, n, d, w) -> None:
+    """A grouped convolution connects a group's inputs to that group's outputs only: a dead output
+    channel with no dead input of its direction in its group would be exactly zero, not t^alpha x."""
+    out_width = c.shape(n)[w["y_axis"]] // w["groups"]
+    in_width = c.graph.nx.nodes[w["operand"]]["shape"][w["w_in_axis"]]
+    for j, outs in w["dead_out"].items():
+        have = {i // in_width for i in w["dead_in"][j]}
+        if any(o // out_width not in have for o in outs):
+            raise LabelError(f"{_where(n, d)}: a grouped convolution ({w['groups']} groups) whose dead output "
+                             f"channels {outs} do not all share a group with a dead input channel "
+                             f"{w['dead_in'][j]}; ddgraph's weight rule does not cover this")
 
 
 def _elementwise(c: MaskContext, n, d, roles):
@@ -344,7 +365,22 @@ def _shape_op(c: MaskContext, n, d, roles):
     return mask, _present(mask if isinstance(mask, (tuple, list)) else [mask], c.n_dead)
 
 
+def _aligned(c: MaskContext, n, d, roles) -> None:
+    """Queries and keys must put their dead channels at the same place in every head (the score
+    q.k pairs dead with dead); where they do not, the per-class calculus would not hold: say so."""
+    q, k = (c.masks[roles[r]].amax(dim=-2) for r in ("q", "k"))  # (..., heads, head channels)
+    if q.dim() >= 2 and k.dim() == q.dim() and q.shape != k.shape and q.shape[-1] == k.shape[-1] \
+            and k.shape[-2] and q.shape[-2] % k.shape[-2] == 0:  # grouped-query: a key head per group
+        k = k.repeat_interleave(q.shape[-2] // k.shape[-2], dim=-2)
+    if q.shape == k.shape and not torch.equal(q, k):
+        raise LabelError(f"{_where(n, d)}: queries and keys put their dead channels at different places "
+                         "within the heads, so the attention scores mix dead with live channels; ddgraph's "
+                         "rules do not cover this (please report the model)")
+
+
 def _value(c: MaskContext, n, d, roles):
+    if "q" in roles and "k" in roles:
+        _aligned(c, n, d, roles)
     v = roles.get("v", roles.get("b"))
     return c.masks[v].amax(dim=-2, keepdim=True).expand(c.shape(n)).clone(), c.classes[v]
 

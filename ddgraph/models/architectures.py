@@ -24,29 +24,6 @@ from torch import nn
 
 from ddgraph.errors import TargetError
 
-#: Every architecture this module builds: its library, the small factory the probe runs, the real-scale
-#: factories (meta device) for prediction, what it adds, and a t-grid inside its asymptotic window
-#: (library inits are small, std 0.02, so a normalised dead coordinate t/0.02 needs t well below 1e-2).
-ARCHITECTURES = (
-    dict(name="GPT-2", library="transformers", small="gpt2_small", small_args={"layers": 2}, real=("gpt2", "gpt2_xl"), grid=(1e-3, 1e-4),
-         adds="Conv1D (addmm) with fused qkv c_attn, learned position embeddings, pre-LN, GELU-tanh "
-              "written out, tied wte/lm_head"),
-    dict(name="LLaMA", library="transformers", small="llama_small", small_args={"layers": 2}, real=("llama2_7b", "llama2_70b"),
-         grid=(1e-4, 1e-5),
-         adds="hand-written RMSNorm, rotary embeddings, grouped-query attention, SwiGLU, untied lm_head"),
-    dict(name="BERT", library="transformers", small="bert_small", small_args={"layers": 2}, real=("bert_base",), grid=(1e-3, 1e-4),
-         adds="post-norm residual blocks LN(x + f(x)), position and token-type embeddings, MLM head with "
-              "tied decoder"),
-    dict(name="ViT", library="transformers", small="vit_small", small_args={"layers": 2}, real=("vit_base",), grid=(1e-4, 1e-5),
-         adds="patch-embedding convolution (kernel = stride), class token, position embeddings"),
-    dict(name="ResNet-18", library="torchvision", small="resnet18_small", real=("resnet18",), grid=(1e-2, 1e-3),
-         adds="convolutions with padding and stride, batch norm, identity and projection skips"),
-    dict(name="ConvNeXt (timm)", library="timm", small="timm_convnext_small", real=("timm_convnext",),
-         grid=(1e-2, 1e-3), adds="depthwise convolutions, channels-last LayerNorm, layer scale"),
-)
-SMALL = tuple(a["small"] for a in ARCHITECTURES)
-REAL = tuple(r for a in ARCHITECTURES for r in a["real"])
-
 
 def _require(module: str, extra: str = "arch"):
     """Import a model library, or raise a TargetError saying what to install."""

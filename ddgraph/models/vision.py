@@ -59,5 +59,13 @@ def timm_efficientnet_b0():
     return _require("timm", extra="vision").create_model("efficientnet_b0", num_classes=10).eval(), _image()
 
 
+def tv_resnet50_meta():
+    """torchvision ResNet-50 at 224x224 on the meta device (no weight memory): prediction at real scale."""
+    models = _require("torchvision.models", extra="vision")
+    with torch.device("meta"):
+        model = models.resnet50().eval()
+    return model, (torch.randn(1, 3, 224, 224, device="meta"),)
+
+
 FACTORIES = {f.__name__: f for f in (tv_resnet18, tv_mobilenet_v3_small, tv_convnext_tiny, tv_vit_tiny,
                                      timm_resnet18, timm_convnext_atto, timm_vit_tiny, timm_efficientnet_b0)}

@@ -377,3 +377,28 @@ class PoolCNN(nn.Module):
         x = F.avg_pool2d(F.relu(self.c2(x)), 2)
         x = F.adaptive_avg_pool2d(self.c3(x), 1)
         return self.head(torch.flatten(x, 1))
+
+
+class MobileCNN(nn.Module):
+    """What MobileNetV3 and EfficientNet blocks are made of: a grouped convolution, a depthwise one, a
+    squeeze-excitation gate (global pool, 1x1 convolutions, ReLU, hard-sigmoid, a product with the
+    features), hard-swish, a layer scale and a residual skip, then global pooling and a linear head."""
+
+    def __init__(self, channels=8, classes=4):
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 3, padding=1, bias=False)
+        self.grouped = nn.Conv2d(channels, channels, 3, padding=1, groups=2, bias=False)
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+        self.squeeze = nn.Conv2d(channels, channels // 2, 1)
+        self.excite = nn.Conv2d(channels // 2, channels, 1)
+        self.project = nn.Conv2d(channels, channels, 1, bias=False)
+        self.gamma = nn.Parameter(torch.full((channels, 1, 1), 0.5))
+        self.head = nn.Linear(channels, classes, bias=False)
+
+    def forward(self, x):
+        x = F.hardswish(self.stem(x))
+        h = F.relu(self.grouped(x))
+        h = F.hardswish(self.depthwise(h))
+        s = F.hardsigmoid(self.excite(F.relu(self.squeeze(F.adaptive_avg_pool2d(h, 1)))))
+        x = x + self.gamma * self.project(h * s)
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))

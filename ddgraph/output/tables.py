@@ -32,18 +32,34 @@ def _sum(a, g):
     return a + g
 
 
-def ladder_table(pred: Prediction) -> Table:
+def main_lemmas(pred: Prediction) -> list[str]:
+    """Each row's main citation: of the theorems its rates rest on (else propositions, corollaries,
+    lemmas), the one fewest rows share, so rows that differ show what differs; ``--verbose`` lists all."""
+    count: dict[str, int] = {}
+    for n in pred.nodes:
+        for lem in n.lemmas:
+            count[lem] = count.get(lem, 0) + 1
+    rank = {"Thm": 0, "Prop": 1, "Cor": 2, "Lemma": 3}  # a theorem before what serves it
+    return [min(n.lemmas, key=lambda lem: (rank.get(lem.split()[0], 4), count[lem], n.lemmas.index(lem)))
+            if n.lemmas else "-" for n in pred.nodes]
+
+
+def ladder_table(pred: Prediction, verbose: bool = False) -> Table:
+    """The ladder, one row per weight; ``verbose`` adds the module, every lemma and the rule files."""
     ap = pred.approach
     regime = ap.regime if ap.loss == "mse" else f"{ap.fisher} Fisher"
     t = Table(title=f"{pred.model}: predicted rate ladder ({ap.loss}, {regime}, traced with {pred.tracer})",
               box=box.SIMPLE_HEAD, title_justify="left")
-    for col, just in (("#", "right"), ("parameter", "left"), ("module", "left"), ("kind", "left"),
-                      ("A", "right"), ("G", "right"), ("A+G", "right"), ("status", "left"),
-                      ("lemmas", "left"), ("rules on the critical path", "left")):
+    columns = [("#", "right"), ("parameter", "left"), ("kind", "left"), ("A", "right"), ("G", "right"),
+               ("A+G", "right"), ("status", "left")]
+    columns += ([("module", "left"), ("lemmas", "left"), ("rules on the critical path", "left")] if verbose
+                else [("main lemma", "left")])
+    for col, just in columns:
         # the parameter name is the row's identity: never wrapped (a c_attn.weight[q] suffix must show)
         t.add_column(col, justify=just, overflow="fold", no_wrap=col == "parameter",
                      min_width=max((len(n.param) for n in pred.nodes), default=9) if col == "parameter" else None)
     multi = pred.approach.n_dead > 1
+    main = main_lemmas(pred)
     for i, n in enumerate(pred.nodes):
         if multi:
             a = " / ".join(fmt_rate(_pt(p)) for p in n.a_rates)
@@ -51,10 +67,13 @@ def ladder_table(pred: Prediction) -> Table:
             s = " / ".join(fmt_rate(_sum(_pt(x), _pt(y))) for x, y in zip(n.a_rates, n.g_rates))
         else:
             a, g, s = fmt_rate(n.a_rate), fmt_rate(n.g_rate), fmt_rate(_sum(n.a_rate, n.g_rate))
-        status = f"[{STATUS_STYLE[n.status]}]{n.status}[/]"
-        lemmas = ", ".join(n.lemmas) if n.status != NO_RULE else n.reason
-        rests = " ".join(Path(r).stem for r in n.rules)
-        t.add_row(str(i + 1), escape(n.param), n.module or "-", n.kind, a, g, s, status, lemmas, rests)
+        row = [str(i + 1), escape(n.param), n.kind, a, g, s, f"[{STATUS_STYLE[n.status]}]{n.status}[/]"]
+        if verbose:
+            lemmas = ", ".join(n.lemmas) if n.status != NO_RULE else n.reason
+            row += [n.module or "-", lemmas, " ".join(Path(r).stem for r in n.rules)]
+        else:
+            row.append(escape(n.reason) if n.status == NO_RULE else main[i])
+        t.add_row(*row)
     return t
 
 
@@ -96,12 +115,12 @@ def _round(x):
     return x
 
 
-def print_prediction(pred: Prediction, console: Console | None = None) -> None:
+def print_prediction(pred: Prediction, console: Console | None = None, verbose: bool = False) -> None:
     console = console or make_console()
-    console.print(ladder_table(pred))
+    console.print(ladder_table(pred, verbose))
     console.print(footer(pred))
 
 
-def make_console() -> Console:
-    """A console as wide as the terminal, or 180 columns when writing to a pipe or file."""
-    return Console(width=shutil.get_terminal_size((180, 40)).columns)
+def make_console(stderr: bool = False) -> Console:
+    """A console as wide as the terminal, or 120 columns when writing to a pipe or file."""
+    return Console(width=shutil.get_terminal_size((120, 40)).columns, stderr=stderr)

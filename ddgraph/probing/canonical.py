@@ -199,17 +199,29 @@ def _matrix(graph: Graph, state: _State, w: dict, spec: ParamSpec) -> None:
     entries ``t**exponent``."""
     idx = operand_index(graph, w["operand"])
     win, wout = w["w_in_axis"] % idx.dim(), w["w_out_axis"] % idx.dim()
+    # a grouped convolution (weight: out x in/groups x kernel) reaches input channel i from the
+    # outputs of i's group only, through its column i % in_width
+    in_width = idx.shape[win]
+    out_width = idx.shape[wout] // w.get("groups", 1)
+
+    def column(i):
+        col = idx.select(win, i % in_width)
+        k = i // in_width
+        return col.narrow(wout if wout < win else wout - 1, k * out_width, out_width)
+
     for j in range(1, state.n_dead + 1):
         for o in w["dead_out"][j]:
             state.hold(w["param"], idx.select(wout, o))
         for i in w["dead_in"][j]:
-            state.hold(w["param"], idx.select(win, i))
+            state.hold(w["param"], column(i))
     for j in range(1, state.n_dead + 1):
         pairs = []
         for o in w["dead_out"][j]:
             row = idx.select(wout, o)
             for i in w["dead_in"][j]:
-                cell = row.select(win if win < wout else win - 1, i)
+                if i // in_width != o // out_width:
+                    continue  # different groups: no entry connects them
+                cell = row.select(win if win < wout else win - 1, i % in_width)
                 if w["kind"] == "conv":  # centre tap of the kernel
                     cell = cell[tuple(s // 2 for s in cell.shape)]
                 pairs.append(cell.reshape(-1))

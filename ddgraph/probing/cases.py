@@ -168,6 +168,13 @@ def cnn_pool():
     return zoo.PoolCNN(), (torch.randn(4, 3, 8, 8),), {}
 
 
+@case
+def mobile_cnn():
+    """Grouped and depthwise convolutions, squeeze-excitation, hard-swish and layer scale (MobileNetV3,
+    EfficientNet)."""
+    return zoo.MobileCNN(), (torch.randn(4, 3, 8, 8),), {}
+
+
 def _rotate_half(x):
     h = x.shape[-1] // 2
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)

@@ -30,7 +30,7 @@ from ddgraph.probing.canonical import Canonical, canonicalise
 from ddgraph.probing.data import Sampler, from_user, gaussian_like
 from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
 from ddgraph.probing.results import Measurement, SiteSeries
-from ddgraph.probing.sites import WeightSite, weight_sites
+from ddgraph.probing.sites import WeightSite, channel_axis, weight_sites
 
 DEFAULT_GRID = tuple(float(t) for t in np.geomspace(1e-2, 1e-4, 7))
 
@@ -84,7 +84,7 @@ def _first(out):
 class _Recorder(torch.fx.Interpreter):
     """Runs the canonical copy, accumulating A at weight nodes and keeping outputs for G."""
 
-    def __init__(self, gm, sites: dict[str, WeightSite], watch: set[str], acc):
+    def __init__(self, gm, sites: dict[str, WeightSite], watch: dict[str, int], acc):
         super().__init__(gm)
         self.sites, self.watch, self.acc = sites, watch, acc
         self.nodes = {n.name: n for n in gm.graph.nodes}
@@ -308,6 +308,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     nan: dict[float, str] = {}
     bar = ProgressBar(len(grid) * sum(1 for _ in data.chunks()), f"probe {graph.model_name}",
                       unit="chunk", enabled=progress)
+    watch = {n: channel_axis(graph[n]) for n in [*ln_nodes, *stream_nodes]}  # node -> its channel axis
     a_constant = _t_independent_inputs(graph, sites)
     a_partial = _moving_columns(graph, sites, a_constant)
     g_partial: dict = {}
@@ -323,7 +324,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
             acc = _Accumulators(a=acc.a.next(a_constant, None if last else a_partial),
                                 g=acc.g.next(frozenset(), None if last or i < 2 else g_partial))
         for k, size in data.chunks():
-            where = _run_chunk(canon, data, k, size, site_map, set(ln_nodes) | set(stream_nodes), acc,
+            where = _run_chunk(canon, data, k, size, site_map, watch, acc,
                                targets, approach, locate=t not in nan)
             if where and t not in nan:
                 nan[t] = where
@@ -421,7 +422,7 @@ def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, lo
     for name, out, grad in zip(names, outs, grads):
         acc.add_g(site_map[name], grad, out)
     for name, val in rec.watched.items():
-        acc.add_second(name, val)
+        acc.add_second(name, val.movedim(watch[name], -1))
     return bad
 
 

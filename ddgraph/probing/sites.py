@@ -5,7 +5,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from ddgraph.core.graph import ROLES, WEIGHT, Graph
+from ddgraph.core.graph import MASK, ROLES, WEIGHT, Graph
 
 
 @attrs.define
@@ -27,6 +27,9 @@ class WeightSite:
     def a_rows(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "conv":
             c = self.conv
+            if c["group"] is not None:  # a grouped convolution: the group holding the dead channels
+                k, width = c["group"][0], c["group"][1]
+                x = x[:, k * width:(k + 1) * width]
             spatial = x.dim() - 2
             if spatial == 1:
                 x = x.unsqueeze(-1)
@@ -36,6 +39,9 @@ class WeightSite:
 
     def g_rows(self, y: torch.Tensor) -> torch.Tensor:
         axis = 1 if self.kind == "conv" else self.y_axis
+        if self.kind == "conv" and self.conv["group"] is not None:
+            k, width = self.conv["group"][0], self.conv["group"][2]
+            y = y[:, k * width:(k + 1) * width]
         return y.movedim(axis, -1).reshape(-1, y.shape[axis])
 
 
@@ -57,8 +63,8 @@ def _conv_geometry(d: dict, weight_shape) -> dict | None:
     a.update(zip(names, fx.args))
     a.update(fx.kwargs)
     k = tuple(weight_shape[2:])
-    if a["groups"] != 1 or a["transposed"] or len(k) > 2:
-        return None  # grouped, transposed or 3-d convolutions are not measured
+    if a["transposed"] or len(k) > 2:
+        return None  # transposed or 3-d convolutions are not measured
     pad = a["padding"]
     if isinstance(pad, str):
         pad = tuple(s // 2 for s in k) if pad == "same" else 0
@@ -67,7 +73,27 @@ def _conv_geometry(d: dict, weight_shape) -> dict | None:
            "dilation": _tuple(a["dilation"], n)}
     if n == 1:
         geo = {key: tuple(v) + ((1,) if key != "padding" else (0,)) for key, v in geo.items()}
+    geo["groups"] = int(a["groups"])
     return geo
+
+
+def _group(geo: dict, weight_shape, dead_in: dict, dead_out: dict):
+    """A grouped convolution's weight is block-diagonal over groups, and so are its K-FAC factors:
+    the site reads the block of the group holding the dead channels, as ``(group, in width, out
+    width)`` with the dead indices in the group's own coordinates; or a reason it cannot."""
+    groups = geo["groups"]
+    if groups == 1:
+        return None, dead_in, dead_out
+    width_in, width_out = weight_shape[1], weight_shape[0] // groups
+    firsts = [i for idx in dead_in.values() for i in idx[:1]]
+    if not firsts:
+        return "no dead input channel", None, None
+    k = firsts[0] // width_in
+    local_in = {j: [i - k * width_in for i in idx if i // width_in == k] for j, idx in dead_in.items()}
+    local_out = {j: [o - k * width_out for o in idx if o // width_out == k] for j, idx in dead_out.items()}
+    if not all(local_in.values()) or not all(local_out.values()):
+        return "the dead channels of its directions sit in different groups", None, None
+    return (k, width_in, width_out), local_in, local_out
 
 
 def weight_sites(graph: Graph) -> tuple[list[WeightSite], list[str]]:
@@ -85,12 +111,16 @@ def weight_sites(graph: Graph) -> tuple[list[WeightSite], list[str]]:
             wshape = g.nodes[w["operand"]]["shape"]
             geo = _conv_geometry(d, wshape)
             if geo is None:
-                skipped.append(f"{n} ({w['param']}): grouped, 3-d or transposed convolution")
+                skipped.append(f"{n} ({w['param']}): 3-d or transposed convolution")
+                continue
+            geo["group"], dead_in, site.dead_out = _group(geo, wshape, w["dead_in"], w["dead_out"])
+            if dead_in is None:
+                skipped.append(f"{n} ({w['param']}): grouped convolution: {geo['group']}")
                 continue
             site.conv = geo
             taps = geo["kernel"][0] * geo["kernel"][1]
             centre = (geo["kernel"][0] // 2) * geo["kernel"][1] + geo["kernel"][1] // 2
-            site.dead_in = {j: [c * taps + centre for c in idx] for j, idx in w["dead_in"].items()}
+            site.dead_in = {j: [c * taps + centre for c in idx] for j, idx in dead_in.items()}
         if w["kind"] == "embedding":
             site.vocab = g.nodes[w["operand"]]["shape"][w["w_in_axis"]]
         sites.append(site)
@@ -98,3 +128,13 @@ def weight_sites(graph: Graph) -> tuple[list[WeightSite], list[str]]:
             sites.append(attrs.evolve(site, node=f"{n}[{sl['name']}]", param=f"{w['param']}[{sl['name']}]",
                                       dead_out=dict(sl["dead_out"]), parent=n))
     return sites, skipped
+
+
+def channel_axis(d: dict) -> int:
+    """The axis a node's dead coordinate varies along (1 for a convolution's feature map), else the last."""
+    mask = d.get(MASK)
+    if isinstance(mask, torch.Tensor):
+        for k in range(mask.dim()):
+            if mask.shape[k] > 1 and bool((mask != mask.narrow(k, 0, 1)).any()):
+                return k
+    return -1

@@ -12,7 +12,7 @@ from ddgraph.frontend.patterns.base import Match, Pattern, PatternSet, const_arg
 
 BUILTIN = PatternSet.of(
     [structure.sources, structure.custom_function, norms.rmsnorm_written_out, elementwise.composite_activation, weights.weight,
-     norms.norm, attention.sdpa, elementwise.binary, elementwise.activation, attention.softmax_or_product,
+     norms.norm, attention.sdpa, elementwise.binary, elementwise.constant_fill, elementwise.activation, attention.softmax_or_product,
      shape.reduction, norms.batch_norm, shape.pool, shape.prepend_token, shape.shape, shape.constant_index,
      structure.unknown],
     primitives=attention.PROVISIONAL + shape.PROVISIONAL,

@@ -40,6 +40,24 @@ def binary(g, n) -> Match | None:
     return None
 
 
+@pattern("shift", family="elementwise")
+def constant_fill(g, n) -> Match | None:
+    """``x.masked_fill(mask, c)`` or ``torch.where(mask, x, c)`` with a mask and fill that do not depend
+    on the input or the weights (nanoGPT's causal mask, a registered ``tril`` buffer): entries of x or
+    constants, as adding a constant is."""
+    d = g.nodes[n]
+    if d["op"] not in ("masked_fill", "where") or d[DEP] != "input":
+        return None
+    acts = [o for o in d[OPERANDS] if g.nodes[o][DEP] == "input"]
+    if len(acts) != 1 or any(g.nodes[o][DEP] == "param" for o in d[OPERANDS]):
+        return None
+    fx = d["fx"]
+    condition = fx.args[1] if d["op"] == "masked_fill" else fx.args[0]
+    if isinstance(condition, torch.fx.Node) and condition.name == acts[0]:
+        return None  # the activation decides where: not a constant pattern
+    return Match("shift", [("x", acts[0])])
+
+
 def _first_param(g, others) -> str | None:
     return next((p for p in (param_of(g, o) for o in others) if p is not None), None)
 

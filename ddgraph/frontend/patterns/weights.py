@@ -29,11 +29,13 @@ def weight(g, n) -> Match | None:
         if dep.get(w) != "param" or dep.get(x) != "input":
             return None
         conv = op == "conv"
+        # a grouped (depthwise) convolution's weight holds in_channels / groups input channels
+        groups = g.nodes[x]["shape"][1] // g.nodes[w]["shape"][1] if conv else 1
         return Match("weight", [("x", x)], attrs=dict(weight=dict(
             kind="conv" if conv else "linear", operand=w, param=param_name(g, w, n),
             name=display_name(g, w, n), w_in_axis=1,
             w_out_axis=0, x_axis=1 if conv else -1, y_axis=1 if conv else -1,
-            bias=param_of(g, bias))))
+            bias=param_of(g, bias), groups=groups)))
     if op in ("matmul", "mm", "bmm", "addmm"):
         args = [a.name if isinstance(a, torch.fx.Node) else None for a in fx.args[:3]]
         bias = args[0] if op == "addmm" else None
