@@ -23,6 +23,7 @@ import torch
 from ddgraph.compare.verdicts import Verdict
 from ddgraph.core.graph import PRIMITIVE
 from ddgraph.errors import DDGraphError, TargetError
+from ddgraph.frontend.tracing import copy_quietly
 
 LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
 
@@ -159,8 +160,7 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
     n : calibration batch size (Gaussian inputs, or uniform token ids for an embedding model).
     calibration : your own batch (a tensor or tuple of tensors) instead of the Gaussian one.
     """
-    import copy
-
+    
     from ddgraph import api
     from ddgraph.prediction import ln_kernel
     from ddgraph.probing.canonical import _fp64_graph, deterministic
@@ -178,7 +178,7 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
     inputs = calibration if calibration is not None else _calibration(graph, n, seed)
     inputs = tuple(t.detach().to(torch.float64, copy=True) if t.is_floating_point() else t.detach().clone()
                    for t in (inputs if isinstance(inputs, (tuple, list)) else (inputs,)))  # the user's batch is never written
-    gm = _fp64_graph(copy.deepcopy(graph.gm).double())
+    gm = _fp64_graph(copy_quietly(graph.gm).double())
     for note in deterministic(gm):  # train-mode dropout off on this copy; other random ops refused
         logging.getLogger(__name__).warning("inspect: %s", note)
     w = _Watch(gm, set(norms) | set(adds))

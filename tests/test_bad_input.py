@@ -125,7 +125,7 @@ def test_document_commands_check_out_and_only(tmp_path):
     res = invoke("ddcadam", "report", "--quick", "--threads", "0")
     assert res.exit_code == 2 and "--threads" in res.output
     res = invoke("architectures", "--only", "NoSuchNet")
-    assert res.exit_code == 2 and "no such architecture" in res.output
+    assert res.exit_code == 2 and "no such model" in res.output
 
 
 # -- wrong answers ----------------------------------------------------------------------------------

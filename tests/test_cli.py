@@ -60,6 +60,7 @@ def test_errors_go_to_stderr_and_are_json_under_format_json():
 def test_predict_table_fits_a_terminal_and_verbose_adds_provenance():
     res = invoke("predict", "ddgraph.models.hf:mistral")
     assert res.exit_code == 0 and max(len(line) for line in res.stdout.splitlines()) <= 120
+    assert res.stderr == ""  # torch.export's own warnings are not the user's business
     assert "main lemma" in res.stdout and "module" not in res.stdout.split("─")[0]
     res = invoke("predict", "ddgraph.models.hf:mistral", "--verbose")
     header = res.stdout.split("─")[0]

@@ -13,7 +13,7 @@ Committed files that are full runs are compared on what a quick run reproduces:
   the same order with the same predictions and verdicts.
 - ARCHITECTURES.md is not regenerated here: it runs the whole third-party zoo through diff with default
   settings (tens of minutes) in the vision environment (torchvision and timm). It is checked for coverage
-  instead: a row for every zoo model, and no failed diff.
+  instead: a row for every zoo model, each of which ran.
 - SLT.md: the quick run has k <= 3 (not 6) and grid dimensions <= 3 (not 5), so its rows must be a subset
   of the committed ones; the devinterp columns come from devinterp's SGLD sampler run under another
   interpreter (devinterp is not a ddgraph dependency) and are left out.
@@ -139,14 +139,15 @@ def test_every_generated_doc_is_covered():
     assert generated == set(SPEC) | NOT_REGENERATED, "a generated doc in docs/ that docs/generate.py does not write"
 
 
-def test_architectures_doc_has_every_zoo_model_and_no_failure():
+def test_architectures_doc_has_every_zoo_model():
     from ddgraph.models.catalogue import REAL_SCALE, ZOO
 
     text = (DOCS / "ARCHITECTURES.md").read_text()
     rows = {_cells(line)[0]: _cells(line) for line in text.splitlines() if line.startswith("| ")}
     assert {e.name for e in ZOO} <= set(rows), "docs/ARCHITECTURES.md lacks zoo models: regenerate it"
     assert {e.name for e in REAL_SCALE} <= set(rows)
-    assert not [name for name, cells in rows.items() if "FAIL" in cells or "error" in cells or "not built" in cells]
+    assert not [name for name, cells in rows.items() if "error" in cells or "not built" in cells], \
+        "docs/ARCHITECTURES.md was generated without a model's library: run it in the vision environment"
 
 
 @pytest.mark.parametrize("name", list(SPEC))

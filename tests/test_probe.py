@@ -127,3 +127,35 @@ def test_cell_a_min_r2_cell_says_flat():
     assert _min_r2({"G1_r2": 1.0, "A2_r2": math.nan}) == "1.0000 (A2 flat)"
     assert _min_r2({"G1_r2": math.nan, "A2_r2": math.nan}) == "flat"
     assert _min_r2({"G1_r2": 0.5, "A2_r2": 1.0}) == "0.5000"
+
+
+class _TwoInputs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.out = (torch.nn.Linear(4, 4, bias=False) for _ in range(3))
+
+    def forward(self, x, *, y):
+        return self.out(torch.relu(self.a(x) + self.b(y)))
+
+
+def test_keyword_example_inputs_are_probed_in_the_graphs_order():
+    torch.manual_seed(0)
+    inputs = {"y": torch.randn(1, 4), "x": torch.randn(1, 4)}  # keyword-only y; dict order differs
+    d = ddgraph.check(_TwoInputs(), inputs, progress=False, n_samples=2000, grid=[1e-2, 1e-3, 1e-4])
+    assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.failures]
+    assert sorted(inputs) == ["x", "y"]  # the user's dict is not changed
+
+
+def test_rmsnorm_after_a_rank_deficient_map_inherits_its_kernel_and_says_so():
+    """Gemma2's post-attention RMSNorm reads o_proj's output, whose bulk has fewer dimensions than
+    channels: the kernel is the input's, not made by the norm; the dead channel is read apart."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 3, bias=False), torch.nn.Linear(3, 8, bias=False),
+                                torch.nn.RMSNorm(8), torch.nn.Linear(8, 2, bias=False))
+    d = ddgraph.check(model, torch.randn(1, 8), progress=False, n_samples=2000, grid=[1e-2, 1e-3, 1e-4])
+    (rms,) = d.ln
+    assert rms["verdict"] == "pass" and "inherited" in rms["claim"]
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8, bias=False), torch.nn.RMSNorm(8),
+                                torch.nn.Linear(8, 2, bias=False))
+    (rms,) = ddgraph.check(model, torch.randn(1, 8), progress=False, n_samples=2000, grid=[1e-2, 1e-3, 1e-4]).ln
+    assert rms["verdict"] == "pass" and "inherited" not in rms["claim"]

@@ -29,11 +29,17 @@ def test_gemma_gain_one_plus_w_is_the_rmsnorm_gain():
     assert all(d["norm_gain_offset"] == 1.0 and d["norm_weight"].endswith("norm.weight") for d in norms)
 
 
-def test_falcon_fused_qkv_split_by_constant_indices_is_a_rearrangement():
+def test_falcon_fused_qkv_split_by_constant_indices_is_a_rearrangement_and_diff_passes():
     model, x = hf.falcon()
     pred = ddgraph.predict(model, x)
     picks = [n for n in pred.graph.nodes_with("shape") if pred.graph[n]["op"] == "index"]
     assert len(picks) == 2 * hf.LAYERS  # k and v picked from the fused projection, per layer
+    # the picks are run with the constant indices' values, so the key head's dead channels are where
+    # the queries' are (a probe of the fused projection's G would read 0 otherwise)
+    import numpy as np
+
+    d = ddgraph.check(model, x, progress=False, n_samples=1000, grid=list(np.geomspace(1e-3, 1e-6, 4)))
+    assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.failures]
 
 
 def test_an_unknown_op_no_row_depends_on_is_not_named(tmp_path):

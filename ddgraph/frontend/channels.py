@@ -90,8 +90,9 @@ def _family(index: torch.Tensor, n: int) -> torch.Tensor:
     return sink[:n]
 
 
-def _segments(g: nx.DiGraph, prims, src: str, axis: int, small: bool) -> list[torch.Tensor]:
+def _segments(graph: Graph, src: str, axis: int, small: bool) -> list[torch.Tensor]:
     """Cut the channel space of ``src`` into segments by how its shape-only descendants are used."""
+    g, prims = graph.nx, graph.primitives
     d = g.nodes[src]
     shape = _shape(d, small)
     n = shape[axis]
@@ -115,7 +116,12 @@ def _segments(g: nx.DiGraph, prims, src: str, axis: int, small: bool) -> list[to
                 families += [_family(t, n) for t in (val if isinstance(val, (tuple, list)) else [val])]
             if (through or viewing) and c not in env:
                 def fill(name, _g=g):
-                    return torch.full(_shape(_g.nodes[name], small), -1, dtype=INDEX)
+                    od = _g.nodes[name]
+                    if od["dtype"] and ("int" in od["dtype"] or od["dtype"] == "bool"):
+                        value = _constant(graph, name, small)  # indices: their values decide what is picked
+                        if value is not None:
+                            return value
+                    return torch.full(_shape(od, small), -1, dtype=INDEX)
                 env[c] = env[u] if through else _run_shape_op(g, c, env, fill, small)
                 stack.append(c)
     label = np.zeros(n, dtype=np.int64)
@@ -127,13 +133,13 @@ def _segments(g: nx.DiGraph, prims, src: str, axis: int, small: bool) -> list[to
     return [torch.from_numpy(seg) for seg in np.split(order, bounds) if seg.size]
 
 
-def _space_mask(g, prims, name: str, axis: int, n_dead: int, small: bool
+def _space_mask(graph: Graph, name: str, axis: int, n_dead: int, small: bool
                 ) -> tuple[torch.Tensor, dict[int, list[int]]]:
     """The mask of a fresh channel space: the last ``n_dead`` indices of each segment are dead."""
-    shape = _shape(g.nodes[name], small)
+    shape = _shape(graph.nx.nodes[name], small)
     row = torch.zeros(shape[axis], dtype=MASK_DTYPE)
     dead: dict[int, list[int]] = {j: [] for j in range(1, n_dead + 1)}
-    for seg in _segments(g, prims, name, axis, small):
+    for seg in _segments(graph, name, axis, small):
         for j in range(1, min(n_dead, len(seg)) + 1):
             row[seg[-j]] = j
             dead[j].append(int(seg[-j]))
@@ -257,7 +263,7 @@ class MaskContext:
 
     def fresh_space(self, name: str, axis: int):
         """A fresh channel space at ``axis`` of node ``name``: its mask and dead indices per class."""
-        return _space_mask(self.graph.nx, self.graph.primitives, name, axis, self.n_dead, self.small)
+        return _space_mask(self.graph, name, axis, self.n_dead, self.small)
 
 
 def _source(c: MaskContext, n, d, roles):

@@ -20,6 +20,7 @@ import copy
 import inspect
 import logging
 import traceback
+import warnings
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -114,6 +115,15 @@ def _without_cache(twin: torch.nn.Module) -> torch.nn.Module:
     twin.ddgraph_note = f"{base.__name__} was traced with use_cache=False, reading its logits (or first output)"
     logger.info(twin.ddgraph_note)
     return twin
+
+
+def copy_quietly(obj):
+    """``copy.deepcopy``, without the deprecation warnings torch's own pytree specs raise when an
+    exported graph is copied (noise about torch, not about the model)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return copy.deepcopy(obj)
 
 
 NOTE = "ddgraph_note"  # GraphModule.meta key: what tracing did to the model's call, said to the user
@@ -230,14 +240,18 @@ def _quiet_torch_logs():
     for h in handlers:
         h.addFilter(quiet)
     held = io.StringIO()  # a failed export prints its graph: keep it for the debug log, not the terminal
-    try:
-        with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
+    try:  # so do torch's own warnings (pytree deprecations, guard notes): they say nothing about the model
+        with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held), \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             yield
     finally:
         for h in handlers:
             h.removeFilter(quiet)
         if held.getvalue().strip():
             logger.debug("torch.export printed:\n%s", held.getvalue())
+        for w in caught:
+            logger.debug("torch.export warned: %s: %s", w.category.__name__, w.message)
 
 
 def trace_export(model: torch.nn.Module, example_inputs) -> torch.fx.GraphModule:

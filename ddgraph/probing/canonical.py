@@ -9,7 +9,6 @@ user's model is never touched: the traced GraphModule is deep-copied into fp64 f
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import attrs
@@ -21,6 +20,7 @@ from ddgraph.core.graph import MASK, OPERANDS, PRIMITIVE, Graph
 from ddgraph.core.primitives import ParamSpec, node_attr
 from ddgraph.errors import ProbeError
 from ddgraph.frontend.channels import _run_shape_op
+from ddgraph.frontend.tracing import copy_quietly
 
 
 @attrs.define
@@ -157,7 +157,7 @@ def canonicalise(graph: Graph, approach: Approach) -> Canonical:
         if p.device.type == "meta":
             raise ProbeError("the model's weights are on the meta device; the probe needs real weights "
                              "(build the model on the CPU, e.g. with a small config)")
-    gm = _fp64_graph(copy.deepcopy(graph.gm).double())
+    gm = _fp64_graph(copy_quietly(graph.gm).double())
     notes = deterministic(gm)
     for p in gm.parameters():
         p.requires_grad_(False)

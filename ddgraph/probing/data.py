@@ -44,17 +44,22 @@ class Sampler:
         return out
 
 
-def _spec(example):
+def _spec(example, order=()):
     if isinstance(example, torch.Tensor):
         return (example,)
-    if isinstance(example, dict):
-        raise ProbeError("keyword example inputs are not supported by the probe yet; pass a tuple")
+    if isinstance(example, dict):  # keyword inputs, in the order of the traced graph's inputs
+        missing = [name for name in order if name not in example]
+        if missing or len(order) != len(example):
+            raise ProbeError(f"keyword example inputs {sorted(example)} do not match the traced graph's inputs "
+                             f"{list(order)}; pass every input the forward uses, by its name")
+        return tuple(example[name] for name in order)
     return tuple(example)
 
 
-def gaussian_like(example_inputs, vocab_hint: int | None = None):
-    """Gaussian samples in the example inputs' per-sample shapes; integer inputs get uniform ids."""
-    spec = _spec(example_inputs)
+def gaussian_like(example_inputs, vocab_hint: int | None = None, order=()):
+    """Gaussian samples in the example inputs' per-sample shapes; integer inputs get uniform ids.
+    Keyword inputs (a dict) are drawn in ``order``, the graph's input names."""
+    spec = _spec(example_inputs, order)
 
     def make(start, size, gen):
         out = []

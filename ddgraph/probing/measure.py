@@ -9,7 +9,6 @@ accumulated as means over rows (samples x positions), so memory does not grow wi
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 
@@ -22,15 +21,16 @@ from ddgraph._optional import ProgressBar
 from ddgraph.core.approach import Approach
 from ddgraph.core.engine import VALUATION
 from ddgraph.core.engine import run as run_engine
-from ddgraph.core.graph import PRIMITIVE, Graph
+from ddgraph.core.graph import PRIMITIVE, ROLES, Graph
 from ddgraph.core.rules import RuleSet
 from ddgraph.errors import NothingToCheck, ProbeError
 from ddgraph.errors import ProbeOptionError as OptionError
+from ddgraph.frontend.tracing import copy_quietly
 from ddgraph.probing.canonical import Canonical, canonicalise
 from ddgraph.probing.data import Sampler, from_user, gaussian_like
 from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
 from ddgraph.probing.results import Measurement, SiteSeries
-from ddgraph.probing.sites import WeightSite, channel_axis, weight_sites
+from ddgraph.probing.sites import WeightSite, bulk_channels, channel_axis, weight_sites
 
 DEFAULT_GRID = tuple(float(t) for t in np.geomspace(1e-2, 1e-4, 7))
 
@@ -218,7 +218,7 @@ class _Targets:
 
     def __init__(self, canon: Canonical, data: Sampler, approach: Approach, noise: float,
                  cache_bytes: int):
-        self.at_zero = copy.deepcopy(canon)
+        self.at_zero = copy_quietly(canon)
         self.at_zero.set_t(0.0)
         self.data, self.approach, self.noise, self.cache_bytes = data, approach, noise, cache_bytes
         self.cache: dict = {}
@@ -299,7 +299,8 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                              + "; a model needs at least one weight (nn.Linear, nn.Conv*, nn.Embedding, ...) on its "
                              "output path")
     vocab = next((s.vocab for s in sites if s.kind == "embedding"), None)
-    make = from_user(sampler) if sampler is not None else gaussian_like(graph.example_inputs, vocab)
+    order = [n.target for n in graph.gm.graph.nodes if n.op == "placeholder"]
+    make = from_user(sampler) if sampler is not None else gaussian_like(graph.example_inputs, vocab, order)
     data = Sampler(make, n_samples, chunk, seed, cache_bytes=int(cache_mb * 2**19))
     targets = _Targets(canon, data, approach, noise, cache_bytes=int(cache_mb * 2**19))
     weights = {s.node: SiteSeries(s.node, s.param, s.kind) for s in sites}
@@ -309,6 +310,13 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     bar = ProgressBar(len(grid) * sum(1 for _ in data.chunks()), f"probe {graph.model_name}",
                       unit="chunk", enabled=progress)
     watch = {n: channel_axis(graph[n]) for n in [*ln_nodes, *stream_nodes]}  # node -> its channel axis
+    # a normaliser claimed to have no kernel of its own is read on its bulk channels (the dead ones
+    # vanish with t), beside its input: a kernel the input already has is inherited, not made
+    kernel_free = {}
+    for n in graph.nodes_exposing("no_kernel"):
+        x = graph[n][ROLES][0][1]
+        watch.setdefault(x, channel_axis(graph[x]))
+        kernel_free[n] = (bulk_channels(graph[n], watch[n]), x, bulk_channels(graph[x], watch[x]))
     a_constant = _t_independent_inputs(graph, sites)
     a_partial = _moving_columns(graph, sites, a_constant)
     g_partial: dict = {}
@@ -335,7 +343,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
             moved = _moved(acc.a, a_partial) + _moved(acc.g, g_partial)
         _finish(acc, sites, weights, graph.n_dead, last, notes)
         with _one_thread():
-            _finish_sites(acc, ln, streams, ln_directions or {})
+            _finish_sites(acc, ln, streams, ln_directions or {}, kernel_free)
         per_t.append(time.perf_counter() - t_start)
         cpu_t.append(time.process_time() - c_start)
     bar.close()
@@ -462,7 +470,18 @@ def _read_observables(acc, sites, weights, n_dead, last: bool, notes: list | Non
                     weights[s.node].overlap.setdefault(factor, {})[j] = bottom_overlap(m, dead.get(j, []))
 
 
-def _finish_sites(acc, ln, streams, directions) -> None:
+def _bulk_ratio(stats, keep) -> float:
+    """lambda_min / trace of a watched node's covariance on the channels ``keep``."""
+    if stats is None:
+        return math.nan
+    s, total, n = stats
+    mean = total / n
+    cov = (s / n - torch.outer(mean, mean))[keep][:, keep]
+    evals = torch.linalg.eigvalsh(cov)
+    return float(evals[0] / evals.sum()) if bool(torch.isfinite(cov).all()) else math.nan
+
+
+def _finish_sites(acc, ln, streams, directions, kernel_free) -> None:
     for name, (s, total, n) in acc.second.items():
         if not bool(torch.isfinite(s).all()):
             if name in streams:
@@ -480,6 +499,11 @@ def _finish_sites(acc, ln, streams, directions) -> None:
             mean = total / n
             cov = s / n - torch.outer(mean, mean)
             u = directions.get(name)
+            if name in kernel_free:
+                keep, x, keep_x = kernel_free[name]
+                cov = cov[keep][:, keep]
+                u = None
+                ln[name].setdefault("input_ratio", []).append(_bulk_ratio(acc.second.get(x), keep_x))
             if u is None:
                 u = torch.ones(cov.shape[0], dtype=cov.dtype)  # no prediction: report against the mean direction
             chk = kernel_check(cov, torch.as_tensor(u, dtype=cov.dtype))

@@ -138,3 +138,10 @@ def channel_axis(d: dict) -> int:
             if mask.shape[k] > 1 and bool((mask != mask.narrow(k, 0, 1)).any()):
                 return k
     return -1
+
+
+def bulk_channels(d: dict, axis: int) -> torch.Tensor:
+    """Indices along ``axis`` where a node carries no dead coordinate."""
+    mask = d[MASK]
+    row = mask.movedim(axis, -1).reshape(-1, mask.shape[axis]).amax(0)
+    return torch.nonzero(row == 0).flatten()
