@@ -10,7 +10,7 @@ import torch
 from ddgraph import __version__
 from ddgraph.compare.verdicts import Status
 from ddgraph.core.approach import Approach
-from ddgraph.core.engine import VALUATION, pair
+from ddgraph.core.engine import SCALE_ORDERS, VALUATION, VALUATION_INVARIANT, pair
 from ddgraph.core.graph import CLASSES, PRIMITIVE, ROLES, WEIGHT, Graph
 from ddgraph.core.rules import RuleSet
 
@@ -34,6 +34,10 @@ class NodePrediction:
     reason: str = ""
     a_lemmas: tuple[str, ...] = ()  # cites of the rule blocks the A-rate rests on (forward, into the input)
     g_lemmas: tuple[str, ...] = ()  # cites of the rule blocks the G-rate rests on (backward, into the output)
+    # eps regimes (THEORY §3.8), when they differ: the rates above every crossover, and the crossover
+    # scales (t*_lo, t*_hi) of the normalisers around the node (None: a normaliser's floor is unknown)
+    invariant: tuple | None = None  # (a_rates, g_rates) in the invariant regime
+    crossover: tuple | None = None
 
     @property
     def a_rate(self):
@@ -75,6 +79,8 @@ class Prediction:
     overridden: tuple[str, ...] = ()  # built-in rules a user directory replaced, "old -> new"
     bands: dict = attrs.field(factory=dict)  # rule file -> finite-t band, for rules that declare one
     inert_ops: tuple[dict, ...] = ()  # ops with no rule that no weight row depends on (position ids...)
+    crossovers: tuple[dict, ...] = ()  # per normaliser and scale order: its eps crossover t* (THEORY §3.8)
+    kl_order_above: object = None  # the KL order above every crossover, when it differs from kl_order
 
     @property
     def fisher_rate(self):
@@ -115,13 +121,16 @@ class Prediction:
                 "rules": list(n.rules), "reason": n.reason,
                 "directions": [{"a_rate": _json_rate(a), "g_rate": _json_rate(g)}
                                for a, g in zip(n.a_rates, n.g_rates)],
+                "regimes": _json_regimes(n),
             })
         return {
             "ddgraph_version": __version__, "model": self.model, "tracer": self.tracer,
             "regime": self.approach.regime, "loss": self.approach.loss, "fisher": self.approach.fisher,
             "kl_order": num(self.kl_order), "fisher_rate": num(self.fisher_rate), "rlct": num(self.rlct),
             "kl_order_bracket": list(self.kl_order) if isinstance(self.kl_order, tuple) else None,
-            "nodes": nodes, "ln_kernels": list(self.ln_kernels), "stream_sites": list(self.stream_sites),
+            "kl_order_above_crossovers": num(self.kl_order_above),
+            "nodes": nodes, "crossovers": list(self.crossovers),
+            "ln_kernels": list(self.ln_kernels), "stream_sites": list(self.stream_sites),
             "unknown_ops": list(self.unknown_ops), "inert_unknown_ops": list(self.inert_ops),
             "counts": self.counts(),
             "rules_overridden": list(self.overridden),
@@ -133,6 +142,60 @@ class Prediction:
         from ddgraph.output.frames import prediction_frame
 
         return prediction_frame(self)
+
+
+def _json_regimes(n: NodePrediction) -> dict | None:
+    """Below and above the crossover scales, when the regimes give different rates (THEORY §3.8)."""
+    if n.invariant is None:
+        return None
+    return {"t_star": None if n.crossover is None else list(n.crossover),
+            "below": {"regime": "linear", "a_rate": _json_rate(n.a_rates[0]), "g_rate": _json_rate(n.g_rates[0])},
+            "above": {"regime": "invariant", "a_rate": _json_rate(n.invariant[0][0]),
+                      "g_rate": _json_rate(n.invariant[1][0])}}
+
+
+def crossovers(graph: Graph) -> list[dict]:
+    """Every normaliser's crossover scale ``t* = floor**(1/k)``, one per order ``k`` of its input's scale."""
+    out = []
+    for n in graph.order():
+        d = graph[n]
+        floor = d.get("scale_floor")
+        for k in d.get(SCALE_ORDERS, ()):
+            out.append({"node": n, "module": d.get("module"), "primitive": d[PRIMITIVE], "scale_floor": floor,
+                        "order": k, "t_star": None if floor is None else floor ** (1 / k)})
+    return out
+
+
+def _regimes(g, x, n, rates, crosses, near) -> dict:
+    """``invariant`` and ``crossover`` of a row whose rates ``(a, g)`` read ``x``'s v and ``n``'s w."""
+    if VALUATION_INVARIANT not in g.nodes[n] or VALUATION_INVARIANT not in g.nodes[x]:
+        return {}
+    dirs = range(1, len(rates[0]) + 1)
+    inv = (tuple(_double(pair(g.nodes[x][VALUATION_INVARIANT].v, j)) for j in dirs),
+           tuple(_double(pair(g.nodes[n][VALUATION_INVARIANT].w, j)) for j in dirs))
+    if inv == rates:
+        return {}
+    stars = [c["t_star"] for c in crosses if c["node"] in near]
+    known = stars and None not in stars
+    return {"invariant": inv, "crossover": (min(stars), max(stars)) if known else None}
+
+
+def _kl_order(graph: Graph, key: str):
+    """The lowest deviation order of the model output (the KL order k) in the sweep stored under ``key``."""
+    g = graph.nx
+    out_node = next(iter(graph.nodes_exposing("kl")), None)
+    if out_node is None or not g.nodes[out_node][ROLES]:
+        return None
+    x = g.nodes[out_node][ROLES][0][1]
+    if key not in g.nodes[x]:
+        return None
+    dd = g.nodes[x][key].d
+    los = [dd[c][0] for c in g.nodes[x][CLASSES]]
+    his = [dd[c][1] for c in g.nodes[x][CLASSES]]
+    if any(v is None for v in los + his):
+        return None
+    lo, hi = min(los), min(his)
+    return lo if lo == hi else (lo, hi)
 
 
 def _double(p):
@@ -181,6 +244,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
     g = graph.nx
     order = graph.order()
     nodes = []
+    crosses = crossovers(graph)
     for n in graph.nodes_exposing("kfac"):
         d = g.nodes[n]
         x = d[ROLES][0][1]
@@ -202,7 +266,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
             node=n, param=w.get("name") or w["param"], module=d.get("module"), primitive=d[PRIMITIVE], kind=w["kind"],
             a_rates=a, g_rates=gr, status=status, lemmas=tuple(sorted(set(a_lem) | set(g_lem))),
             rules=tuple(sorted(used)), reason="; ".join(reasons) if status == NO_RULE else "",
-            a_lemmas=a_lem, g_lemmas=g_lem))
+            a_lemmas=a_lem, g_lemmas=g_lem, **_regimes(g, x, n, (a, gr), crosses, anc | desc | {n})))
         for sl in w.get("slices", ()):  # fused weights: one row per output slice (q, k, v)
             vs = g.nodes[sl["node"]][VALUATION]
             gs = tuple(_double(pair(vs.w, j)) for j in range(1, graph.n_dead + 1))
@@ -215,17 +279,8 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
                 primitive=d[PRIMITIVE], kind=w["kind"], a_rates=a, g_rates=gs, status=s_status,
                 lemmas=tuple(sorted(set(a_lem) | set(s_lem))),
                 rules=tuple(sorted(s_used)), reason="; ".join(reasons) if s_status == NO_RULE else "",
-                a_lemmas=a_lem, g_lemmas=s_lem))
-    out_node = next(iter(graph.nodes_exposing("kl")), None)
-    kl = None
-    if out_node is not None and g.nodes[out_node][ROLES]:
-        x = g.nodes[out_node][ROLES][0][1]
-        dd = g.nodes[x][VALUATION].d
-        los = [dd[c][0] for c in g.nodes[x][CLASSES]]
-        his = [dd[c][1] for c in g.nodes[x][CLASSES]]
-        if all(v is not None for v in los + his):
-            lo, hi = min(los), min(his)
-            kl = lo if lo == hi else (lo, hi)
+                a_lemmas=a_lem, g_lemmas=s_lem, **_regimes(g, x, sl["node"], (a, gs), crosses, anc | desc | {n})))
+    kl, kl_above = _kl_order(graph, VALUATION), _kl_order(graph, VALUATION_INVARIANT)
     lns = tuple(ln_kernel(graph, n) for n in graph.nodes_exposing("kernel"))
     sites = []
     for n in graph.nodes_exposing("stream"):
@@ -242,6 +297,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
     felt = tuple(u for u in unknown if f"unrecognised op {u['op']}" in reasons)
     return Prediction(model=graph.model_name, approach=approach, kl_order=kl, nodes=tuple(nodes),
                       ln_kernels=lns, stream_sites=tuple(sites), unknown_ops=felt, graph=graph,
-                      inert_ops=tuple(u for u in unknown if u not in felt),
+                      inert_ops=tuple(u for u in unknown if u not in felt), crossovers=tuple(crosses),
+                      kl_order_above=kl_above if kl_above != kl else None,
                       tracer=graph.tracer, overridden=tuple(rules.overridden),
                       bands={r.source: r.band for r in rules.rules if r.band is not None})

@@ -72,3 +72,15 @@ def test_nanogpt_causal_mask_buffer_with_masked_fill_diff_passes():
     assert all(n.status == "in-reach" for n in pred.nodes) and pred.unknown_ops == ()
     d = ddgraph.check(model, x, progress=False, n_samples=2000, grid=list(np.geomspace(1e-3, 1e-5, 5)))
     assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.failures]
+
+
+@pytest.mark.parametrize("model_class,bias,count", [("CohereModel", False, hf.LAYERS + 1),
+                                                    ("DebertaModel", True, 2 * hf.LAYERS + 1)])
+def test_hand_written_layernorms_of_transformers_are_layernorms(model_class, bias, count):
+    """Cohere's ``(x - mean) * rsqrt(var + eps) * w`` and DeBERTa's ``w * ((x - mean) / sqrt(var + eps)) + b``."""
+    model, x = hf._build(model_class, model_class.replace("Model", "Config"), (hf._ids(),), **hf.SIZES)
+    g = ddgraph.label(ddgraph.trace(model, x))
+    norms = [g[n] for n in g.nodes_with("layernorm")]
+    assert len(norms) == count and not g.nodes_with("rmsnorm")
+    assert all(d["norm_weight"].endswith(".weight") and (d["norm_bias"] is not None) == bias for d in norms)
+    assert all(d["scale_floor"] > 0 for d in norms)

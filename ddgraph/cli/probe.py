@@ -93,6 +93,8 @@ def diff_table(d) -> Table:
         note = c.fit.reason if c.verdict not in ("pass",) else ""
         if c.tol != 0.05:
             note = (note + f" (band ±{c.tol})").strip()
+        if c.regime:  # the rates depend on the eps regime: say which one the window was judged in
+            note = (note + f" (eps regime: {c.regime})").strip()
         t.add_row(str(order[c.node]), c.param, kinds[c.node], dirn, fmt_rate(c.predicted), _fmt_fit(c.fit),
                   "-" if c.fit.r2 != c.fit.r2 else f"{c.fit.r2:.4f}",
                   f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]", note)

@@ -5,6 +5,7 @@ import math
 
 import attrs
 
+from ddgraph.compare.regimes import in_window
 from ddgraph.compare.verdicts import FitStatus, Verdict
 from ddgraph.core.graph import PRIMITIVE
 from ddgraph.prediction import IN_REACH, Prediction
@@ -30,6 +31,7 @@ class Check:
     verdict: str
     tol: float
     status: str  # the prediction's status (in-reach, bracket, no-rule)
+    regime: str = ""  # the eps regime of the window, when the rates depend on it (THEORY §3.8)
 
 
 @attrs.frozen
@@ -72,7 +74,8 @@ class Diff:
                 entry["se"][key] = _num(c.fit.se)
                 entry["verdict"][key] = c.verdict
             entry["observables"][f"{c.factor}_{c.observable}_{c.direction}"] = {
-                "predicted": _pred_json(c.predicted), "verdict": c.verdict, "tol": c.tol, **c.fit.as_dict()}
+                "predicted": _pred_json(c.predicted), "verdict": c.verdict, "tol": c.tol, "regime": c.regime,
+                **c.fit.as_dict()}
         for node in data["nodes"]:
             node.update(by_node.get(node["node"], {"measured": None, "se": None, "verdict": None}))
         data["grid"] = list(self.measurement.grid)
@@ -117,7 +120,8 @@ def diff(prediction: Prediction, measurement: Measurement) -> Diff:
     for n in prediction.nodes:
         series = measurement.weights.get(n.node)
         tol = max([TOL] + [bands[r] for r in n.rules if r in bands])
-        for factor, rates in (("A", n.a_rates), ("G", n.g_rates)):
+        a_rates, g_rates, status, regime = in_window(n, (grid[-1], grid[0]))
+        for factor, rates in (("A", a_rates), ("G", g_rates)):
             for j, pair in enumerate(rates, 1):
                 lo, hi = pair
                 predicted = None if lo is None or hi is None else (lo if lo == hi else (lo, hi))
@@ -130,7 +134,7 @@ def diff(prediction: Prediction, measurement: Measurement) -> Diff:
                         scale = series.series[factor]["lmax"][j] if obs == "lmin" else None
                         fit = fit_rate(grid, values, tol=tol, scale=scale)
                     checks.append(Check(n.node, n.param, factor, j, obs, predicted, fit,
-                                        judge(predicted, fit, tol=tol), tol, n.status))
+                                        judge(predicted, fit, tol=tol), tol, status, regime))
     ln = tuple(_ln_check(prediction, measurement, name, rec) for name, rec in measurement.ln.items())
     streams = tuple(_stream_check(prediction, measurement, s) for s in prediction.stream_sites)
     return Diff(prediction, measurement, tuple(checks), ln, streams, dict(bands))

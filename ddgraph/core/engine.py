@@ -5,7 +5,9 @@ evaluates the rule's expressions per class (bulk = 0, dead direction j = j), and
 contributions at fan-out by ``min`` (a gradient is a sum over consumers; orders take the minimum).
 A node without a rule gets ``None`` valuations, which absorb everything they reach, so "no rule"
 propagates instead of defaulting. Bracket rules are handled by running the sweep in a lower and
-an upper world: min and + are monotone, so the two runs bound every valuation.
+an upper world: min and + are monotone, so the two runs bound every valuation. When a normaliser's input
+scale vanishes (a rule's ``[invariant]`` regime applies, THEORY §3.8), the sweeps run once more with every
+such rule in that regime; those valuations are stored under ``node[VALUATION_INVARIANT]``.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from ddgraph.core.rules import RuleSet
 from ddgraph.errors import ConfigError
 
 VALUATION = "valuation"  # node key where results are stored
+VALUATION_INVARIANT = "valuation_invariant"  # the same, every normaliser in its scale-invariant regime
+SCALE_ORDERS = "scale_orders"  # a normaliser's positive finite orders k of its input's scale (THEORY §3.8)
 
 
 @attrs.define
@@ -54,9 +58,45 @@ def exponent_tables(graph: Graph, approach: Approach) -> dict[str, dict[str, tup
 
 
 def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation]:
-    """Compute valuations of every node; stores them under ``node[VALUATION]`` and returns them."""
+    """Compute valuations of every node; stores them under ``node[VALUATION]`` (and, when a normaliser's
+    input scale vanishes, ``node[VALUATION_INVARIANT]`` and its ``node[SCALE_ORDERS]``); returns the first."""
     if not graph.labelled:
         raise ValueError("label the graph first (ddgraph.label)")
+    for n in graph.nx.nodes:
+        graph.nx.nodes[n].pop(VALUATION_INVARIANT, None)
+        graph.nx.nodes[n].pop(SCALE_ORDERS, None)
+    results = _sweeps(graph, rules, approach, "linear")
+    for n, val in results.items():
+        graph.nx.nodes[n][VALUATION] = val
+    # a scale of order 0 (or an exactly-zero input) has no crossover, and the invariant regime only lowers
+    # orders: when no normaliser's scale vanishes in the linear sweep, the two regimes coincide
+    if any(_scale_orders(graph, rules, approach, results).values()):
+        invariant = _sweeps(graph, rules, approach, "invariant")
+        for n, val in invariant.items():
+            graph.nx.nodes[n][VALUATION_INVARIANT] = val
+        for n, ks in _scale_orders(graph, rules, approach, invariant).items():
+            graph.nx.nodes[n][SCALE_ORDERS] = ks
+    return results
+
+
+def _scale_orders(graph: Graph, rules: RuleSet, approach: Approach, res: dict) -> dict[str, tuple]:
+    """Per normaliser, the orders ``k`` of its input's scale in the sweep ``res``: the distinct positive
+    finite values over its classes (THEORY §3.8)."""
+    exps = exponent_tables(graph, approach)
+    out = {}
+    for n in graph.order():
+        d = graph.nx.nodes[n]
+        rule = rules.lookup(d[PRIMITIVE], approach.setting) if n in res else None
+        if rule is None or rule.scale is None:
+            continue
+        d["_name"] = n
+        lookup = _lookup_factory(graph, d, res, exps, 0, _roles(d))
+        ks = [evaluate(rule.scale, lookup, c, list(range(graph.n_dead + 1))) for c in d[CLASSES]]
+        out[n] = tuple(sorted({k for k, _ in filter(None, ks) if 0 < k < INF}))
+    return out
+
+
+def _sweeps(graph: Graph, rules: RuleSet, approach: Approach, regime: str) -> dict[str, Valuation]:
     exps = exponent_tables(graph, approach)
     setting = approach.setting
     results = {n: Valuation() for n, d in graph.nx.nodes(data=True)
@@ -64,15 +104,13 @@ def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation
     bracket = any(r is not None and r.is_bracket for r in
                   (rules.lookup(graph.nx.nodes[n][PRIMITIVE], setting) for n in results))
     for world in ((0, 1) if bracket else (0,)):
-        _forward(graph, rules, setting, exps, results, world)
-        _backward(graph, rules, setting, exps, results, world)
+        _forward(graph, rules, setting, exps, results, world, regime)
+        _backward(graph, rules, setting, exps, results, world, regime)
     if not bracket:  # every rule is exact: the upper world equals the lower one
         for val in results.values():
             for table in (val.v, val.d, val.w):
                 for pair in table.values():
                     pair[1] = pair[0]
-    for n, val in results.items():
-        graph.nx.nodes[n][VALUATION] = val
     return results
 
 
@@ -114,7 +152,7 @@ def _lookup_factory(graph, d, res, exps, world, roles):
     return lookup
 
 
-def _forward(graph, rules, setting, exps, res, world):
+def _forward(graph, rules, setting, exps, res, world, regime):
     g = graph.nx
     all_classes = list(range(graph.n_dead + 1))
     for n in graph.order():
@@ -125,6 +163,7 @@ def _forward(graph, rules, setting, exps, res, world):
         val = res[n]
         roles = _roles(d)
         rule = rules.lookup(d[PRIMITIVE], setting)
+        rule = rule and rule.in_regime(regime)
         if rule is None:
             srcs = [s for ss in roles.values() for s in ss if s in res]
             constant = all(all(p[world] == INF for p in res[s].d.values() if p[world] is not None)
@@ -151,7 +190,7 @@ def _forward(graph, rules, setting, exps, res, world):
                 out = evaluate(block[key][world], lookup, c, all_classes)
                 getattr(val, key).setdefault(c, [None, None])[world] = None if out is None else out[0]
                 if out is not None and world == 0:
-                    val.why[(key, c)] = out[1] | {(rule.source, "forward")}
+                    val.why[(key, c)] = out[1] | {(rule.source, rule.label("forward"))}
 
 
 def _reached_by_no_rule(res, roles, world) -> bool:
@@ -171,7 +210,7 @@ def _set(table, classes, world, fn):
         table.setdefault(c, [None, None])[world] = fn(c)
 
 
-def _backward(graph, rules, setting, exps, res, world):
+def _backward(graph, rules, setting, exps, res, world, regime):
     g = graph.nx
     all_classes = list(range(graph.n_dead + 1))
     acc: dict[str, dict[int, list]] = {n: {} for n in res}
@@ -191,6 +230,7 @@ def _backward(graph, rules, setting, exps, res, world):
                 val.why[("w", c)] = frozenset().union(*(x[1] for x in contribs if x[0] == w))
         roles = _roles(d)
         rule = rules.lookup(d[PRIMITIVE], setting)
+        rule = rule and rule.in_regime(regime)
         cmap = d.get("classmap")
         lookup = _lookup_factory(graph, d, res, exps, world, roles) if rule else None
         for role, srcs in roles.items():
@@ -208,7 +248,7 @@ def _backward(graph, rules, setting, exps, res, world):
                         block = rule.backward["bulk" if c_eval == 0 else "dead"]
                         contrib = evaluate(block[role][world], lookup, c_eval, all_classes)
                         if contrib is not None:
-                            contrib = (contrib[0], contrib[1] | {(rule.source, "backward")})
+                            contrib = (contrib[0], contrib[1] | {(rule.source, rule.label("backward"))})
                     acc[src].setdefault(c_src, []).append(contrib)
 
 

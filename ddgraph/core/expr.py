@@ -2,7 +2,7 @@
 
 Grammar::
 
-    expr  := term ('+' term)*
+    expr  := term (('+' | '-') term)*
     term  := NUMBER | 'inf' | name | func '(' expr (',' expr)* ')' | '(' expr ')'
     func  := 'min' | 'max' | 'all'
     name  := ('v' | 'd' | 'w') '.' ROLE ['.bulk']  |  EXPONENT
@@ -12,7 +12,9 @@ deviation, ``w.out`` of the loss gradient at the output; ``.bulk`` pins the bulk
 is an approach exponent the rule's primitive declares (``alpha``, ``beta``). ``all(e)``
 is the minimum of ``e`` over every class (a reduction that mixes classes). Orders live in the
 min-plus semiring: ``+`` adds orders, ``min`` is a sum of terms (no cancellation), ``inf`` is an
-exactly-zero quantity. ``None`` (no rule reached a value) absorbs everything it touches.
+exactly-zero quantity. ``a - b`` divides by a scale of order ``b`` (a normaliser's, docs/THEORY.md §3.8);
+a term that is ``inf`` makes the whole sum ``inf`` (an exactly-zero quantity stays zero, whatever
+divides it). ``None`` (no rule reached a value) absorbs everything it touches.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from ddgraph.errors import ExprError
 INF = math.inf
 FUNCS = ("min", "max", "all")
 KINDS = ("v", "d", "w")
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?|\.\d+)|(?P<name>[A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)*)|(?P<op>[+(),]))")
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?|\.\d+)|(?P<name>[A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)*)|(?P<op>[-+(),]))")
 
 
 @attrs.frozen
@@ -51,6 +53,13 @@ class Call:
 @attrs.frozen
 class Add:
     terms: tuple
+
+
+@attrs.frozen
+class Neg:
+    """A subtracted term (only inside :class:`Add`)."""
+
+    term: object
 
 
 def _tokens(text: str) -> list[str]:
@@ -86,9 +95,8 @@ def parse(text: str) -> object:
 
     def expr():
         terms = [term()]
-        while peek() == "+":
-            take("+")
-            terms.append(term())
+        while peek() in ("+", "-"):
+            terms.append(term() if take() == "+" else Neg(term()))
         return terms[0] if len(terms) == 1 else Add(tuple(terms))
 
     def term():
@@ -131,6 +139,8 @@ def refs(tree) -> set[Ref]:
     """Every name an expression reads."""
     if isinstance(tree, Ref):
         return {tree}
+    if isinstance(tree, Neg):
+        return refs(tree.term)
     if isinstance(tree, (Call, Add)):
         children = tree.args if isinstance(tree, Call) else tree.terms
         return set().union(*(refs(c) for c in children))
@@ -153,10 +163,14 @@ def evaluate(tree, lookup: Lookup, cls: int, classes) -> tuple[float, frozenset]
     if isinstance(tree, Ref):
         return lookup(tree, 0 if tree.bulk else cls)
     if isinstance(tree, Add):
-        vals = [evaluate(t, lookup, cls, classes) for t in tree.terms]
+        signs = [-1 if isinstance(t, Neg) else 1 for t in tree.terms]
+        vals = [evaluate(t.term if isinstance(t, Neg) else t, lookup, cls, classes) for t in tree.terms]
         if any(v is None for v in vals):
             return None
-        return sum(v for v, _ in vals), frozenset().union(*(w for _, w in vals))
+        why = frozenset().union(*(w for _, w in vals))
+        if any(math.isinf(v) for v, _ in vals):
+            return INF, why
+        return sum(s * v for s, (v, _) in zip(signs, vals)), why
     if isinstance(tree, Call):
         if tree.func == "all":
             vals = [evaluate(tree.args[0], lookup, c, classes) for c in classes]

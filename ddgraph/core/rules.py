@@ -10,6 +10,13 @@ A rule file holds::
     [backward]     cite = [...], ROLE = "..."           # or in [backward.bulk] / [backward.dead]
     [probe]        case = "...", args = {...}
     band = 0.1                           # optional: finite-t tolerance band (default: the primitive's)
+    [invariant]    scale = "..."                        # optional, a normaliser: docs/THEORY.md §3.8
+    [invariant.forward] / [invariant.backward]          # the regime t**scale >> the scale's floor
+
+A normaliser divides by a scale ``sqrt(s**2 + eps)``: ``[forward]``/``[backward]`` state the regime
+``t -> 0`` at fixed eps (the scale is its floor, the map is linear), ``[invariant]`` the regime where
+``s ~ t**scale`` dominates the floor (the map divides that order out; only there may an expression
+subtract, ``a - b``). The node's ``scale_floor`` attribute (set by its pattern) places the crossover.
 
 ``cite`` (optional, a list of strings) belongs to a block: the results the forward block, or the
 backward block, reproduces. A prediction lists the citations of the blocks its critical path used
@@ -32,16 +39,15 @@ else:  # Python 3.10: the same parser, published as tomli
 
 import attrs
 
-from ddgraph.core.expr import parse, refs
+from ddgraph.core.expr import Add, Call, Neg, parse, refs
 from ddgraph.core.primitives import BUILTIN, Primitives
 from ddgraph.errors import ExprError, RuleFileError
 
 logger = logging.getLogger(__name__)
 
-_TOP = {"primitive", "summary", "derivation", "when", "forward", "backward", "probe", "band"}
+_TOP = {"primitive", "summary", "derivation", "when", "forward", "backward", "probe", "band", "invariant"}
 _WHEN = {"loss": ("mse", "ce"), "regime": ("noisy", "noise-free"), "fisher": ("expected", "empirical")}
 CLASS_KINDS = ("bulk", "dead")
-BLOCKS = ("forward", "backward")
 
 
 @attrs.frozen
@@ -58,16 +64,28 @@ class Rule:
     source: str
     derivation: str = ""
     band: float | None = None  # finite-t tolerance band (the rule file's, else its primitive's)
+    scale: object = None  # a normaliser: the order of its input's scale (THEORY §3.8)
+    invariant: "Rule | None" = None  # its rule in the scale-invariant regime
+    regime: str = "linear"
+
+    def label(self, block: str) -> str:
+        """The name a block goes by in provenance: ``forward``, or ``invariant.forward``."""
+        return block if self.regime == "linear" else f"{self.regime}.{block}"
+
+    def in_regime(self, regime: str) -> "Rule":
+        """The rule that applies in ``regime`` (itself, unless it is a normaliser's)."""
+        return self.invariant if regime == "invariant" and self.invariant is not None else self
 
     @property
     def is_bracket(self) -> bool:
         blocks = list(self.forward.values()) + list(self.backward.values())
-        return any(lo is not hi for b in blocks for lo, hi in b.values())
+        return any(lo is not hi for b in blocks for lo, hi in b.values()) or \
+            (self.invariant is not None and self.invariant.is_bracket)
 
     @property
     def cite(self) -> tuple[str, ...]:
         """Every citation of the rule, forward block first (for listings)."""
-        return tuple(dict.fromkeys(c for b in BLOCKS for c in self.cites.get(b, ())))
+        return tuple(dict.fromkeys(c for b in self.cites for c in self.cites[b]))
 
     @property
     def name(self) -> str:
@@ -79,7 +97,7 @@ def _fail(path, field, expected, got=None) -> RuleFileError:
     return RuleFileError(f"{path}: field '{field}': expected {expected}{tail}")
 
 
-def _expr_pair(path, field, raw, allowed_roles, params, dead_block, kinds):
+def _expr_pair(path, field, raw, allowed_roles, params, dead_block, kinds, minus=False):
     if isinstance(raw, str):
         texts = [raw, raw]
     elif isinstance(raw, list) and len(raw) == 2 and all(isinstance(r, str) for r in raw):
@@ -92,6 +110,9 @@ def _expr_pair(path, field, raw, allowed_roles, params, dead_block, kinds):
             tree = parse(text)
         except ExprError as exc:
             raise _fail(path, field, f"a valid expression ({exc})") from None
+        if not minus and _subtracts(tree):
+            raise _fail(path, field, "no '-' outside [invariant] (only a normaliser's scale divides an order out)",
+                        text)
         for r in refs(tree):
             if r.kind == "param":
                 if r.role not in params:
@@ -124,6 +145,13 @@ def _cite(path, section, raw):
     return tuple(cite), raw
 
 
+def _subtracts(tree) -> bool:
+    if isinstance(tree, Neg):
+        return True
+    children = tree.args if isinstance(tree, Call) else tree.terms if isinstance(tree, Add) else ()
+    return any(_subtracts(c) for c in children)
+
+
 def _blocks(path, section, raw, keys, allowed_roles, params, kinds, variadic=()):
     if not isinstance(raw, dict):
         raise _fail(path, section, "a table", raw)
@@ -150,7 +178,8 @@ def _blocks(path, section, raw, keys, allowed_roles, params, kinds, variadic=())
         if missing:
             raise _fail(path, f"{where}.{missing[0]}", "an expression (required)")
         dead_block = kind == "dead" and "dead" in raw
-        out[kind] = {k: _expr_pair(path, f"{where}.{k}", block[k], allowed_roles, params, dead_block, kinds)
+        out[kind] = {k: _expr_pair(path, f"{where}.{k}", block[k], allowed_roles, params, dead_block, kinds,
+                                   section.startswith("invariant."))
                      for k in keys}
     return out
 
@@ -184,21 +213,19 @@ def parse_rule(path: str | Path, text: str | None = None, primitives: Primitives
         if k not in _WHEN or v not in _WHEN[k]:
             raise _fail(path, f"when.{k}", f"one of {_WHEN.get(k, tuple(_WHEN))}", v)
     roles = [r.rstrip("*") for r in prim.roles]
-    if "forward" not in data:
-        raise _fail(path, "forward", "a [forward] table with v and d")
-    if "backward" not in data:
-        raise _fail(path, "backward", "a [backward] table with one expression per operand role")
-    fwd_cite, fwd_raw = _cite(path, "forward", data["forward"])
-    bwd_cite, bwd_raw = _cite(path, "backward", data["backward"])
-    forward = _blocks(path, "forward", fwd_raw, ("v", "d"), set(roles), prim.exponents, ("v", "d"))
-    backward = _blocks(path, "backward", bwd_raw, tuple(roles), set(roles) | {"out"},
-                       prim.exponents, ("v", "d", "w"))
-    for kind, block in backward.items():
-        for role, pair in block.items():
-            for tree in pair:
-                bad = [r for r in refs(tree) if r.kind == "w" and r.role != "out"]
-                if bad:
-                    raise _fail(path, f"backward.{role}", "gradients read only from w.out", f"w.{bad[0].role}")
+    cites, forward, backward = _sweeps(path, data, "", roles, prim)
+    scale, invariant = None, None
+    if "invariant" in data:
+        inv = data["invariant"]
+        if not isinstance(inv, dict) or set(inv) - {"scale", "forward", "backward"}:
+            raise _fail(path, "invariant", "a table with scale, [invariant.forward] and [invariant.backward]",
+                        sorted(inv) if isinstance(inv, dict) else inv)
+        if "scale" not in inv:
+            raise _fail(path, "invariant.scale", "an expression: the order of the input's scale (required)")
+        scale = _expr_pair(path, "invariant.scale", inv["scale"], set(roles), prim.exponents, False, ("v", "d"))[0]
+        inv_cites, inv_fwd, inv_bwd = _sweeps(path, inv, "invariant.", roles, prim)
+        cites |= {f"invariant.{b}": c for b, c in inv_cites.items()}
+        invariant = (inv_fwd, inv_bwd)
     probe = data.get("probe")
     if probe is not None and (not isinstance(probe, dict) or not isinstance(probe.get("case"), str)):
         raise _fail(path, "probe", "a table with a 'case' name and optional 'args'", probe)
@@ -206,9 +233,34 @@ def parse_rule(path: str | Path, text: str | None = None, primitives: Primitives
     if band is not None and (isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 < band < 1):
         raise _fail(path, "band", "a finite-t tolerance band, a number in (0, 1)", band)
     derivation = data.get("derivation", "")
-    return Rule(band=None if band is None else float(band), primitive=name, cites={"forward": fwd_cite, "backward": bwd_cite}, summary=summary, forward=forward,
-                backward=backward, when=dict(when), probe=probe, source=path,
-                derivation=derivation if isinstance(derivation, str) else "")
+    rule = Rule(band=None if band is None else float(band), primitive=name, cites=cites, summary=summary,
+                forward=forward, backward=backward, when=dict(when), probe=probe, source=path,
+                derivation=derivation if isinstance(derivation, str) else "", scale=scale)
+    if invariant is None:
+        return rule
+    return attrs.evolve(rule, invariant=attrs.evolve(rule, forward=invariant[0], backward=invariant[1],
+                                                     regime="invariant"))
+
+
+def _sweeps(path, data, prefix, roles, prim) -> tuple[dict, dict, dict]:
+    """The cites, forward and backward blocks of ``data`` (the file, or its [invariant] table)."""
+    if "forward" not in data:
+        raise _fail(path, f"{prefix}forward", "a [forward] table with v and d")
+    if "backward" not in data:
+        raise _fail(path, f"{prefix}backward", "a [backward] table with one expression per operand role")
+    fwd_cite, fwd_raw = _cite(path, f"{prefix}forward", data["forward"])
+    bwd_cite, bwd_raw = _cite(path, f"{prefix}backward", data["backward"])
+    forward = _blocks(path, f"{prefix}forward", fwd_raw, ("v", "d"), set(roles), prim.exponents, ("v", "d"))
+    backward = _blocks(path, f"{prefix}backward", bwd_raw, tuple(roles), set(roles) | {"out"},
+                       prim.exponents, ("v", "d", "w"))
+    for kind, block in backward.items():
+        for role, pair in block.items():
+            for tree in pair:
+                bad = [r for r in refs(tree) if r.kind == "w" and r.role != "out"]
+                if bad:
+                    raise _fail(path, f"{prefix}backward.{role}", "gradients read only from w.out",
+                                f"w.{bad[0].role}")
+    return {"forward": fwd_cite, "backward": bwd_cite}, forward, backward
 
 
 def builtin_dir() -> Path:

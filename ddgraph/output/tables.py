@@ -95,6 +95,14 @@ def footer(pred: Prediction) -> str:
         lines.append(f"LayerNorm {ln['module']}: exact kernel direction {ln['source']} (Prop 63)")
     for n in pred.graph.nodes_exposing("no_kernel"):
         lines.append(f"RMSNorm {pred.graph[n].get('module') or n}: no kernel direction (no mean subtraction; Prop 63)")
+    changed = [n.param for n in pred.nodes if n.invariant is not None]
+    for c in pred.crossovers:
+        star = "unknown (eps is not a number)" if c["t_star"] is None else f"~{c['t_star']:.2g}"
+        lines.append(f"eps crossover {c['primitive']} {c['module'] or c['node']}: t* {star} (input scale of order "
+                     f"{fmt_rate(c['order'])}); {len(changed)} rows change regime: linear below t*, "
+                     f"scale-invariant above (THEORY §3.8)")
+    if pred.kl_order_above is not None:
+        lines.append(f"KL order above every eps crossover: k = {fmt_rate(pred.kl_order_above)}")
     for o in pred.overridden:
         lines.append(f"[yellow]rule override[/]: {o}")
     for note in pred.graph.nx.graph.get("notes", ()):

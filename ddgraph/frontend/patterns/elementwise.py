@@ -6,8 +6,8 @@ import networkx as nx
 import torch
 
 from ddgraph.core.graph import DEP, OPERANDS, PRIMITIVE, ROLES
-from ddgraph.frontend.ops import COMPOSITE_OPS, OFFSET_OPS, RELU_OPS, SHAPE_OPS, SMOOTH_OPS
-from ddgraph.frontend.patterns.base import Match, param_of, pattern, single_consumer
+from ddgraph.frontend.ops import COMPOSITE_OPS, OFFSET_OPS, REDUCE_OPS, RELU_OPS, SHAPE_OPS, SMOOTH_OPS
+from ddgraph.frontend.patterns.base import Match, param_of, pattern, single_consumer, strip_casts
 
 
 @pattern("scale", "bias_add", "shift", "skip_add", "add", "gate", "product", family="elementwise")
@@ -33,7 +33,7 @@ def binary(g, n) -> Match | None:
     if len(acts) == 2:
         a, b = acts
         if op in ("add", "sub"):
-            skip = a == b or nx.has_path(g, a, b) or nx.has_path(g, b, a)
+            skip = (a == b or nx.has_path(g, a, b) or nx.has_path(g, b, a)) and not _centring(g, a, b)
             return Match("skip_add" if skip else "add", [("a", a), ("b", b)])
         if op == "mul":
             return Match("gate" if _is_glu(g, a, b) else "product", [("a", a), ("b", b)])
@@ -56,6 +56,12 @@ def constant_fill(g, n) -> Match | None:
     if isinstance(condition, torch.fx.Node) and condition.name == acts[0]:
         return None  # the activation decides where: not a constant pattern
     return Match("shift", [("x", acts[0])])
+
+
+def _centring(g, a, b) -> bool:
+    """``a - reduce(a)`` (or the reverse): a reduction broadcast back, not an identity skip."""
+    return any(g.nodes[r]["op"] in REDUCE_OPS and g.nodes[r][OPERANDS] and strip_casts(g, g.nodes[r][OPERANDS][0]) == x
+               for x, r in ((a, b), (b, a)))
 
 
 def _first_param(g, others) -> str | None:
