@@ -8,11 +8,10 @@ import attrs
 from ddgraph.compare.verdicts import FitStatus, Verdict
 from ddgraph.core.graph import PRIMITIVE
 from ddgraph.prediction import IN_REACH, Prediction
-from ddgraph.probing.fit import Fit, fit_rate, judge
+from ddgraph.probing.fit import TOL, Fit, fit_rate, judge
 from ddgraph.probing.results import Measurement
 from ddgraph.probing.window import Expected, fit_window
 
-TOL = 0.05
 OBSERVABLES = ("dd", "schur", "lmin")
 LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
 

@@ -19,6 +19,8 @@ FIT_OK, NOT_ASYMPTOTIC, FLOOR, UNFITTABLE = FitStatus
 
 #: Relative level below which an observable is at the numerical floor (fp64).
 FP64_FLOOR = 1e-12
+#: The default band a fitted rate must fall in (THEORY §7.6).
+TOL = 0.05
 #: Spread of log y (about 1%) below which a series is flat: its R^2 is undefined.
 FLAT = 0.01
 #: Absolute level at or below which a value has underflowed (fp64's smallest normal number is 2.2e-308;
@@ -51,7 +53,7 @@ def _num(x: float):
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
-def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR,
+def fit_rate(ts, ys, *, tol: float = TOL, scale=None, floor: float = FP64_FLOOR,
              exact_zero: float = 0.0) -> Fit:
     """Fit the slope of ``log ys`` against ``log ts``.
 
@@ -142,7 +144,7 @@ def floor_advice(ts, above) -> str:
 PASS, FAIL, INSIDE_BRACKET, NO_RULE = Verdict.PASS, Verdict.FAIL, Verdict.INSIDE_BRACKET, Verdict.NO_RULE
 
 
-def judge(predicted, fit: Fit, *, tol: float = 0.05) -> Verdict:
+def judge(predicted, fit: Fit, *, tol: float = TOL) -> Verdict:
     """Verdict for a predicted rate (a number, ``inf``, a ``(lo, hi)`` bracket, or ``None``).
 
     ``None`` means no rule reached the observable; ``inf`` means it is predicted exactly zero.

@@ -33,10 +33,8 @@ from ddgraph.probing.results import Measurement, SiteSeries
 from ddgraph.probing.sites import WeightSite, weight_sites
 from ddgraph.probing.window import Expected, first_segment, next_point, settled
 
-DEFAULT_TOL = 0.05
 
-
-def check_grid(grid) -> tuple[float, ...]:
+def check_grid(grid) -> tuple[float, ...] | None:
     """The grid as distinct t values in (0, 1), largest first (``None``: an adaptive sweep).
 
     Raises
@@ -311,7 +309,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     nan: dict[float, str] = {}
     adaptive = grid is None
     points = list(first_segment(_rates(expected)) if adaptive else grid)
-    verify = len(points) - 1  # carried blocks are recomputed in full here and compared
+    verify = len(points) - 1  # carried blocks are recomputed in full at the end of the first points and compared
     n_chunks = sum(1 for _ in data.chunks())
     bar = ProgressBar(len(points) * n_chunks, f"probe {graph.model_name}", unit="chunk", enabled=progress)
     a_constant = _t_independent_inputs(graph, sites)
@@ -336,7 +334,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
             if where and t not in nan:
                 nan[t] = where
             bar.update(1)
-        if i == 1:  # G blocks equal to the last bit at two t-points are carried, and verified at the end
+        if i == 1:  # G blocks equal to the last bit at two t-points are carried, and verified at `verify`
             g_partial = _unmoved_bulk(before.g.sums, acc.g.sums, sites)
         if check and i:
             moved = _moved(acc.a, a_partial) + _moved(acc.g, g_partial)
@@ -496,7 +494,7 @@ def _all_settled(points, weights, streams, expected) -> bool:
     """Whether every series that drives the sweep needs no smaller t (every dead entry when nothing
     was predicted)."""
     if expected is None:
-        expected = {(n, f, j): Expected(None, DEFAULT_TOL) for n, w in weights.items()
+        expected = {(n, f, j): Expected() for n, w in weights.items()
                     for f, obs in w.series.items() for j in obs["dd"]}
     for key, e in expected.items():
         if key[0] == "stream":

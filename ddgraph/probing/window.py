@@ -17,7 +17,7 @@ import math
 import attrs
 import numpy as np
 
-from ddgraph.probing.fit import FIT_OK, FLOOR, FP64_FLOOR, NOT_ASYMPTOTIC, TINY, Fit, fit_rate, floor_advice
+from ddgraph.probing.fit import FIT_OK, FLOOR, FP64_FLOOR, NOT_ASYMPTOTIC, TINY, TOL, Fit, fit_rate, floor_advice
 
 MIN_RUN = 4  # points in a window: three local slopes that agree
 STEP = 1 / 3  # decades between lattice points
@@ -32,8 +32,8 @@ class Expected:
     """What one measured series is expected to do: its predicted rate (a number, ``inf``, a ``(lo, hi)``
     bracket, or ``None``) and the band its fit is judged in."""
 
-    predicted: object
-    tol: float
+    predicted: object = None
+    tol: float = TOL
 
 
 def lattice(k: int) -> float:
@@ -58,7 +58,7 @@ def next_point(grid) -> float | None:
     return t if t >= T_MIN * (1 - 1e-9) else None
 
 
-def fit_window(ts, ys, *, tol: float = 0.05, scale=None) -> Fit:
+def fit_window(ts, ys, *, tol: float = TOL, scale=None) -> Fit:
     """Fit ``log ys`` against ``log ts`` on the observable's own window (see the module docstring).
 
     Values at or below ``TINY`` (or ``FP64_FLOOR`` times ``scale``) are at the floor. No window and
@@ -125,7 +125,7 @@ def settled(ts, ys, expected: Expected, scale=None) -> bool:
     if fit.status != FIT_OK or fit.window[0] != min(ts):
         return False
     p = expected.predicted
-    if p is None or p == math.inf:
+    if p is None:
         return True
     if isinstance(p, tuple):
         return p[0] - expected.tol <= fit.slope <= p[1] + expected.tol
