@@ -91,7 +91,11 @@ def test_conv_padding_stride_and_batchnorm_modes_are_labelled():
 
 def test_batchnorm_train_crossover_is_a_finite_t_regime():
     """Above t* ~ sqrt(eps) the batch std resets the dead channel: the default eps puts t* inside
-    the default grid, so the fitted slopes there are not asymptotic (never a silent pass)."""
-    d = _check("conv_bn", train=True, eps=1e-5)
+    the old fixed grid, so the slopes fitted on it are not asymptotic (never a silent pass); the
+    adaptive windows sit below t*, where the prediction holds."""
+    d = _check("conv_bn", train=True, eps=1e-5, grid=[float(t) for t in np.geomspace(1e-2, 1e-4, 7)])
     assert not d.ok
     assert {c.verdict for c in d.failures} <= {"not-asymptotic", "fail"}
+    d = _check("conv_bn", train=True, eps=1e-5)
+    assert d.ok, _failures(d)
+    assert all(c.fit.window[1] < 3e-3 for c in d.primary if c.predicted not in (0, 0.0))

@@ -90,7 +90,8 @@ def fit_rate(ts, ys, *, tol: float = TOL, scale=None, floor: float = FP64_FLOOR,
         return Fit(math.nan, math.nan, math.nan, window, (), UNFITTABLE,
                    f"{int(bad.sum())} of {y.size} values are NaN or infinite", int(y.size))
     if np.all(np.abs(y) <= exact_zero):
-        return Fit(math.inf, 0.0, math.nan, window, (), FLOOR, "exactly zero at every t", int(y.size))
+        return Fit(math.inf, 0.0, math.nan, window, (), FLOOR, "zero at every t: exactly zero, or under the fp64 "
+                   "floor (a large rate needs larger t, e.g. --grid geom:0.9:0.3:7)", int(y.size))
     if scale is not None:
         s = np.asarray(scale, dtype=float)
         at_floor = y <= floor * np.abs(s)
