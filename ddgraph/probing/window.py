@@ -24,7 +24,7 @@ STEP = 1 / 3  # decades between lattice points
 T_MIN = 1e-8  # the sweep goes no lower
 K_TOP_MAX = -5  # the highest lattice point, t = 10**(-1/3) (k = 0 is t = 1e-2)
 K_FIXED_END = 6  # the first segment always reaches t = 1e-4
-REACH = 280  # decades of fp64 an observable may fall before it underflows (TINY = 1e-280)
+REACH = -math.log10(TINY)  # decades an observable of order 1 may fall before it underflows
 
 
 @attrs.frozen
