@@ -71,6 +71,11 @@ class ProgressBar:
             self._progress.advance(self._task, n)
             self._progress.refresh()
 
+    def grow(self, n: int) -> None:
+        """Raise the total by ``n`` (a sweep that decides to go on)."""
+        if self._progress is not None:
+            self._progress.update(self._task, total=self._progress.tasks[0].total + n)
+
     def close(self) -> None:
         if self._progress is not None:
             self._stop()

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from torch import nn
 
-from ddgraph.compare.checks import Diff, diff
+from ddgraph.compare.checks import Diff, diff, expectations
 from ddgraph.core.approach import Approach
 from ddgraph.core.engine import run
 from ddgraph.core.graph import Graph
@@ -106,14 +106,16 @@ def probe(model_or_graph, example_inputs=None, *, approach: Approach | None = No
           seed: int = 0, chunk: int = 8192, noise: float = 1.0, progress: bool = True, ln_directions=None,
           cache_mb: float = 256, **approach_kwargs) -> Measurement:
     """Measure the rates on the model itself; the options are those of
-    :func:`ddgraph.probing.measure.probe`, approach fields may be given as keyword arguments."""
+    :func:`ddgraph.probing.measure.probe`, approach fields may be given as keyword arguments.
+    Without ``grid`` the sweep is adaptive, steered by the model's predicted ladder."""
     approach = approach or Approach(**approach_kwargs)
     grid = measure.check_grid(grid)  # before the trace: a bad option costs no time
     measure.check_samples(n_samples, chunk)
     graph, rules = _prepared(model_or_graph, example_inputs, approach, rules, tracer, plugins)
+    expected = expectations(predict(graph, approach=approach, rules=rules)) if grid is None else None
     return measure.probe(graph, approach=approach, rules=rules, grid=grid, n_samples=n_samples,
                          sampler=sampler, seed=seed, chunk=chunk, noise=noise, progress=progress,
-                         ln_directions=ln_directions, cache_mb=cache_mb)
+                         ln_directions=ln_directions, cache_mb=cache_mb, expected=expected)
 
 
 def kernel_directions(pred) -> dict:
@@ -130,12 +132,14 @@ def kernel_directions(pred) -> dict:
 def check(model, example_inputs=None, *, approach: Approach | None = None, rules: RuleSet | None = None,
           tracer: str = "auto", grid=None, n_samples: int = 20000, progress: bool = True,
           sampler=None, seed: int = 0, plugins: Sequence = (), **approach_kwargs) -> Diff:
-    """Predict, probe and diff in one go; returns a :class:`ddgraph.compare.checks.Diff`."""
+    """Predict, probe and diff in one go; returns a :class:`ddgraph.compare.checks.Diff`. Without ``grid``
+    the probe sweeps adaptively and each observable is fitted on its own window."""
     approach = approach or Approach(**approach_kwargs)
     grid = measure.check_grid(grid)  # before the trace: a bad option costs no time
     measure.check_samples(n_samples)
     graph, rules = _prepared(model, example_inputs, approach, rules, tracer, plugins)
     pred = predict(graph, approach=approach, rules=rules)
     meas = measure.probe(pred.graph, approach=approach, grid=grid, n_samples=n_samples, progress=progress,
-                         sampler=sampler, seed=seed, ln_directions=kernel_directions(pred), rules=rules)
+                         sampler=sampler, seed=seed, ln_directions=kernel_directions(pred), rules=rules,
+                         expected=expectations(pred))
     return diff(pred, meas)

@@ -91,11 +91,15 @@ def test_conv_padding_stride_and_batchnorm_modes_are_labelled():
 
 def test_batchnorm_train_crossover_is_a_finite_t_regime():
     """Above t* ~ sqrt(eps) the batch std resets the dead channel: the default eps puts t* inside
-    the default grid, so the rows whose rates change are judged against the bracket of both regimes,
-    never as an in-reach pass of either (THEORY §3.8)."""
-    d = _check("conv_bn", train=True, eps=1e-5)
+    the old fixed grid, so the rows whose rates change are judged there against the bracket of both
+    regimes, never as an in-reach pass of either (THEORY §3.8); the adaptive windows sit below t*, where
+    the t -> 0 prediction holds."""
+    d = _check("conv_bn", train=True, eps=1e-5, grid=[float(t) for t in np.geomspace(1e-2, 1e-4, 7)])
     moved = [c for c in d.primary if c.regime]
     assert moved and {c.regime for c in moved} == {"crossover"} and {c.status for c in moved} == {"bracket"}
+    d = _check("conv_bn", train=True, eps=1e-5)
+    assert d.ok, _failures(d)
+    assert all(c.fit.window[1] < 3e-3 for c in d.primary if c.predicted not in (0, 0.0))
 
 
 def test_grouped_and_depthwise_convolutions_squeeze_excitation_are_measured():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+import torch
 from rich import box
 from rich.table import Table
 
@@ -23,8 +24,10 @@ VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inside-bracket": "yellow"
 def probe_options(f):
     opts = [
         click.option("--samples", "n_samples", type=int, default=20000, show_default=True),
-        click.option("--grid", default=None, help="t values: 'a,b,c' or 'geom:HI:LO:N' (default geom:1e-2:1e-4:7)."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--grid", default=None, help="Pin the t values: 'a,b,c' or 'geom:HI:LO:N' (default: an adaptive "
+                     "sweep, 1e-2 to 1e-4 and on toward smaller t until every rate settles; each row reports its window)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seeds the sample and torch's generator before the model is built."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
     ]
     for o in reversed(opts):
@@ -65,6 +68,7 @@ def _check(target, n_samples, grid, seed, no_progress, **kw):
         check_samples(n_samples)
     except OptionError:
         raise OptionError(f"--samples {n_samples}: need at least 1 sample (default 20000)") from None
+    torch.manual_seed(seed)  # a factory that draws its weights from torch's generator builds the same model
     model, inputs, approach, ext, tracer = load_run(target, **kw)
     return check(model, inputs, approach=approach, rules=ext.load_rules(), tracer=tracer, plugins=ext.plugins,
                  grid=grid, n_samples=n_samples, progress=not no_progress, seed=seed)
@@ -78,13 +82,26 @@ def _fmt_fit(fit):
     return f"{fit.slope:.3f} ± {fit.se:.1e}"
 
 
+def fmt_window(fit) -> str:
+    """The t window a fit used, with its point count (``-`` when there was none)."""
+    lo, hi = fit.window
+    if lo != lo or hi != hi or not fit.n_points:
+        return "-"
+    return f"{lo:.0e}..{hi:.0e} ({fit.n_points})"
+
+
+def _sweep(m) -> str:
+    how = "adaptive" if m.adaptive else "pinned"
+    return f"t in [{m.grid[-1]:.0e}, {m.grid[0]:.0e}], {len(m.grid)} points, {how}"
+
+
 def diff_table(d) -> Table:
     ap = d.prediction.approach
     t = Table(title=f"{d.prediction.model}: predicted vs measured ({ap.loss}, "
                     f"{ap.regime if ap.loss == 'mse' else ap.fisher + ' Fisher'}; n={d.measurement.n_samples}, "
-                    f"t in [{d.measurement.grid[-1]:.0e}, {d.measurement.grid[0]:.0e}])",
+                    f"{_sweep(d.measurement)})",
               box=box.SIMPLE_HEAD, title_justify="left")
-    for col in ("#", "parameter", "kind", "factor", "predicted", "measured ± se", "R²", "verdict", "note"):
+    for col in ("#", "parameter", "kind", "factor", "predicted", "measured ± se", "window (points)", "verdict", "note"):
         t.add_column(col, overflow="fold")
     kinds = {n.node: n.kind for n in d.prediction.nodes}
     order = {n.node: i for i, n in enumerate(d.prediction.nodes, 1)}
@@ -96,7 +113,7 @@ def diff_table(d) -> Table:
         if c.regime:  # the rates depend on the eps regime: say which one the window was judged in
             note = (note + f" (eps regime: {c.regime})").strip()
         t.add_row(str(order[c.node]), c.param, kinds[c.node], dirn, fmt_rate(c.predicted), _fmt_fit(c.fit),
-                  "-" if c.fit.r2 != c.fit.r2 else f"{c.fit.r2:.4f}",
+                  fmt_window(c.fit),
                   f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]", note)
     return t
 
@@ -187,14 +204,18 @@ def probe(target, fmt, **kw):
              **c.fit.as_dict()} for c in d.checks]
     if fmt == "json":
         click.echo(json.dumps({"model": d.prediction.model, "grid": list(d.measurement.grid),
-                               "n_samples": d.measurement.n_samples, "fits": rows}, indent=2))
+                               "adaptive": d.measurement.adaptive, "n_samples": d.measurement.n_samples,
+                               "fits": rows}, indent=2))
         return
-    t = Table(title=f"{d.prediction.model}: measured rates", box=box.SIMPLE_HEAD, title_justify="left")
-    for col in ("parameter", "factor", "dead entry", "Schur complement", "lambda_min (active)", "status"):
+    t = Table(title=f"{d.prediction.model}: measured rates ({_sweep(d.measurement)})", box=box.SIMPLE_HEAD,
+              title_justify="left")
+    for col in ("parameter", "factor", "dead entry", "window (points)", "Schur complement", "lambda_min (active)",
+                "status"):
         t.add_column(col)
     for c in d.primary:
         same = {x.observable: x.fit for x in d.checks if (x.node, x.factor, x.direction) == (c.node, c.factor, c.direction)}
-        t.add_row(c.param, c.factor, _fmt_fit(same["dd"]), _fmt_fit(same["schur"]), _fmt_fit(same["lmin"]),
+        t.add_row(c.param, c.factor, _fmt_fit(same["dd"]), fmt_window(same["dd"]), _fmt_fit(same["schur"]),
+                  _fmt_fit(same["lmin"]),
                   same["dd"].status)
     console.print(t)
     for note in d.measurement.notes:

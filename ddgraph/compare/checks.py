@@ -9,10 +9,10 @@ from ddgraph.compare.regimes import in_window
 from ddgraph.compare.verdicts import FitStatus, Verdict
 from ddgraph.core.graph import PRIMITIVE
 from ddgraph.prediction import IN_REACH, Prediction
-from ddgraph.probing.fit import Fit, fit_rate, judge
+from ddgraph.probing.fit import TOL, Fit, fit_rate, judge
 from ddgraph.probing.results import Measurement
+from ddgraph.probing.window import Expected, fit_window
 
-TOL = 0.05
 OBSERVABLES = ("dd", "schur", "lmin")
 LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
 
@@ -79,6 +79,7 @@ class Diff:
         for node in data["nodes"]:
             node.update(by_node.get(node["node"], {"measured": None, "se": None, "verdict": None}))
         data["grid"] = list(self.measurement.grid)
+        data["adaptive"] = self.measurement.adaptive
         data["n_samples"] = self.measurement.n_samples
         data["tolerances"] = {"default": TOL, "bands": self.bands}
         data["ln_checks"] = list(self.ln)
@@ -109,22 +110,47 @@ def _pred_json(p):
     return "inf" if math.isinf(p) else p
 
 
-def diff(prediction: Prediction, measurement: Measurement) -> Diff:
-    """Check every prediction against the measurement of the same node.
-
-    A node's tolerance is the widest finite-t band among the rules on its critical path (a smooth
+def _band(prediction: Prediction, n) -> float:
+    """A node's tolerance: the widest finite-t band among the rules on its critical path (a smooth
     activation's rule, or any rule or primitive that declares one), and the default otherwise."""
+    return max([TOL] + [prediction.bands[r] for r in n.rules if r in prediction.bands])
+
+
+def _predicted(pair):
+    lo, hi = pair
+    return None if lo is None or hi is None else (lo if lo == hi else (lo, hi))
+
+
+def expectations(prediction: Prediction) -> dict:
+    """What each dead entry and stream site is predicted to do, keyed as the probe's adaptive sweep
+    reads them (:func:`ddgraph.probing.measure.probe`)."""
+    out = {}
+    for n in prediction.nodes:
+        tol = _band(prediction, n)
+        for factor, rates in (("A", n.a_rates), ("G", n.g_rates)):
+            for j, pair in enumerate(rates, 1):
+                out[(n.node, factor, j)] = Expected(_predicted(pair), tol)
+    for site in prediction.stream_sites:
+        out[("stream", site["node"])] = Expected(site["stream_rate"], TOL)
+    return out
+
+
+def _fit(measurement: Measurement, values, tol: float, scale=None) -> Fit:
+    """The rate of one series: on its own window after an adaptive sweep, on the whole pinned grid otherwise."""
+    fit = fit_window if measurement.adaptive else fit_rate
+    return fit(measurement.grid, values, tol=tol, scale=scale)
+
+
+def diff(prediction: Prediction, measurement: Measurement) -> Diff:
+    """Check every prediction against the measurement of the same node, each in its node's band."""
     checks = []
     grid = measurement.grid
     bands = prediction.bands
     for n in prediction.nodes:
         series = measurement.weights.get(n.node)
-        tol = max([TOL] + [bands[r] for r in n.rules if r in bands])
-        a_rates, g_rates, status, regime = in_window(n, (grid[-1], grid[0]))
-        for factor, rates in (("A", a_rates), ("G", g_rates)):
-            for j, pair in enumerate(rates, 1):
-                lo, hi = pair
-                predicted = None if lo is None or hi is None else (lo if lo == hi else (lo, hi))
+        tol = _band(prediction, n)
+        for factor in ("A", "G"):
+            for j in range(1, len(n.a_rates) + 1):
                 for obs in OBSERVABLES:
                     if series is None:
                         fit = Fit(math.nan, math.nan, math.nan, (grid[-1], grid[0]), (), FitStatus.UNFITTABLE,
@@ -132,7 +158,10 @@ def diff(prediction: Prediction, measurement: Measurement) -> Diff:
                     else:
                         values = series.series[factor][obs][j]
                         scale = series.series[factor]["lmax"][j] if obs == "lmin" else None
-                        fit = fit_rate(grid, values, tol=tol, scale=scale)
+                        fit = _fit(measurement, values, tol, scale)
+                    # the eps regime the fit's own window sits in (THEORY §3.8) says what to expect there
+                    a_rates, g_rates, status, regime = in_window(n, (min(fit.window), max(fit.window)))
+                    predicted = _predicted((a_rates if factor == "A" else g_rates)[j - 1])
                     checks.append(Check(n.node, n.param, factor, j, obs, predicted, fit,
                                         judge(predicted, fit, tol=tol), tol, status, regime))
     ln = tuple(_ln_check(prediction, measurement, name, rec) for name, rec in measurement.ln.items())
@@ -157,7 +186,7 @@ def _ln_check(prediction, measurement, name, rec) -> dict:
 def _stream_check(prediction, measurement, site) -> dict:
     values = measurement.streams.get(site["node"], [])
     pred = site["stream_rate"]
-    fit = fit_rate(measurement.grid, values, tol=TOL) if values else None
+    fit = _fit(measurement, values, TOL) if values else None
     verdict = judge(pred, fit, tol=TOL) if fit else Verdict.UNFITTABLE
     return {"node": site["node"], "module": site["module"], "predicted": pred,
             "measured": None if fit is None else _num(fit.slope), "verdict": verdict,

@@ -42,20 +42,22 @@ def prediction_frame(pred):
 
 
 DIFF_COLUMNS = ("node", "param", "factor", "direction", "observable", "predicted", "predicted_lo",
-                "predicted_hi", "measured", "se", "r2", "n_points", "fit_status", "verdict", "tol", "status")
+                "predicted_hi", "measured", "se", "r2", "window_lo", "window_hi", "n_points", "fit_status", "verdict",
+                "tol", "status")
 
 
 def diff_frame(d):
     """One row per check (node x factor x direction x observable): predicted rate, fitted slope
-    (``measured``) with its standard error and R^2, the verdict, its tolerance and the prediction's
-    status."""
+    (``measured``) with its standard error, R^2 and the window it was fitted on, the verdict, its
+    tolerance and the prediction's status."""
     pd = _pandas("Diff.to_frame()")
     rows = []
     for c in d.checks:
         p = c.predicted
         lo, hi = p if isinstance(p, tuple) else (p, p)
         rows.append((c.node, c.param, c.factor, c.direction, c.observable, _float(p), _float(lo), _float(hi),
-                     float(c.fit.slope), float(c.fit.se), float(c.fit.r2), c.fit.n_points, c.fit.status,
+                     float(c.fit.slope), float(c.fit.se), float(c.fit.r2), float(c.fit.window[0]),
+                     float(c.fit.window[1]), c.fit.n_points, c.fit.status,
                      c.verdict, float(c.tol), c.status))
     return pd.DataFrame.from_records(rows, columns=DIFF_COLUMNS)
 

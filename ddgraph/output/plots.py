@@ -26,13 +26,15 @@ def node_figure(d: Diff, node: str, path: Path) -> None:
         y = np.array(d.measurement.weights[node].series[factor]["dd"][1], dtype=float)
         ok = y > 0
         ax.loglog(grid[ok], y[ok], "o", label="measured")
-        if math.isfinite(check.fit.slope) and ok.sum() >= 2:
-            t0, y0 = grid[ok][0], y[ok][0]
-            ax.loglog(grid, y0 * (grid / t0) ** check.fit.slope, "-",
-                      label=f"fit {check.fit.slope:.3f} ± {check.fit.se:.1e}")
+        lo, hi = check.fit.window
+        used = ok & (grid >= lo) & (grid <= hi)  # the fit's window: lines are drawn over it only
+        if math.isfinite(check.fit.slope) and used.sum() >= 2:
+            ts, t0, y0 = grid[used], grid[used][0], y[used][0]
+            ax.loglog(ts, y0 * (ts / t0) ** check.fit.slope, "-",
+                      label=f"fit {check.fit.slope:.3f} ± {check.fit.se:.1e} on [{lo:.0e}, {hi:.0e}]")
             p = check.predicted
             if isinstance(p, (int, float)) and math.isfinite(p):
-                ax.loglog(grid, y0 * (grid / t0) ** p, "--", label=f"predicted {fmt_rate(p)}")
+                ax.loglog(ts, y0 * (ts / t0) ** p, "--", label=f"predicted {fmt_rate(p)}")
         ax.set_title(f"{factor}_dd  [{check.verdict}]")
         ax.set_xlabel("t")
         ax.legend(fontsize=8)

@@ -19,6 +19,13 @@ FIT_OK, NOT_ASYMPTOTIC, FLOOR, UNFITTABLE = FitStatus
 
 #: Relative level below which an observable is at the numerical floor (fp64).
 FP64_FLOOR = 1e-12
+#: The default band a fitted rate must fall in (THEORY §7.6).
+TOL = 0.05
+#: Spread of log y (about 1%) below which a series is flat: its R^2 is undefined.
+FLAT = 0.01
+#: Absolute level at or below which a value has underflowed (fp64's smallest normal number is 2.2e-308;
+#: a sum of squares loses digits well before it).
+TINY = 1e-280
 
 
 @attrs.frozen
@@ -46,7 +53,7 @@ def _num(x: float):
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
-def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR,
+def fit_rate(ts, ys, *, tol: float = TOL, scale=None, floor: float = FP64_FLOOR,
              exact_zero: float = 0.0) -> Fit:
     """Fit the slope of ``log ys`` against ``log ts``.
 
@@ -63,8 +70,8 @@ def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR
     Returns
     -------
     Fit
-        ``r2`` is NaN for a series constant to rounding (R^2 is undefined there). ``status`` is ``floor`` when more than half the points are at the floor, ``unfittable``
-        when fewer than three finite positive points remain, ``not-asymptotic`` when local slopes
+        ``r2`` is NaN for a series constant to rounding (R^2 is undefined there). ``status`` is ``floor`` when more than half the points are at the floor or fewer than three
+        remain above ``TINY`` (underflow), ``unfittable`` when a value is not finite, ``not-asymptotic`` when local slopes
         stray beyond ``tol`` from the fit, else ``ok``.
 
     Examples
@@ -83,7 +90,8 @@ def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR
         return Fit(math.nan, math.nan, math.nan, window, (), UNFITTABLE,
                    f"{int(bad.sum())} of {y.size} values are NaN or infinite", int(y.size))
     if np.all(np.abs(y) <= exact_zero):
-        return Fit(math.inf, 0.0, math.nan, window, (), FLOOR, "exactly zero at every t", int(y.size))
+        return Fit(math.inf, 0.0, math.nan, window, (), FLOOR, "zero at every t: exactly zero, or under the fp64 "
+                   "floor (a large rate needs larger t, e.g. --grid geom:0.9:0.3:7)", int(y.size))
     if scale is not None:
         s = np.asarray(scale, dtype=float)
         at_floor = y <= floor * np.abs(s)
@@ -93,11 +101,10 @@ def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR
                        int(y.size))
         keep = ~at_floor
         t, y = t[keep], y[keep]
-    keep = y > 0
-    t, y = t[keep], y[keep]
-    if t.size < 3:
-        return Fit(math.nan, math.nan, math.nan, window, (), UNFITTABLE,
-                   f"only {t.size} positive finite points (need 3)", int(t.size))
+    above = y > TINY
+    if above.sum() < 3:
+        return Fit(math.nan, math.nan, math.nan, window, (), FLOOR, floor_advice(t, above), int(above.sum()))
+    t, y = t[above], y[above]
     order = np.argsort(t)
     lt, ly = np.log(t[order]), np.log(y[order])
     slope, intercept = np.polyfit(lt, ly, 1)
@@ -108,10 +115,12 @@ def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR
     sst = float(np.sum((ly - ly.mean()) ** 2))
     # a series constant to rounding has no variance to explain: its R^2 is undefined (NaN), not a number
     # made of rounding noise (it came out as -3.17 beside an exact slope 0)
-    flat = float(np.ptp(ly)) <= 1e-12 * max(1.0, float(np.max(np.abs(ly))))
+    # nor has a series that moves by less than 1% over the window (a rate-0 observable): R^2 would
+    # compare rounding-sized residuals with a variation that is not there (it read -1.14)
+    flat = float(np.ptp(ly)) <= FLAT
     r2 = math.nan if flat or sst <= 0 else 1.0 - float(np.sum(resid**2)) / sst
     local = tuple(float(s) for s in np.diff(ly) / np.diff(lt))
-    window = (float(np.exp(lt[0])), float(np.exp(lt[-1])))
+    window = (float(t[order][0]), float(t[order][-1]))
     spread = max(abs(s - slope) for s in local)
     if spread > tol:
         return Fit(float(slope), se, r2, window, local, NOT_ASYMPTOTIC,
@@ -120,10 +129,23 @@ def fit_rate(ts, ys, *, tol: float = 0.05, scale=None, floor: float = FP64_FLOOR
     return Fit(float(slope), se, r2, window, local, FIT_OK, "", n)
 
 
+def floor_advice(ts, above) -> str:
+    """Why a series has too few points above the floor, and where to measure it instead."""
+    t = np.asarray(ts, dtype=float)
+    above = np.asarray(above, dtype=bool)
+    if not above.any():
+        return (f"under the fp64 floor at every t in [{t.min():.0e}, {t.max():.0e}]; a rate this large needs "
+                "larger t (e.g. --grid geom:0.9:0.3:7)")
+    low = float(t[above].min())
+    hi = min(0.9, float(t.max()) * 10)
+    return (f"above the fp64 floor at only {int(above.sum())} of {t.size} points (t >= {low:.0e}): it underflows "
+            f"below; measure on larger t (e.g. --grid geom:{hi:.2g}:{low:.0e}:7)")
+
+
 PASS, FAIL, INSIDE_BRACKET, NO_RULE = Verdict.PASS, Verdict.FAIL, Verdict.INSIDE_BRACKET, Verdict.NO_RULE
 
 
-def judge(predicted, fit: Fit, *, tol: float = 0.05) -> Verdict:
+def judge(predicted, fit: Fit, *, tol: float = TOL) -> Verdict:
     """Verdict for a predicted rate (a number, ``inf``, a ``(lo, hi)`` bracket, or ``None``).
 
     ``None`` means no rule reached the observable; ``inf`` means it is predicted exactly zero.

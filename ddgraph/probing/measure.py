@@ -31,12 +31,11 @@ from ddgraph.probing.data import Sampler, from_user, gaussian_like
 from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
 from ddgraph.probing.results import Measurement, SiteSeries
 from ddgraph.probing.sites import WeightSite, bulk_channels, channel_axis, weight_sites
+from ddgraph.probing.window import Expected, first_segment, next_point, settled
 
-DEFAULT_GRID = tuple(float(t) for t in np.geomspace(1e-2, 1e-4, 7))
 
-
-def check_grid(grid) -> tuple[float, ...]:
-    """The grid as distinct t values in (0, 1), largest first (``None``: the default grid).
+def check_grid(grid) -> tuple[float, ...] | None:
+    """The grid as distinct t values in (0, 1), largest first (``None``: an adaptive sweep).
 
     Raises
     ------
@@ -45,7 +44,7 @@ def check_grid(grid) -> tuple[float, ...]:
         points give an infinite standard error and verdicts that mean nothing), or fewer than 3 remain.
     """
     if grid is None:
-        return DEFAULT_GRID
+        return None
     try:
         values = [float(t) for t in grid]
     except (TypeError, ValueError):
@@ -259,15 +258,15 @@ def _loss_gradient(f: torch.Tensor, target: torch.Tensor, approach: Approach) ->
 
 def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000, sampler=None,
           seed: int = 0, chunk: int = 8192, noise: float = 1.0, progress: bool = True, ln_directions=None,
-          cache_mb: float = 256, rules: RuleSet | None = None) -> Measurement:
+          cache_mb: float = 256, rules: RuleSet | None = None, expected: dict | None = None) -> Measurement:
     """Measure a labelled graph's K-FAC observables along the approach to its canonical configuration.
 
     Parameters
     ----------
     graph : a labelled :class:`~ddgraph.core.graph.Graph` (:func:`ddgraph.probe` traces and labels a model).
     approach : the :class:`~ddgraph.core.approach.Approach`.
-    grid : t values (default: 7 points from 1e-2 to 1e-4, geometric: inside the asymptotic window
-        of the linear, ReLU and LayerNorm ladders at default init).
+    grid : t values pinning a fixed window; ``None`` (the default) sweeps adaptively
+        (:mod:`ddgraph.probing.window`): 1e-2 to 1e-4 first, then smaller t while a series still moves.
     n_samples : sample count; processed in chunks of ``chunk`` rows.
     sampler : ``fn(n, generator) -> inputs`` or a tensor data set; Gaussian by default.
     noise : the noise scale of the MSE noisy regime.
@@ -276,6 +275,8 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
         beyond it chunks are redrawn from their seeds, so memory stops growing with ``n_samples``.
     rules : the rule set whose valuations tell which K-FAC blocks cannot move with t (default: the
         built-in rules over the graph's primitives).
+    expected : ``{(node, factor, direction) or ("stream", node): Expected}``, the series that drive an
+        adaptive sweep and what they are predicted to do (default: every dead entry, no prediction).
 
     Returns
     -------
@@ -307,8 +308,11 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     ln = {n: {"ratio": [], "cosine": [], "node": n, "module": graph[n].get("module")} for n in ln_nodes}
     streams = {n: [] for n in stream_nodes}
     nan: dict[float, str] = {}
-    bar = ProgressBar(len(grid) * sum(1 for _ in data.chunks()), f"probe {graph.model_name}",
-                      unit="chunk", enabled=progress)
+    adaptive = grid is None
+    points = list(first_segment(_rates(expected)) if adaptive else grid)
+    verify = len(points) - 1  # carried blocks are recomputed in full at the end of the first points and compared
+    n_chunks = sum(1 for _ in data.chunks())
+    bar = ProgressBar(len(points) * n_chunks, f"probe {graph.model_name}", unit="chunk", enabled=progress)
     watch = {n: channel_axis(graph[n]) for n in [*ln_nodes, *stream_nodes]}  # node -> its channel axis
     # a normaliser claimed to have no kernel of its own is read on its bulk channels (the dead ones
     # vanish with t), beside its input: a kernel the input already has is inherited, not made
@@ -323,35 +327,46 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     per_t, cpu_t, moved = [], [], []
     notes = list(canon.notes)
     acc = _Accumulators()
-    for i, t in enumerate(grid):
-        t_start, c_start = time.perf_counter(), time.process_time()
-        canon.set_t(t)
-        last = i == len(grid) - 1
-        before = acc
-        if i:
-            acc = _Accumulators(a=acc.a.next(a_constant, None if last else a_partial),
-                                g=acc.g.next(frozenset(), None if last or i < 2 else g_partial))
-        for k, size in data.chunks():
-            where = _run_chunk(canon, data, k, size, site_map, watch, acc,
-                               targets, approach, locate=t not in nan)
-            if where and t not in nan:
-                nan[t] = where
-            bar.update(1)
-        if i == 1:  # G blocks equal to the last bit at two t-points are carried, and verified at the end
-            g_partial = _unmoved_bulk(before.g.sums, acc.g.sums, sites)
-        if last and i:
-            moved = _moved(acc.a, a_partial) + _moved(acc.g, g_partial)
-        _finish(acc, sites, weights, graph.n_dead, last, notes)
-        with _one_thread():
-            _finish_sites(acc, ln, streams, ln_directions or {}, kernel_free)
-        per_t.append(time.perf_counter() - t_start)
-        cpu_t.append(time.process_time() - c_start)
+    with _flush_denormals():  # values under 2.2e-308 are under the floor anyway, and 100x slower
+        i = 0
+        while i < len(points):
+            t = points[i]
+            t_start, c_start = time.perf_counter(), time.process_time()
+            canon.set_t(t)
+            check = i == verify
+            before = acc
+            if i:
+                acc = _Accumulators(a=acc.a.next(a_constant, None if check else a_partial),
+                                    g=acc.g.next(frozenset(), None if check or i < 2 else g_partial))
+            for k, size in data.chunks():
+                where = _run_chunk(canon, data, k, size, site_map, watch, acc,
+                                   targets, approach, locate=t not in nan)
+                if where and t not in nan:
+                    nan[t] = where
+                bar.update(1)
+            if i == 1:  # G blocks equal to the last bit at two t-points are carried, and verified at `verify`
+                g_partial = _unmoved_bulk(before.g.sums, acc.g.sums, sites)
+            if check and i:
+                moved = _moved(acc.a, a_partial) + _moved(acc.g, g_partial)
+            _finish(acc, sites, weights, graph.n_dead)
+            with _one_thread():
+                _finish_sites(acc, ln, streams, ln_directions or {}, kernel_free)
+            per_t.append(time.perf_counter() - t_start)
+            cpu_t.append(time.process_time() - c_start)
+            i += 1
+            if adaptive and i == len(points) and not _all_settled(points, weights, streams, expected):
+                nxt = next_point(points)
+                if nxt is not None:
+                    points.append(nxt)
+                    bar.grow(n_chunks)
+    with _one_thread():
+        _read_last(acc, sites, weights, graph.n_dead, notes)
     bar.close()
     elapsed = float(np.median(per_t[1:]))
-    return Measurement(model=graph.model_name, approach=approach, grid=grid, n_samples=n_samples,
+    return Measurement(model=graph.model_name, approach=approach, grid=tuple(points), n_samples=n_samples,
                        weights=weights, ln=ln, streams=streams, skipped=skipped, nan=nan,
                        seconds_per_t=elapsed, moved=moved, cpu_seconds_per_t=float(np.median(cpu_t[1:])),
-                       notes=notes)
+                       notes=notes, adaptive=adaptive)
 
 
 def _moving_columns(graph, sites, constant) -> dict:
@@ -435,6 +450,16 @@ def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, lo
 
 
 @contextlib.contextmanager
+def _flush_denormals():
+    """Subnormal numbers read as zero while the sweep runs (torch's default, off, is restored after)."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+@contextlib.contextmanager
 def _one_thread():
     """Small eigenproblems run fastest on one thread (no OpenMP hand-offs), then restore the count."""
     before = torch.get_num_threads()
@@ -445,29 +470,62 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def _finish(acc, sites, weights, n_dead, last: bool, notes: list | None = None) -> None:
+def _finish(acc, sites, weights, n_dead) -> None:
+    """Read every site's observables off this t-point's factors (one thread: small eigenproblems)."""
     with _one_thread():
-        _read_observables(acc, sites, weights, n_dead, last, notes)
+        means = {"A": acc.a.means(), "G": acc.g.means()}
+        for s in sites:
+            series = weights[s.node].series
+            for factor, dead in (("A", s.dead_in), ("G", s.dead_out)):
+                m = means[factor][s.parent or s.node]  # a fused weight's slice reads its parent's factors
+                all_dead = {i for idx in dead.values() for i in idx}
+                for j in range(1, n_dead + 1):
+                    obs = from_matrix(m, dead.get(j, []), all_dead)
+                    for name, value in obs.items():
+                        series.setdefault(factor, {}).setdefault(name, {}).setdefault(j, []).append(value)
 
 
-def _read_observables(acc, sites, weights, n_dead, last: bool, notes: list | None = None) -> None:
+def _read_last(acc, sites, weights, n_dead, notes: list) -> None:
+    """What is read at the smallest t only: the bottom-eigenvector overlaps, and a note per factor with no bulk."""
     means = {"A": acc.a.means(), "G": acc.g.means()}
     for s in sites:
-        series = weights[s.node].series
         for factor, dead in (("A", s.dead_in), ("G", s.dead_out)):
-            key = s.parent or s.node  # a fused weight's slice reads its parent's factors
-            m = means[factor][key]
+            m = means[factor][s.parent or s.node]
             all_dead = {i for idx in dead.values() for i in idx}
-            if last and notes is not None and m.shape[0] == len(all_dead) and all_dead:
+            if m.shape[0] == len(all_dead) and all_dead:
                 notes.append(f"{s.param} {factor}: all {m.shape[0]} coordinate(s) are dead (no bulk): there is no "
                              "Schur complement against a bulk and no active lambda_min; the Schur and lambda_min "
                              "columns read the dead block itself")
             for j in range(1, n_dead + 1):
-                obs = from_matrix(m, dead.get(j, []), all_dead)
-                for name, value in obs.items():
-                    series.setdefault(factor, {}).setdefault(name, {}).setdefault(j, []).append(value)
-                if last:
-                    weights[s.node].overlap.setdefault(factor, {})[j] = bottom_overlap(m, dead.get(j, []))
+                weights[s.node].overlap.setdefault(factor, {})[j] = bottom_overlap(m, dead.get(j, []))
+
+
+def _rates(expected) -> list:
+    """Every finite predicted rate (a bracket's upper end) among the series that drive the sweep."""
+    out = []
+    for e in (expected or {}).values():
+        p = e.predicted[1] if isinstance(e.predicted, tuple) else e.predicted
+        if p is not None and math.isfinite(p):
+            out.append(p)
+    return out
+
+
+def _all_settled(points, weights, streams, expected) -> bool:
+    """Whether every series that drives the sweep needs no smaller t (every dead entry when nothing
+    was predicted)."""
+    if expected is None:
+        expected = {(n, f, j): Expected() for n, w in weights.items()
+                    for f, obs in w.series.items() for j in obs["dd"]}
+    for key, e in expected.items():
+        if key[0] == "stream":
+            values = streams.get(key[1])
+        else:
+            node, factor, j = key
+            w = weights.get(node)
+            values = w.series[factor]["dd"][j] if w is not None and factor in w.series else None
+        if values and not settled(points[:len(values)], values, e):
+            return False
+    return True
 
 
 def _bulk_ratio(stats, keep) -> float:

@@ -25,7 +25,7 @@ class Measurement:
 
     model: str
     approach: Approach
-    grid: tuple[float, ...]
+    grid: tuple[float, ...]  # every t measured, largest first
     n_samples: int
     weights: dict[str, SiteSeries]
     ln: dict[str, dict]
@@ -36,6 +36,7 @@ class Measurement:
     moved: list = attrs.Factory(list)  # A blocks the calculus called constant that moved (an engine bug)
     cpu_seconds_per_t: float = math.nan  # the same in process CPU time (robust to other load)
     notes: list = attrs.Factory(list)  # what the probe did or could not read, said once (dropout off, no bulk)
+    adaptive: bool = False  # the grid was chosen by the sweep (each fit picks its window), not pinned
 
     def to_frame(self):
         """Every measured value as a pandas DataFrame, one row per node, factor, observable,
