@@ -84,3 +84,12 @@ def test_hand_written_layernorms_of_transformers_are_layernorms(model_class, bia
     assert len(norms) == count and not g.nodes_with("rmsnorm")
     assert all(d["norm_weight"].endswith(".weight") and (d["norm_bias"] is not None) == bias for d in norms)
     assert all(d["scale_floor"] > 0 for d in norms)
+
+
+def test_roberta_positions_computed_from_the_padding_are_a_table_added_like_a_bias():
+    model, x = hf.roberta()
+    pred = ddgraph.predict(model, x)
+    params = [n.param for n in pred.nodes]
+    assert "roberta.embeddings.position_embeddings.weight" not in params  # never looked up at its dead row
+    biases = {pred.graph[n].get("bias_param") for n in pred.graph.nodes_with("bias_add")}
+    assert "roberta.embeddings.position_embeddings.weight" in biases

@@ -20,6 +20,19 @@ from ddgraph.frontend.plugins import Extensions
 from ddgraph.frontend.plugins import extensions as _builtin
 
 
+def _positions(g: nx.DiGraph, name: str, ops: list) -> bool:
+    """A gather from one parameter by integer ids that are computed (not a model input reached
+    through views only): position or token-type ids built from the input's shape or padding."""
+    tables = [o for o in ops if g.nodes[o][DEP] == "param"]
+    ids = [o for o in ops if g.nodes[o][DEP] == "input"]
+    if len(tables) != 1 or len(ids) != 1 or "int" not in (g.nodes[ids[0]]["dtype"] or ""):
+        return False
+    n = ids[0]
+    while g.nodes[n]["op"] in SHAPE_OPS and g.nodes[n][OPERANDS]:
+        n = g.nodes[n][OPERANDS][0]
+    return g.nodes[n]["fx"].op != "placeholder"
+
+
 def _classify_dependence(g: nx.DiGraph) -> None:
     """Set ``dep`` on every node: 'input', 'param' (a parameter or shape-only view), 'const', 'mixed'."""
     for name in g.graph["order"]:
@@ -32,7 +45,13 @@ def _classify_dependence(g: nx.DiGraph) -> None:
             d[DEP] = "param" if d["is_parameter"] else "const"
         else:
             deps = {g.nodes[o][DEP] for o in ops}
-            if "input" in deps:
+            if d["op"] in GATHER_OPS and _positions(g, name, ops):
+                # rows of a parameter picked by ids computed from the input's layout (RoBERTa's
+                # position ids, a cumulative sum over the padding mask): a table of positions added
+                # like a bias, as with constant position ids below, not a lookup of the data
+                d[DEP] = "param"
+                d["param"] = next(g.nodes[o]["param"] for o in ops if g.nodes[o][DEP] == "param")
+            elif "input" in deps:
                 d[DEP] = "input"
             elif not deps or deps == {"const"}:
                 d[DEP] = "const"
