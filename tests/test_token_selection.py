@@ -1,9 +1,12 @@
 """Reading one token (a class token, ``h[:, 0]``) after attention: the engine's classes do not track
 token positions, so the tokens that are not read get their gradient only through attention.
 
-The minimal case behind torchvision's ViT disagreement (issue 11). With every token read, the
-ladder holds; reading the class token alone, the patch embedding's G rate measures above the
-prediction. Kept as a strict xfail until the calculus tracks read and unread tokens.
+With every token read, the ladder holds. Reading the class token alone (no LayerNorm), three rows
+disagree (THEORY §3.10): emb's G rate measures 6 (predicted 2: the patch tokens' dead gradient goes
+through V's, O's and the head's dead entries, t * t * t), k's G is exactly zero (q at the class token
+has a zeroed dead entry; predicted 4) and the head's A rate measures 6 (predicted 2). Kept as a strict
+xfail until the calculus carries token groups. (torchvision's ViT disagreement of issue 11 had another
+cause, its zero-initialised head, THEORY §3.9; pre-LN transformers reading one token are exact.)
 """
 import numpy as np
 import pytest
@@ -41,7 +44,8 @@ def test_reading_every_token_the_ladder_holds():
 
 
 @pytest.mark.xfail(strict=True, reason="token selection: unread tokens get their gradient only through "
-                   "attention; the per-class calculus does not see token positions (issue 11)")
+                   "attention, and the prepended token's dead entry is exactly zero; the per-class calculus "
+                   "does not see token positions (issue 11, THEORY §3.10)")
 def test_reading_the_class_token_alone():
     d = _check(select=True)
     assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.failures]

@@ -17,7 +17,7 @@ import attrs
 
 from ddgraph.core.approach import Approach, resolve
 from ddgraph.core.expr import INF, Ref, evaluate
-from ddgraph.core.graph import APPROACH, CLASSES, PRIMITIVE, ROLES, Graph
+from ddgraph.core.graph import APPROACH, BULK_ORDERS, CLASSES, PRIMITIVE, ROLES, Graph
 from ddgraph.core.rules import RuleSet
 from ddgraph.errors import ConfigError
 
@@ -115,8 +115,11 @@ def _sweeps(graph: Graph, rules: RuleSet, approach: Approach, regime: str) -> di
 
 
 def _node_param(d: dict, name: str, exps: dict, cls: int) -> float:
+    """An approach exponent's order in class ``cls``. In the bulk it is the order of the parameter's
+    bulk part: 0 (generic, the model's own values), or what labelling recorded under ``bulk_orders``
+    (inf where those values are exactly zero, as a zero-initialised head; THEORY §3.9)."""
     if cls == 0:
-        return 0.0
+        return d.get(BULK_ORDERS, {}).get(name, 0.0)
     param = d.get(APPROACH, {}).get(name)
     table = exps.get(name, {})
     return table[param][cls - 1] if param in table else INF

@@ -23,6 +23,8 @@ attribute          what it holds (set by)
 ``mask``           its dead-class mask, one int8 per entry (0 = bulk, j = direction j) (channels)
 ``classes``        the classes present in it (channels)
 ``classmap``       element-wise nodes: output class -> operand class, per role (channels)
+``bulk_orders``    ``{exponent name: order}`` of a parameter's bulk part where it is not generic: inf
+                   when the model's own values are exactly zero (a zero-initialised head) (channels)
 ``valuation``      orders ``v``, ``d``, ``w`` per class and their provenance (engine)
 =================  =============================================================================
 
@@ -37,8 +39,8 @@ import networkx as nx
 from ddgraph.core.primitives import BUILTIN, Primitives
 
 #: Names of the node attributes the stages share (the table above).
-PRIMITIVE, ROLES, OPERANDS, DEP, MASK, CLASSES, WEIGHT, APPROACH = (
-    "primitive", "roles", "operands", "dep", "mask", "classes", "weight", "approach")
+PRIMITIVE, ROLES, OPERANDS, DEP, MASK, CLASSES, WEIGHT, APPROACH, BULK_ORDERS = (
+    "primitive", "roles", "operands", "dep", "mask", "classes", "weight", "approach", "bulk_orders")
 
 
 @attrs.define

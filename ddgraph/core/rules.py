@@ -97,7 +97,7 @@ def _fail(path, field, expected, got=None) -> RuleFileError:
     return RuleFileError(f"{path}: field '{field}': expected {expected}{tail}")
 
 
-def _expr_pair(path, field, raw, allowed_roles, params, dead_block, kinds, minus=False):
+def _expr_pair(path, field, raw, allowed_roles, params, split_block, kinds, minus=False):
     if isinstance(raw, str):
         texts = [raw, raw]
     elif isinstance(raw, list) and len(raw) == 2 and all(isinstance(r, str) for r in raw):
@@ -118,8 +118,9 @@ def _expr_pair(path, field, raw, allowed_roles, params, dead_block, kinds, minus
                 if r.role not in params:
                     raise _fail(path, field, "a valuation (v.ROLE, d.ROLE, w.out) or an approach exponent "
                                 f"this primitive declares ({', '.join(params) or 'none'})", r.role)
-                if not dead_block:
-                    raise _fail(path, field, f"'{r.role}' inside a [*.dead] block (the bulk has none)", r.role)
+                if not split_block:
+                    raise _fail(path, field, f"'{r.role}' inside a [*.dead] block, or a [*.bulk] block where "
+                                "it means the order of the parameter's bulk part (THEORY §3.9)", r.role)
             elif r.kind not in kinds:
                 raise _fail(path, field, f"only {'/'.join(kinds)} valuations here", f"{r.kind}.{r.role}")
             elif r.role not in allowed_roles:
@@ -177,8 +178,8 @@ def _blocks(path, section, raw, keys, allowed_roles, params, kinds, variadic=())
         where = f"{section}.{kind}" if "dead" in raw else section
         if missing:
             raise _fail(path, f"{where}.{missing[0]}", "an expression (required)")
-        dead_block = kind == "dead" and "dead" in raw
-        out[kind] = {k: _expr_pair(path, f"{where}.{k}", block[k], allowed_roles, params, dead_block, kinds,
+        split_block = "dead" in raw  # a [.bulk]/[.dead] sub-table, not one block shared by both
+        out[kind] = {k: _expr_pair(path, f"{where}.{k}", block[k], allowed_roles, params, split_block, kinds,
                                    section.startswith("invariant."))
                      for k in keys}
     return out

@@ -17,7 +17,10 @@ import networkx as nx
 import numpy as np
 import torch
 
-from ddgraph.core.graph import CLASSES, MASK, OPERANDS, PRIMITIVE, ROLES, WEIGHT, Graph
+import math
+
+from ddgraph.core.graph import BULK_ORDERS, CLASSES, MASK, OPERANDS, PRIMITIVE, ROLES, WEIGHT, Graph
+from ddgraph.core.primitives import ALPHA, BETA
 from ddgraph.errors import LabelError
 from ddgraph.frontend.tracing import SMALL
 
@@ -286,7 +289,38 @@ def _weight(c: MaskContext, n, d, roles):
     mask, w["dead_out"] = c.fresh_space(n, w["y_axis"] % len(c.shape(n)))
     if w.get("groups", 1) > 1:
         _check_groups(c, n, d, w)
+    d[BULK_ORDERS] = _bulk_orders(c.graph, w)
     return mask, frozenset({0} | {j for j, idx in w["dead_out"].items() if idx})
+
+
+def _bulk_orders(graph: Graph, w: dict) -> dict:
+    """Orders of the weight's bulk block (``alpha``) and of its bias's bulk entries (``beta``) in the
+    model's own values: 0 when generic; inf when exactly zero (torchvision's ViT zero-initialises its
+    head: no gradient then reaches the bulk through it, THEORY §3.9) or, for ``beta``, when there is
+    no bias. Values that cannot be read (meta device, a grouped convolution) count as generic."""
+    out = {ALPHA: 0.0, BETA: 0.0 if w.get("bias") else math.inf}
+    dead_out = sorted({i for idx in w["dead_out"].values() for i in idx})
+    dead_in = sorted({i for idx in w["dead_in"].values() for i in idx})
+    value = _constant(graph, w["operand"], False)
+    if value is not None and w.get("groups", 1) == 1 and value.ndim >= 2:
+        oa, ia = w["w_out_axis"] % value.ndim, w["w_in_axis"] % value.ndim
+        keep_out = [i for i in range(value.shape[oa]) if i not in dead_out]
+        keep_in = [i for i in range(value.shape[ia]) if i not in dead_in]
+        block = value.index_select(oa, torch.tensor(keep_out, dtype=torch.long)).index_select(
+            ia, torch.tensor(keep_in, dtype=torch.long))
+        if block.numel() and not bool(block.any()):
+            out[ALPHA] = math.inf
+    if w.get("bias"):
+        try:
+            bias = torch.fx.Interpreter(graph.gm).fetch_attr(w["bias"])
+        except Exception:
+            bias = None
+        if isinstance(bias, torch.Tensor) and bias.device.type != "meta" and bias.ndim == 1 \
+                and not torch._subclasses.fake_tensor.is_fake(bias):
+            keep = [i for i in range(bias.shape[0]) if i not in dead_out]
+            if keep and not bool(bias[keep].any()):
+                out[BETA] = math.inf
+    return out
 
 
 def _check_groups(c: MaskContext, n, d, w) -> None:

@@ -76,8 +76,15 @@ def swiglu(act="silu"):
 
 
 @case
-def layernorm(depth=4, position=1):
-    return zoo.NormedChain(depth, position, "layernorm"), _features(), {}
+def layernorm(depth=4, position=1, zero_last=False):
+    """A linear chain with a LayerNorm after layer ``position``. ``zero_last`` zero-initialises the last
+    weight, as torchvision's ViT does its head: no gradient reaches the bulk through it, and the
+    LayerNorm below hands the dead channel's higher order to every class (THEORY §3.9)."""
+    model = zoo.NormedChain(depth, position, "layernorm")
+    if zero_last:
+        with torch.no_grad():
+            model.layers[-1].weight.zero_()
+    return model, _features(), {}
 
 
 @case
