@@ -101,15 +101,15 @@ def test_centring_is_not_a_residual_stream():
     assert not pred.stream_sites, pred.stream_sites
 
 
-def test_rmsnorm_after_bias_free_layernorm_inherits_its_kernel():
-    """An RMSNorm after a bias-free LayerNorm keeps the LayerNorm's exact kernel 1/(gamma_LN * w_RMS):
-    the check says the kernel is inherited from its input, not made by the RMSNorm."""
+def test_rmsnorm_after_bias_free_layernorm_passes_its_check():
+    """An RMSNorm after a bias-free LayerNorm keeps the LayerNorm's exact kernel 1/(gamma_LN * w_RMS) over
+    all channels; the check reads the bulk channels (the dead one vanishes with t), where the constraint
+    is no longer exact, and an exact one there would be named as the input's (inherited)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 8, bias=False), nn.LayerNorm(8, bias=False), nn.RMSNorm(8),
                           nn.Linear(8, 6, bias=False))
     d = ddgraph.check(model, torch.randn(2, 8), n_samples=CI_SAMPLES, grid=list(rr.GRID), progress=False)
     assert all(rec["verdict"] == Verdict.PASS for rec in d.ln), d.ln
-    assert "inherited" in next(rec["claim"] for rec in d.ln if rec["primitive"] == "rmsnorm")
 
 
 class _Cumsum(nn.Module):  # an op no rule covers

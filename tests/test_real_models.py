@@ -93,3 +93,18 @@ def test_roberta_positions_computed_from_the_padding_are_a_table_added_like_a_bi
     assert "roberta.embeddings.position_embeddings.weight" not in params  # never looked up at its dead row
     biases = {pred.graph[n].get("bias_param") for n in pred.graph.nodes_with("bias_add")}
     assert "roberta.embeddings.position_embeddings.weight" in biases
+
+
+def test_bert_with_an_attention_mask_is_probed_with_the_mask_held():
+    import numpy as np
+    import torch
+
+    model, (ids,) = hf.bert()
+    mask = torch.ones_like(ids)
+    mask[:, -2:] = 0  # two padding positions, as a tokenizer's batch would have
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    pred = ddgraph.predict(model, inputs)
+    assert all(n.status == "in-reach" for n in pred.nodes) and pred.unknown_ops == ()
+    d = ddgraph.check(model, inputs, progress=False, n_samples=1000, grid=list(np.geomspace(1e-3, 1e-5, 4)))
+    assert d.ok, [(c.param, c.factor, c.predicted, c.fit.slope, c.verdict) for c in d.failures]
+    assert torch.equal(inputs["attention_mask"], mask)

@@ -12,12 +12,12 @@ used downstream (split into q, k, v; viewed into heads; halved by a rotary embed
 """
 from __future__ import annotations
 
+import math
+
 import attrs
 import networkx as nx
 import numpy as np
 import torch
-
-import math
 
 from ddgraph.core.graph import BULK_ORDERS, CLASSES, MASK, OPERANDS, PRIMITIVE, ROLES, WEIGHT, Graph
 from ddgraph.core.primitives import ALPHA, BETA

@@ -56,20 +56,24 @@ def _spec(example, order=()):
     return tuple(example)
 
 
-def gaussian_like(example_inputs, vocab_hint: int | None = None, order=()):
-    """Gaussian samples in the example inputs' per-sample shapes; integer inputs get uniform ids.
-    Keyword inputs (a dict) are drawn in ``order``, the graph's input names."""
+def gaussian_like(example_inputs, vocab_hint: int | None = None, order=(), token_ids=None):
+    """Gaussian samples in the example inputs' per-sample shapes; integer inputs at ``token_ids``
+    (positions; default: every integer input) get uniform ids, other integer or boolean inputs (an
+    attention mask) repeat the example's rows. Keyword inputs (a dict) are drawn in ``order``, the
+    graph's input names."""
     spec = _spec(example_inputs, order)
 
     def make(start, size, gen):
         out = []
-        for e in spec:
+        for i, e in enumerate(spec):
             shape = (size, *e.shape[1:])
-            if e.dtype in (torch.int64, torch.int32, torch.long):
-                high = vocab_hint or int(e.max()) + 1
-                out.append(torch.randint(0, high, shape, generator=gen))
-            else:
+            if e.is_floating_point():
                 out.append(torch.randn(shape, generator=gen, dtype=torch.float64))
+            elif token_ids is None or i in token_ids:
+                high = vocab_hint or int(e.max()) + 1
+                out.append(torch.randint(0, high, shape, generator=gen, dtype=e.dtype))
+            else:
+                out.append(e[(torch.arange(size) + start) % e.shape[0]])
         return tuple(out)
 
     return make

@@ -301,7 +301,8 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                              "output path")
     vocab = next((s.vocab for s in sites if s.kind == "embedding"), None)
     order = [n.target for n in graph.gm.graph.nodes if n.op == "placeholder"]
-    make = from_user(sampler) if sampler is not None else gaussian_like(graph.example_inputs, vocab, order)
+    make = from_user(sampler) if sampler is not None else gaussian_like(
+        graph.example_inputs, vocab, order, token_ids=_token_ids(graph, sites))
     data = Sampler(make, n_samples, chunk, seed, cache_bytes=int(cache_mb * 2**19))
     targets = _Targets(canon, data, approach, noise, cache_bytes=int(cache_mb * 2**19))
     weights = {s.node: SiteSeries(s.node, s.param, s.kind) for s in sites}
@@ -367,6 +368,17 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                        weights=weights, ln=ln, streams=streams, skipped=skipped, nan=nan,
                        seconds_per_t=elapsed, moved=moved, cpu_seconds_per_t=float(np.median(cpu_t[1:])),
                        notes=notes, adaptive=adaptive)
+
+
+def _token_ids(graph, sites) -> set[int]:
+    """Positions of the inputs an embedding looks up (through views): token ids, drawn at random;
+    other integer inputs (an attention mask) are held at their example values."""
+    placeholders = [n.name for n in graph.gm.graph.nodes if n.op == "placeholder"]
+    looked_up = set()
+    for s in sites:
+        if s.kind == "embedding":
+            looked_up |= nx.ancestors(graph.nx, s.x_node) | {s.x_node}
+    return {i for i, p in enumerate(placeholders) if p in looked_up}
 
 
 def _moving_columns(graph, sites, constant) -> dict:

@@ -2,6 +2,7 @@
 two activations (Q K^T contracts channels, A V mixes tokens), settled once dead coordinates are placed."""
 from __future__ import annotations
 
+import networkx as nx
 import torch
 
 from ddgraph.core.graph import DEP, OPERANDS
@@ -19,10 +20,19 @@ def sdpa(g, n) -> Match | None:
     q, k, v = (a.name for a in fx.args[:3])
     mask = const_arg(fx, "attn_mask", 3)
     extra = [m.name for m in [mask] if isinstance(m, torch.fx.Node) and g.nodes[m.name][DEP] == "input"]
-    if extra:
-        return None  # an input-dependent mask is outside the attention rule
+    if extra and not _mask_of_ids(g, extra[0]):
+        return None  # a mask computed from the activations is outside the attention rule
     return Match("attention", [("q", q), ("k", k), ("v", v)],
                  attrs=dict(gqa=bool(const_arg(fx, "enable_gqa", 7, False))))
+
+
+def _mask_of_ids(g, m) -> bool:
+    """An attention mask built from integer inputs only (a tokenizer's padding mask): a constant shift
+    of the scores, as far as the dead coordinate is concerned (no activation or weight reaches it)."""
+    above = nx.ancestors(g, m) | {m}
+    return all(g.nodes[a][DEP] not in ("param", "mixed") for a in above) and all(
+        "int" in (g.nodes[a]["dtype"] or "") or g.nodes[a]["dtype"] == "bool"
+        for a in above if g.nodes[a]["fx"].op == "placeholder")
 
 
 def _settle_softmax(d, masks, roles) -> str:
