@@ -190,7 +190,7 @@ def _report(as_json: bool, kind: str, name: str, message: str, text: str) -> Non
     if as_json:
         click.echo(json.dumps({"error": {"kind": kind, "type": name, "message": message}}, indent=2))
     else:
-        errors.print(text, highlight=False)
+        errors.print(text, highlight=False, soft_wrap=True)  # one line, however long the path
 
 
 @click.group(cls=_Group)
