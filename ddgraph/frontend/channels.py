@@ -28,6 +28,11 @@ MASK_DTYPE = torch.int8  # dead class ids (0 = bulk) fit in a byte
 INDEX = torch.int32  # source indices in the segment analysis (-1: not from the source)
 
 
+def integer_valued(d: dict) -> bool:
+    """Whether a node holds integers or booleans (ids, indices, masks) rather than activations."""
+    return bool(d["dtype"]) and ("int" in d["dtype"] or d["dtype"] == "bool")
+
+
 def _shape(d: dict, small: bool):
     return d["small_shape"] if small else d["shape"]
 
@@ -120,7 +125,7 @@ def _segments(graph: Graph, src: str, axis: int, small: bool) -> list[torch.Tens
             if (through or viewing) and c not in env:
                 def fill(name, _g=g):
                     od = _g.nodes[name]
-                    if od["dtype"] and ("int" in od["dtype"] or od["dtype"] == "bool"):
+                    if integer_valued(od):
                         value = _constant(graph, name, small)  # indices: their values decide what is picked
                         if value is not None:
                             return value
@@ -271,7 +276,7 @@ class MaskContext:
 
 def _source(c: MaskContext, n, d, roles):
     shape = c.shape(n)
-    if d["dtype"] and ("int" in d["dtype"] or d["dtype"] == "bool"):
+    if integer_valued(d):
         d["onehot"] = True  # token ids: the dead class is a dead token, present as a one-hot
         return torch.zeros(shape, dtype=MASK_DTYPE), frozenset(range(c.n_dead + 1))
     mask, d["dead"] = c.fresh_space(n, _input_axis(c.graph.nx, n) % len(shape))
@@ -393,7 +398,7 @@ def _shape_op(c: MaskContext, n, d, roles):
 
     def fill(o):
         od = g.nodes[o]
-        if od["dtype"] and ("int" in od["dtype"] or od["dtype"] == "bool"):  # indices: their values matter
+        if integer_valued(od):  # indices: their values matter
             value = _constant(c.graph, o, c.small)
             if value is None:
                 raise LabelError(f"{_where(n, d)}: picks entries by the constant {o!r}, whose value "

@@ -7,7 +7,7 @@ import torch
 
 from ddgraph.core.graph import DEP, OPERANDS
 from ddgraph.core.primitives import Primitive
-from ddgraph.frontend.channels import softmax_dim, varies
+from ddgraph.frontend.channels import integer_valued, softmax_dim, varies
 from ddgraph.frontend.patterns.base import Match, const_arg, pattern
 
 
@@ -31,8 +31,7 @@ def _mask_of_ids(g, m) -> bool:
     of the scores, as far as the dead coordinate is concerned (no activation or weight reaches it)."""
     above = nx.ancestors(g, m) | {m}
     return all(g.nodes[a][DEP] not in ("param", "mixed") for a in above) and all(
-        "int" in (g.nodes[a]["dtype"] or "") or g.nodes[a]["dtype"] == "bool"
-        for a in above if g.nodes[a]["fx"].op == "placeholder")
+        integer_valued(g.nodes[a]) for a in above if g.nodes[a]["fx"].op == "placeholder")
 
 
 def _settle_softmax(d, masks, roles) -> str:
