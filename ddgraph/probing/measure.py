@@ -30,7 +30,7 @@ from ddgraph.probing.canonical import Canonical, canonicalise
 from ddgraph.probing.data import Sampler, from_user, gaussian_like
 from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
 from ddgraph.probing.results import Measurement, SiteSeries
-from ddgraph.probing.sites import WeightSite, bulk_channels, channel_axis, weight_sites
+from ddgraph.probing.sites import WeightSite, bulk_channels, channel_axis, deepest_channels, weight_sites
 from ddgraph.probing.window import Expected, first_segment, next_point, settled
 
 
@@ -315,6 +315,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     n_chunks = sum(1 for _ in data.chunks())
     bar = ProgressBar(len(points) * n_chunks, f"probe {graph.model_name}", unit="chunk", enabled=progress)
     watch = {n: channel_axis(graph[n]) for n in [*ln_nodes, *stream_nodes]}  # node -> its channel axis
+    deepest = {n: deepest_channels(graph[n], watch[n]) for n in stream_nodes}
     # a normaliser claimed to have no kernel of its own is read on its bulk channels (the dead ones
     # vanish with t), beside its input: a kernel the input already has is inherited, not made
     kernel_free = {}
@@ -351,7 +352,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                 moved = _moved(acc.a, a_partial) + _moved(acc.g, g_partial)
             _finish(acc, sites, weights, graph.n_dead)
             with _one_thread():
-                _finish_sites(acc, ln, streams, ln_directions or {}, kernel_free)
+                _finish_sites(acc, ln, streams, ln_directions or {}, kernel_free, deepest)
             per_t.append(time.perf_counter() - t_start)
             cpu_t.append(time.process_time() - c_start)
             i += 1
@@ -551,7 +552,22 @@ def _bulk_ratio(stats, keep) -> float:
     return float(evals[0] / evals.sum()) if bool(torch.isfinite(cov).all()) else math.nan
 
 
-def _finish_sites(acc, ln, streams, directions, kernel_free) -> None:
+def _stream_value(m: torch.Tensor, deepest: list[int]) -> float:
+    """sigma_min^2 of a residual stream from its second moment ``m``: the smallest eigenvalue of the
+    Schur complement of its deepest dead channels against the other active ones when it has any (equal
+    to the active lambda_min to leading order, and read to the last digit where lambda_min sits at the
+    fp64 floor of the bulk, as a weight row's Schur complement is), else the active lambda_min."""
+    diag = torch.diagonal(m)
+    active = torch.nonzero(diag > 0).flatten()
+    if not active.numel():
+        return 0.0
+    dead = [i for i in deepest if diag[i] > 0]
+    if dead:
+        return from_matrix(m, dead, set(dead))["schur"]
+    return float(torch.linalg.eigvalsh(m[active][:, active])[0])
+
+
+def _finish_sites(acc, ln, streams, directions, kernel_free, deepest) -> None:
     for name, (s, total, n) in acc.second.items():
         if not bool(torch.isfinite(s).all()):
             if name in streams:
@@ -561,10 +577,7 @@ def _finish_sites(acc, ln, streams, directions, kernel_free) -> None:
                 ln[name]["cosine"].append(math.nan)
             continue
         if name in streams:
-            m = s / n
-            diag = torch.diagonal(m)
-            active = torch.nonzero(diag > 0).flatten()
-            streams[name].append(float(torch.linalg.eigvalsh(m[active][:, active])[0]) if active.numel() else 0.0)
+            streams[name].append(_stream_value(s / n, deepest.get(name, [])))
         if name in ln:
             mean = total / n
             cov = s / n - torch.outer(mean, mean)

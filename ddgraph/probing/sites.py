@@ -1,11 +1,14 @@
 """What the probe records at each node: K-FAC rows at weight nodes, activations at LN and stream sites."""
 from __future__ import annotations
 
+import math
+
 import attrs
 import torch
 import torch.nn.functional as F
 
-from ddgraph.core.graph import MASK, ROLES, WEIGHT, Graph
+from ddgraph.core.engine import VALUATION
+from ddgraph.core.graph import CLASSES, MASK, ROLES, WEIGHT, Graph
 
 
 @attrs.define
@@ -138,6 +141,26 @@ def channel_axis(d: dict) -> int:
             if mask.shape[k] > 1 and bool((mask != mask.narrow(k, 0, 1)).any()):
                 return k
     return -1
+
+
+def deepest_channels(d: dict, axis: int) -> list[int]:
+    """Channels along ``axis`` of the dead classes with the highest finite positive magnitude order at a
+    node (its valuation's ``v``); empty when no dead class vanishes faster than the rest, or some order is
+    unknown."""
+    v = d[VALUATION].v if VALUATION in d else None
+    if v is None or any(v[c][0] is None for c in d[CLASSES]):
+        return []
+    orders = {c: v[c][0] for c in d[CLASSES] if math.isfinite(v[c][0])}
+    top = max(orders.values(), default=0)
+    deep = [c for c, k in orders.items() if k == top and c != 0]
+    if top <= 0 or not deep or any(k == top for c, k in orders.items() if c == 0):
+        return []
+    mask = d[MASK]
+    row = mask.movedim(axis, -1).reshape(-1, mask.shape[axis]).to(torch.long)
+    hit = torch.zeros(row.shape[1], dtype=torch.bool)
+    for c in deep:
+        hit |= (row == c).any(0)
+    return torch.nonzero(hit).flatten().tolist()
 
 
 def bulk_channels(d: dict, axis: int) -> torch.Tensor:
