@@ -153,14 +153,19 @@ def test_architectures_command_writes_the_report(tmp_path):
 
     from ddgraph.cli.main import main
 
-    out = tmp_path / "ARCH.md"
-    res = CliRunner().invoke(main, ["architectures", "--quick", "--only", "GPT-2", "--only", "ResNet-18",
-                                    "--out", str(out)])
+    out, saved = tmp_path / "ARCH.md", tmp_path / "results"
+    args = ["architectures", "--quick", "--only", "GPT-2", "--only", "ResNet-18", "--out", str(out),
+            "--results", str(saved)]
+    res = CliRunner().invoke(main, args)
     text = out.read_text()
     assert "| GPT-2 | transformers | export |" in text and "## GPT-2 (`ddgraph.models.hf:gpt2`)" in text
     assert "| ResNet-18 | torchvision |" in text
     gpt2 = next(line for line in text.splitlines() if line.startswith("| GPT-2 |"))
     assert res.exit_code == (0 if "| pass |" in gpt2 else 1), res.output
+    # a second run resumes from the saved results: the same report, nothing re-measured
+    assert (saved / "ddgraph.models.hf_gpt2.json").is_file()
+    again = CliRunner().invoke(main, args)
+    assert "GPT-2: reusing" in again.stderr and out.read_text() == text
 
 
 def test_architectures_command_prints_without_out(tmp_path, monkeypatch):

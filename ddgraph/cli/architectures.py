@@ -2,6 +2,7 @@
 prediction at real scale; prints (or ``--out``) the report, docs/ARCHITECTURES.md."""
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -176,13 +177,24 @@ def render_real(rows: list[dict]) -> list[str]:
     return lines
 
 
-def build(quick: bool = False, only=(), real: bool = False, log=lambda msg: None) -> str:
-    """Run the zoo (or the models in ``only``) and return the report; ``log`` gets progress lines."""
+def build(quick: bool = False, only=(), real: bool = False, log=lambda msg: None, results_dir=None) -> str:
+    """Run the zoo (or the models in ``only``) and return the report; ``log`` gets progress lines.
+
+    ``results_dir``: each model's result is written there as JSON when it is done, and a result already
+    there from a run with the same settings and the same ddgraph and torch versions is reused (a long
+    run can be resumed; delete the directory to start afresh)."""
     entries = find(only) if only else ZOO
+    stamp = {"quick": quick, "ddgraph": _version(), "torch": torch.__version__}
     results = []
     for e in entries:
-        log(f"{e.name} ...")
-        r = run_one(e, 1000 if quick else None)
+        r = _saved(results_dir, e, stamp)
+        if r is not None:
+            log(f"{e.name}: reusing {_result_file(results_dir, e)}")
+        else:
+            log(f"{e.name} ...")
+            r = run_one(e, 1000 if quick else None)
+            if results_dir is not None:
+                _result_file(results_dir, e).write_text(json.dumps({"stamp": stamp, "result": r}, indent=1))
         log(f"  {r.get('error') or ('pass' if r['ok'] else 'FAIL') + ' ' + str(r['summary'])}")
         results.append(r)
     real_rows = []
@@ -193,13 +205,45 @@ def build(quick: bool = False, only=(), real: bool = False, log=lambda msg: None
     return render(results, real_rows, command)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ddgraph")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _result_file(results_dir, entry: Entry) -> Path:
+    return Path(results_dir) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", entry.factory) + ".json")
+
+
+def _saved(results_dir, entry: Entry, stamp: dict) -> dict | None:
+    """A result saved by an earlier run with the same settings, or None."""
+    if results_dir is None or not _result_file(results_dir, entry).is_file():
+        return None
+    try:
+        saved = json.loads(_result_file(results_dir, entry).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("stamp") != stamp:
+        return None
+    r = saved.get("result")
+    if isinstance(r, dict) and isinstance(r.get("sites"), list):
+        r["sites"] = tuple(r["sites"])
+    return r
+
+
 @click.command("architectures")
 @click.option("--quick", is_flag=True, help="1000 samples instead of the default (a smoke run).")
 @click.option("--only", multiple=True, help="Run only these models (display name or factory, e.g. GPT-2, opt).")
 @click.option("--real", is_flag=True, help="Also predict GPT-2 XL, LLaMA-2-7B/-70B and ResNet-50 (meta device).")
 @click.option("--out", "out_file", default=None, type=click.Path(dir_okay=False),
               help="Where to write the report (default or '-': stdout).")
-def architectures(quick, only, real, out_file):
+@click.option("--results", "results_dir", default=None, type=click.Path(file_okay=False),
+              help="Save each model's result here as it finishes, and reuse results saved by an earlier run "
+                   "with the same settings and versions (resume a long run).")
+def architectures(quick, only, real, out_file, results_dir):
     """Predict and diff every third-party zoo model (transformers, torch.nn, torchvision, timm); write the report.
 
     Exit status 1 if some model's diff fails or errs; a model whose library is missing is reported, not failed."""
@@ -212,7 +256,12 @@ def architectures(quick, only, real, out_file):
                           f"{', '.join(e.name for e in ZOO)}")
     if out_file not in (None, "-"):
         writable_file(out_file, "--out", make_parents=True)
-    text = build(quick, only, real, log=lambda msg: click.echo(msg, err=True))
+    if results_dir is not None:
+        try:
+            Path(results_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OptionError(f"--results {results_dir}: cannot create the directory ({exc.strerror})") from None
+    text = build(quick, only, real, log=lambda msg: click.echo(msg, err=True), results_dir=results_dir)
     if out_file is None or out_file == "-":
         click.echo(text, nl=False)
     else:
