@@ -1,7 +1,7 @@
 """Attention: pure single-head chains and a pre-norm transformer block."""
 import torch
 
-from ddgraph.models.zoo import AttentionChain, PreNormBlock
+from ddgraph.models.zoo import AttentionChain, LinearAttention, PreNormBlock
 
 
 def attention_chain():
@@ -12,3 +12,9 @@ def attention_chain():
 def transformer_block():
     """One pre-norm transformer block (LN, single-head attention, GELU MLP, residuals)."""
     return PreNormBlock(), (torch.randn(16, 6, 8),)
+
+
+def linear_attention():
+    """Two linears, attention, an output linear; noise-free (`--regime noise-free`) its q and k G rates
+    are 18, read off a residual of order t**6 that the probe computes without cancellation."""
+    return LinearAttention(), (torch.randn(16, 6, 8),)

@@ -11,9 +11,6 @@ rate checks (the primary, dead-entry check of every weight node's A and G factor
                         observable is at the numerical floor (reported, never seen so far);
     ``out-of-reach``    status ``no-rule`` or ``bracket``: the engine says the theory does not decide
                         the rate (an op without a rule reaches the node, THEORY §3.7);
-    ``reset-after-no-rule``  known failure: a ``fail`` on an in-reach node with an op without a rule
-                        upstream (a LayerNorm's or softmax's reset ``v = 0`` gives a valuation behind an
-                        op with none, so downstream nodes are called in reach, against THEORY §3.7);
     ``rms-after-relu``  known failure: a ``fail`` behind an RMSNorm that a ReLU feeds: on the rows
                         where the ReLU zeroes every bulk channel (probability > 0) the RMSNorm divides
                         the dead coordinate by ``sqrt(eps)`` alone, which dominates the K-FAC mean above a
@@ -23,15 +20,6 @@ rate checks (the primary, dead-entry check of every weight node's A and G factor
                         exactly zero, measured moving), ``unfittable`` (NaN, or too few points).
 structural checks (THEORY §5.3: LayerNorm kernel, RMSNorm no-kernel, residual-stream sigma_min)
     ``pass`` / ``no-rule`` as above;
-    ``rms-bottom-is-dead``  documented reason: the RMSNorm check reads ``lambda_min / trace`` of the
-                        output covariance, and when the norm's input carries a vanishing dead
-                        coordinate the smallest eigenvalue is that coordinate's (it decays as a power
-                        of t, its eigenvector is not ``1/gamma``): the claim "no kernel along 1/gamma"
-                        is not contradicted, the check's single number cannot see it;
-    ``rms-input-kernel``  known failure: an RMSNorm whose input already satisfies an exact linear
-                        constraint (a LayerNorm without bias upstream: ``sum(xhat) = 0``) keeps it, so its
-                        output has an exact kernel (``1/(gamma_LN * w_RMS)``) that the structural
-                        claim "RMSNorm: no kernel" does not allow for;
     disagreements       any other non-pass structural verdict; a block the engine called constant in t
                         that moved (``moved``).
 
@@ -63,13 +51,11 @@ N_SAMPLES = 2000
 
 PASS, NOT_ASYMPTOTIC, FLOOR, OUT_OF_REACH = "pass", "not-asymptotic", "floor", "out-of-reach"
 FAIL, INF_BUT_MOVES, UNFITTABLE, MOVED, CRASH = "fail", "inf-but-moves", "unfittable", "moved", "crash"
-RMS_BOTTOM_IS_DEAD, NO_RULE = "rms-bottom-is-dead", "no-rule"
-RMS_INPUT_KERNEL, RESET_AFTER_NO_RULE = "rms-input-kernel", "reset-after-no-rule"
-RMS_AFTER_RELU = "rms-after-relu"
+NO_RULE, RMS_AFTER_RELU = "no-rule", "rms-after-relu"
 #: Outcomes that are a documented reason, not a disagreement.
-DOCUMENTED = frozenset({NOT_ASYMPTOTIC, FLOOR, OUT_OF_REACH, RMS_BOTTOM_IS_DEAD, NO_RULE})
+DOCUMENTED = frozenset({NOT_ASYMPTOTIC, FLOOR, OUT_OF_REACH, NO_RULE})
 #: Known engine/probe disagreements, reduced to a minimal model (docs/RANDOM_ARCHITECTURES.md).
-KNOWN_FAILURES = frozenset({RMS_INPUT_KERNEL, RESET_AFTER_NO_RULE, RMS_AFTER_RELU})
+KNOWN_FAILURES = frozenset({RMS_AFTER_RELU})
 #: Everything else that is not ``pass`` is an unexplained disagreement.
 OK_OUTCOMES = DOCUMENTED | {PASS}
 
@@ -105,15 +91,6 @@ class SeedResult:
         return [o for o in self.outcomes if o.category not in OK_OUTCOMES | KNOWN_FAILURES]
 
 
-def _behind_no_rule(graph, node: str) -> bool:
-    """Whether an op without a valuation (no rule) lies upstream of ``node``."""
-    for a in nx.ancestors(graph.nx, node):
-        val = graph[a].get(VALUATION)
-        if val is not None and any(pair[0] is None for pair in val.v.values()):
-            return True
-    return False
-
-
 _RELU = (torch.relu, torch.nn.functional.relu, torch.ops.aten.relu.default)
 
 
@@ -137,14 +114,12 @@ def _rmsnorm_after_relu(graph, node: str) -> bool:
 
 def rate_category(check, graph=None) -> str:
     """The outcome of one primary (dead-entry) check of a :class:`~ddgraph.compare.checks.Check`
-    (``graph``, the prediction's, tells a known failure behind an op with no rule from others)."""
+    (``graph``, the prediction's, tells the known rms-after-relu failure from others)."""
     if check.status != Status.IN_REACH:
         return OUT_OF_REACH
     v = check.verdict
     if v == Verdict.PASS:
         return PASS
-    if v in (Verdict.FAIL, Verdict.UNFITTABLE) and graph is not None and _behind_no_rule(graph, check.node):
-        return RESET_AFTER_NO_RULE
     if v == Verdict.FAIL and graph is not None and _rmsnorm_after_relu(graph, check.node):
         return RMS_AFTER_RELU
     if check.predicted == math.inf and check.fit.status != FitStatus.FLOOR:
@@ -164,16 +139,6 @@ def _ln_category(diff, rec) -> str:
     val = diff.prediction.graph[rec["node"]].get(VALUATION)
     if rec["verdict"] == Verdict.NO_RULE or val is None or val.v.get(0, [None])[0] is None:
         return NO_RULE  # the normaliser sits downstream of an op with no rule: outside the theory's reach
-    if _behind_no_rule(diff.prediction.graph, rec["node"]):
-        return RESET_AFTER_NO_RULE
-    if rec["claim"].startswith("no kernel"):
-        series = diff.measurement.ln[rec["node"]]
-        ratios, cosines = series["ratio"], series["cosine"]
-        decays = all(b < a for a, b in zip(ratios, ratios[1:])) and ratios[-1] < ratios[0] * 1e-2
-        if decays and max(cosines) < 0.999:
-            return RMS_BOTTOM_IS_DEAD
-        if max(ratios) < 1e-12:  # an exact kernel at every t, not a vanishing dead direction
-            return RMS_INPUT_KERNEL
     return FAIL
 
 
@@ -182,8 +147,6 @@ def _stream_category(diff, rec) -> str:
         return PASS
     if rec["verdict"] == Verdict.NO_RULE or rec["predicted"] is None:
         return NO_RULE
-    if _behind_no_rule(diff.prediction.graph, rec["node"]):
-        return RESET_AFTER_NO_RULE
     return FAIL
 
 
@@ -211,8 +174,7 @@ def run_seed(seed: int, *, n_samples: int = N_SAMPLES, grid=GRID) -> SeedResult:
     return SeedResult(seed, desc, tuple(outcomes(diff)), time.perf_counter() - t0)
 
 
-COLUMNS = (PASS, NOT_ASYMPTOTIC, OUT_OF_REACH, NO_RULE, RMS_BOTTOM_IS_DEAD, RMS_INPUT_KERNEL,
-           RESET_AFTER_NO_RULE, RMS_AFTER_RELU, FLOOR, FAIL,
+COLUMNS = (PASS, NOT_ASYMPTOTIC, OUT_OF_REACH, NO_RULE, RMS_AFTER_RELU, FLOOR, FAIL,
            INF_BUT_MOVES, UNFITTABLE, MOVED, CRASH)
 
 
@@ -255,7 +217,7 @@ def render_markdown(results, *, start: int, n_samples: int, grid, seconds: float
         "The record of one run of `python -m ddgraph.conformance.random_run "
         f"--start {start} --seeds {len(results)} --samples {n_samples} --out ...` "
         "(models from `ddgraph/models/random_arch.py`, outcomes defined in `ddgraph/conformance/random_run.py`); "
-        "`docs/generate.py` does not rebuild it (the run takes half an hour): rerun the command to reproduce it.",
+        "`docs/generate.py` does not rebuild it (the run takes minutes): rerun the command to reproduce it.",
         "",
         f"- seeds {start}..{start + len(results) - 1} ({len(results)} models)",
         f"- samples per check: {n_samples}; grid: {len(grid)} points, geometric, {max(grid):g} to {min(grid):g}",
@@ -311,26 +273,6 @@ EXPLAIN = {
     NO_RULE: "A structural check on a normaliser or stream site that no rule reaches (downstream of an op with "
              "no rule): outside the theory's reach. ddgraph's diff still gives such a normaliser check a "
              "pass/fail verdict; here it is counted as out of reach.",
-    RMS_BOTTOM_IS_DEAD: "The RMSNorm check ('no kernel direction': `lambda_min / trace > 1e-10` of the output "
-                        "covariance) fails when the norm's input carries a vanishing dead coordinate: the smallest "
-                        "eigenvalue is that coordinate's and decays as a power of t, and its eigenvector is not "
-                        "`1/gamma` (cosine < 0.999 at every t). The claim is not contradicted; the check's single "
-                        "number conflates the dead direction with a kernel. A probe-side limitation of the "
-                        "structural check, not of the rate engine.",
-    RMS_INPUT_KERNEL: "Known failure of the structural claim. The RMSNorm output covariance has an exact zero "
-                      "eigenvalue (`lambda_min / trace` at the rounding floor, ~1e-16, at every t), so the check "
-                      "'no kernel direction (RMSNorm)' fails. RMSNorm has no kernel of its own, but it is "
-                      "homogeneous of degree 0: an input confined to a hyperplane through the origin stays "
-                      "there. Proven case: a LayerNorm without bias before it (`u . z = sum(xhat) / rms = 0` for "
-                      "`u = 1/(gamma_LN * w_RMS)`); minimal model `Linear > LayerNorm(bias=False) > RMSNorm > Linear` "
-                      "(`tests/test_random_arch.py::test_rmsnorm_after_bias_free_layernorm_has_no_kernel`, xfail).",
-    RESET_AFTER_NO_RULE: "Known failure (engine). THEORY §3.7: a node an op without a rule reaches is `no-rule`. "
-                         "A LayerNorm's forward rule sets `v = 0` whatever its input, so a LayerNorm behind an "
-                         "unrecognised op gets a valuation, and "
-                         "every weight after it is reported `in-reach` with a made-up rate; the probe measures "
-                         "other slopes there (the canonical configuration behind an opaque op is not the one the "
-                         "rates assume either). Minimal model: `Linear > cumsum > (A x) * (B x) > LayerNorm > Linear > Linear` "
-                         "(`tests/test_random_arch.py::test_no_rule_reaches_through_a_layernorm`, xfail).",
     RMS_AFTER_RELU: "Known failure (rule premise). The `rmsnorm` rule keeps the dead order (`v = v.x`) because "
                     "`rms(x)` is of order 0: true on almost every row, but after a ReLU the rows where every bulk "
                     "channel is cut to zero have positive probability (3e-4 of the rows in seed 71). On those rows "

@@ -164,6 +164,21 @@ class AttentionChain(nn.Module):
         return x
 
 
+class LinearAttention(nn.Module):
+    """Two linears, one attention block and an output linear. Noise-free, the q and k G rates rest on
+    a residual ``f_t - f_0`` of order ``t**6`` in the bulk (THEORY §7.2)."""
+
+    def __init__(self, width=8, heads=1, explicit=False):
+        super().__init__()
+        self.l0 = nn.Linear(width, width, bias=False)
+        self.l1 = nn.Linear(width, width, bias=False)
+        self.attn = Attention(width, heads, explicit)
+        self.out = nn.Linear(width, width, bias=False)
+
+    def forward(self, x):
+        return self.out(self.attn(self.l1(self.l0(x))))
+
+
 class PreNormBlock(nn.Module):
     """x + Attn(LN(x)), then x + MLP(LN(x)): the pre-norm transformer block."""
 

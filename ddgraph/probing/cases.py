@@ -103,6 +103,13 @@ def attention_chain(blocks=2, explicit=False, heads=1):
 
 
 @case
+def linear_attention(explicit=False, regime=None):
+    """Two linears, attention, an output linear: noise-free, its q and k G rates need the residual
+    without cancellation (THEORY §7.2)."""
+    return zoo.LinearAttention(explicit=explicit), _tokens(), _approach(regime=regime)
+
+
+@case
 def pool_head():
     return zoo.PoolHead(), _features(), {}
 

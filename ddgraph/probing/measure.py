@@ -29,6 +29,7 @@ from ddgraph.frontend.tracing import copy_quietly
 from ddgraph.probing.canonical import Canonical, canonicalise
 from ddgraph.probing.data import Sampler, from_user, gaussian_like
 from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
+from ddgraph.probing.residual import ExactResidual
 from ddgraph.probing.results import Measurement, SiteSeries
 from ddgraph.probing.sites import WeightSite, bulk_channels, channel_axis, deepest_channels, weight_sites
 from ddgraph.probing.window import Expected, first_segment, next_point, settled
@@ -305,6 +306,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
         graph.example_inputs, vocab, order, token_ids=_token_ids(graph, sites))
     data = Sampler(make, n_samples, chunk, seed, cache_bytes=int(cache_mb * 2**19))
     targets = _Targets(canon, data, approach, noise, cache_bytes=int(cache_mb * 2**19))
+    exact = ExactResidual(canon, _first) if approach.loss == "mse" and approach.regime == "noise-free" else None
     weights = {s.node: SiteSeries(s.node, s.param, s.kind) for s in sites}
     ln = {n: {"ratio": [], "cosine": [], "node": n, "module": graph[n].get("module")} for n in ln_nodes}
     streams = {n: [] for n in stream_nodes}
@@ -335,6 +337,8 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
             t = points[i]
             t_start, c_start = time.perf_counter(), time.process_time()
             canon.set_t(t)
+            if exact is not None:
+                exact.set_t(t)
             check = i == verify
             before = acc
             if i:
@@ -342,7 +346,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                                     g=acc.g.next(frozenset(), None if check or i < 2 else g_partial))
             for k, size in data.chunks():
                 where = _run_chunk(canon, data, k, size, site_map, watch, acc,
-                                   targets, approach, locate=t not in nan)
+                                   targets, approach, locate=t not in nan, exact=exact)
                 if where and t not in nan:
                     nan[t] = where
                 bar.update(1)
@@ -364,6 +368,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     with _one_thread():
         _read_last(acc, sites, weights, graph.n_dead, notes)
     bar.close()
+    notes += exact.notes if exact is not None else []
     elapsed = float(np.median(per_t[1:]))
     return Measurement(model=graph.model_name, approach=approach, grid=tuple(points), n_samples=n_samples,
                        weights=weights, ln=ln, streams=streams, skipped=skipped, nan=nan,
@@ -446,12 +451,16 @@ def _t_independent_inputs(graph, sites) -> frozenset:
     return frozenset(s.node for s in sites if not (nx.ancestors(graph.nx, s.x_node) | {s.x_node}) & moving)
 
 
-def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, locate=True) -> str | None:
+def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, locate=True,
+               exact: ExactResidual | None = None) -> str | None:
     inputs = [x.detach().requires_grad_() if x.is_floating_point() else x for x in data.inputs(k, size)]
     rec = _Recorder(canon.gm, site_map, watch, acc)
     f = _first(rec.run(*inputs))
     bad = None if torch.isfinite(f).all() else ((rec.first_non_finite(*inputs) if locate else None) or "output")
-    g_out = _loss_gradient(f.detach(), targets(k, inputs), approach)
+    if exact is not None:  # noise-free MSE: the residual f_t - f_0 without cancellation
+        g_out = exact(inputs, f.detach(), targets(k, inputs))
+    else:
+        g_out = _loss_gradient(f.detach(), targets(k, inputs), approach)
     names = list(rec.outputs)
     outs = [rec.outputs[n] for n in names]
     grads = torch.autograd.grad((f * g_out).sum(), outs, allow_unused=True) if outs else []
