@@ -18,7 +18,7 @@ from ddgraph.frontend.inputs import infer_example_inputs, to_meta_if_needed
 from ddgraph.frontend.plugins import extensions
 from ddgraph.frontend.tracing import NOTE, SMALL, one_token_inputs, propagate_shapes, trace_module, uncompiled
 from ddgraph.prediction import assemble, ln_kernel
-from ddgraph.probing import measure
+from ddgraph.probing import distributed, measure
 from ddgraph.probing.results import Measurement
 
 
@@ -104,18 +104,21 @@ def predict(model_or_graph, example_inputs=None, *, approach: Approach | None = 
 def probe(model_or_graph, example_inputs=None, *, approach: Approach | None = None, rules: RuleSet | None = None,
           tracer: str = "auto", plugins: Sequence = (), grid=None, n_samples: int = 20000, sampler=None,
           seed: int = 0, chunk: int = 8192, noise: float = 1.0, progress: bool = True, ln_directions=None,
-          cache_mb: float = 256, **approach_kwargs) -> Measurement:
+          cache_mb: float = 256, device=None, factor_budget: float | None = None, **approach_kwargs) -> Measurement:
     """Measure the rates on the model itself; the options are those of
     :func:`ddgraph.probing.measure.probe`, approach fields may be given as keyword arguments.
-    Without ``grid`` the sweep is adaptive, steered by the model's predicted ladder."""
+    Without ``grid`` the sweep is adaptive, steered by the model's predicted ladder. Inside an
+    initialised ``torch.distributed`` process group the sample is shared over the ranks."""
     approach = approach or Approach(**approach_kwargs)
     grid = measure.check_grid(grid)  # before the trace: a bad option costs no time
     measure.check_samples(n_samples, chunk)
+    distributed.check_budget(factor_budget)
     graph, rules = _prepared(model_or_graph, example_inputs, approach, rules, tracer, plugins)
     expected = expectations(predict(graph, approach=approach, rules=rules)) if grid is None else None
     return measure.probe(graph, approach=approach, rules=rules, grid=grid, n_samples=n_samples,
                          sampler=sampler, seed=seed, chunk=chunk, noise=noise, progress=progress,
-                         ln_directions=ln_directions, cache_mb=cache_mb, expected=expected)
+                         ln_directions=ln_directions, cache_mb=cache_mb, expected=expected, device=device,
+                         factor_budget=factor_budget)
 
 
 def kernel_directions(pred) -> dict:
@@ -131,15 +134,18 @@ def kernel_directions(pred) -> dict:
 
 def check(model, example_inputs=None, *, approach: Approach | None = None, rules: RuleSet | None = None,
           tracer: str = "auto", grid=None, n_samples: int = 20000, progress: bool = True,
-          sampler=None, seed: int = 0, plugins: Sequence = (), **approach_kwargs) -> Diff:
+          sampler=None, seed: int = 0, plugins: Sequence = (), chunk: int = 8192, device=None,
+          factor_budget: float | None = None, **approach_kwargs) -> Diff:
     """Predict, probe and diff in one go; returns a :class:`ddgraph.compare.checks.Diff`. Without ``grid``
-    the probe sweeps adaptively and each observable is fitted on its own window."""
+    the probe sweeps adaptively and each observable is fitted on its own window. ``chunk``, ``device``
+    and ``factor_budget`` are those of :func:`ddgraph.probing.measure.probe` (a process group shares the work)."""
     approach = approach or Approach(**approach_kwargs)
     grid = measure.check_grid(grid)  # before the trace: a bad option costs no time
-    measure.check_samples(n_samples)
+    measure.check_samples(n_samples, chunk)
+    distributed.check_budget(factor_budget)
     graph, rules = _prepared(model, example_inputs, approach, rules, tracer, plugins)
     pred = predict(graph, approach=approach, rules=rules)
     meas = measure.probe(pred.graph, approach=approach, grid=grid, n_samples=n_samples, progress=progress,
                          sampler=sampler, seed=seed, ln_directions=kernel_directions(pred), rules=rules,
-                         expected=expectations(pred))
+                         expected=expectations(pred), chunk=chunk, device=device, factor_budget=factor_budget)
     return diff(pred, meas)

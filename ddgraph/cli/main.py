@@ -187,6 +187,10 @@ class _Group(click.Group):
 
 
 def _report(as_json: bool, kind: str, name: str, message: str, text: str) -> None:
+    from ddgraph.probing.distributed import is_lead
+
+    if not is_lead():
+        return  # under torchrun rank 0 reports (every rank meets the same bad input)
     if as_json:
         click.echo(json.dumps({"error": {"kind": kind, "type": name, "message": message}}, indent=2))
     else:

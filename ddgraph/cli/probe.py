@@ -15,6 +15,7 @@ from ddgraph.cli.main import _run, approach_options, console, load_run, writable
 from ddgraph.compare.checks import TOL
 from ddgraph.errors import OptionError
 from ddgraph.output.tables import fmt_rate
+from ddgraph.probing.distributed import is_lead
 from ddgraph.prediction import IN_REACH
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inside-bracket": "yellow", "not-asymptotic": "magenta",
@@ -29,6 +30,12 @@ def probe_options(f):
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seeds the sample and torch's generator before the model is built."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+        click.option("--chunk", type=int, default=8192, show_default=True,
+                     help="Samples per chunk: the unit of memory and of the work shared over ranks."),
+        click.option("--device", default=None, help="Where the probe runs, e.g. cpu or cuda (default: where the "
+                     "model is); under torchrun, cuda is each rank's GPU."),
+        click.option("--factor-memory", "factor_budget", type=float, default=None,
+                     help="MB of K-FAC factors one process may hold: ranks then own the factors of a subset of layers."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -59,8 +66,9 @@ def parse_grid(text):
         raise OptionError(f"--grid {text!r}: {str(exc).removeprefix('grid: ')}") from None
 
 
-def _check(target, n_samples, grid, seed, no_progress, **kw):
+def _check(target, n_samples, grid, seed, no_progress, chunk, device, factor_budget, **kw):
     from ddgraph.api import check
+    from ddgraph.probing import distributed
     from ddgraph.probing.measure import check_samples
 
     grid = parse_grid(grid)  # options first: a bad one costs no trace
@@ -68,10 +76,31 @@ def _check(target, n_samples, grid, seed, no_progress, **kw):
         check_samples(n_samples)
     except OptionError:
         raise OptionError(f"--samples {n_samples}: need at least 1 sample (default 20000)") from None
+    if chunk < 1:
+        raise OptionError(f"--chunk {chunk}: need at least 1 sample per chunk (default 8192)")
+    if factor_budget is not None and not factor_budget > 0:
+        raise OptionError(f"--factor-memory {factor_budget:g}: need a positive number of MB (e.g. 512)")
+    device = distributed.join(_device(device))  # under torchrun: join the process group first
     torch.manual_seed(seed)  # a factory that draws its weights from torch's generator builds the same model
     model, inputs, approach, ext, tracer = load_run(target, **kw)
     return check(model, inputs, approach=approach, rules=ext.load_rules(), tracer=tracer, plugins=ext.plugins,
-                 grid=grid, n_samples=n_samples, progress=not no_progress, seed=seed)
+                 grid=grid, n_samples=n_samples, progress=not no_progress, seed=seed, chunk=chunk,
+                 device=device, factor_budget=factor_budget)
+
+
+def _device(name):
+    """``--device`` as a torch device, refusing a name torch does not know or a GPU this machine lacks."""
+    if name is None:
+        return None
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise OptionError(f"--device {name!r}: not a device torch knows; pass cpu or cuda (cuda:0, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"--device {name}: no CUDA GPU is available here; pass --device cpu or leave it out")
+    if dev.type not in ("cpu", "cuda"):
+        raise OptionError(f"--device {name}: the probe runs on cpu or cuda, not {dev.type}")
+    return name
 
 
 def _fmt_fit(fit):
@@ -167,6 +196,8 @@ def diff(target, fmt, plot_dir, **kw):
         _run(lambda: pyplot("diff --plot"))
         writable_dir(plot_dir, "--plot")
     d = _run(lambda: _check(target, **kw))
+    if not is_lead():  # under torchrun rank 0 prints and writes; the other ranks exit as it does
+        sys.exit(_status(d))
     if fmt == "json":
         click.echo(json.dumps(d.to_json(), indent=2, default=str))
     else:
@@ -185,11 +216,17 @@ def diff(target, fmt, plot_dir, **kw):
             rest = sorted(before - names)
             console.print(f"[yellow]note[/]: {plot_dir} also holds {len(rest)} figure(s) this run did not write "
                           f"(another model or run): {', '.join(rest[:6])}{' ...' if len(rest) > 6 else ''}")
-    if not any(c.status == IN_REACH for c in d.primary) and not d.ln and not d.streams:
+    if _status(d) == 2:
         console.print("[bold red]nothing to check[/]: no weight is in reach of the rules and there is no "
                       "normaliser or stream check, so no prediction was tested (exit 2)")
-        sys.exit(2)
-    sys.exit(0 if d.ok else 1)
+    sys.exit(_status(d))
+
+
+def _status(d) -> int:
+    """The exit status of ``diff``: 0 every in-reach node passes, 1 one does not, 2 nothing was checked."""
+    if not any(c.status == IN_REACH for c in d.primary) and not d.ln and not d.streams:
+        return 2
+    return 0 if d.ok else 1
 
 
 @click.command()
@@ -200,6 +237,8 @@ def diff(target, fmt, plot_dir, **kw):
 def probe(target, fmt, **kw):
     """Measure TARGET's K-FAC rates at its canonical singular configuration (no verdicts)."""
     d = _run(lambda: _check(target, **kw))
+    if not is_lead():  # under torchrun rank 0 prints
+        return
     rows = [{"param": c.param, "factor": c.factor, "direction": c.direction, "observable": c.observable,
              **c.fit.as_dict()} for c in d.checks]
     if fmt == "json":

@@ -18,6 +18,7 @@ class Sampler:
     chunk: int
     seed: int
     cache_bytes: int = 256 * 2**20
+    device: torch.device = torch.device("cpu")  # drawn on the CPU (the same numbers everywhere), then moved here
     _cache: dict = attrs.field(factory=dict, init=False)
     _bytes: int = attrs.field(default=0, init=False)
 
@@ -36,7 +37,7 @@ class Sampler:
         """Chunk ``k``: drawn once, then served from a cache while it fits in ``cache_bytes``."""
         if k in self._cache:
             return self._cache[k]
-        out = self.make(k * self.chunk, size, self.generator(k, 0))
+        out = tuple(x.to(self.device) for x in self.make(k * self.chunk, size, self.generator(k, 0)))
         nbytes = sum(t.numel() * t.element_size() for t in out)
         if self._bytes + nbytes <= self.cache_bytes:
             self._cache[k] = out

@@ -26,6 +26,7 @@ from ddgraph.core.rules import RuleSet
 from ddgraph.errors import NothingToCheck, ProbeError
 from ddgraph.errors import ProbeOptionError as OptionError
 from ddgraph.frontend.tracing import copy_quietly
+from ddgraph.probing import distributed
 from ddgraph.probing.canonical import Canonical, canonicalise
 from ddgraph.probing.data import Sampler, from_user, gaussian_like
 from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
@@ -232,10 +233,10 @@ class _Targets:
         gen = self.data.generator(k, 1)
         ap = self.approach
         if ap.loss == "mse":
-            target = f0 + self.noise * torch.randn(f0.shape, generator=gen, dtype=f0.dtype) \
+            target = f0 + self.noise * torch.randn(f0.shape, generator=gen, dtype=f0.dtype).to(f0.device) \
                 if ap.regime == "noisy" else f0
         else:
-            u = torch.rand(f0.shape[:-1] + (1,), generator=gen, dtype=f0.dtype)
+            u = torch.rand(f0.shape[:-1] + (1,), generator=gen, dtype=f0.dtype).to(f0.device)
             target = _draw(torch.softmax(f0, -1), u) if ap.fisher == "empirical" else u
         if self.bytes + target.numel() * target.element_size() <= self.cache_bytes:
             self.cache[k] = target
@@ -259,7 +260,8 @@ def _loss_gradient(f: torch.Tensor, target: torch.Tensor, approach: Approach) ->
 
 def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000, sampler=None,
           seed: int = 0, chunk: int = 8192, noise: float = 1.0, progress: bool = True, ln_directions=None,
-          cache_mb: float = 256, rules: RuleSet | None = None, expected: dict | None = None) -> Measurement:
+          cache_mb: float = 256, rules: RuleSet | None = None, expected: dict | None = None, device=None,
+          factor_budget: float | None = None) -> Measurement:
     """Measure a labelled graph's K-FAC observables along the approach to its canonical configuration.
 
     Parameters
@@ -278,6 +280,13 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
         built-in rules over the graph's primitives).
     expected : ``{(node, factor, direction) or ("stream", node): Expected}``, the series that drive an
         adaptive sweep and what they are predicted to do (default: every dead entry, no prediction).
+    device : where the fp64 copy runs and the factors accumulate (default: where the model is).
+    factor_budget : MB of K-FAC factor sums one process may hold: each rank of the process group then owns
+        the factors of a subset of layers (:mod:`ddgraph.probing.distributed`); ``None``: every rank holds all.
+
+    Inside an initialised ``torch.distributed`` process group the chunks are shared over the ranks and
+    the factor sums reduced; every rank returns the same measurement, measured on the same sample as
+    one process.
 
     Returns
     -------
@@ -290,6 +299,9 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     if not all(VALUATION in graph[n] for n in graph.nodes_exposing("kfac")):
         run_engine(graph, rules or RuleSet.load(primitives=graph.primitives), approach)  # valuations tell which blocks cannot move with t
     canon = canonicalise(graph, approach)
+    ranks = distributed.current(device if device is not None else _model_device(graph))
+    canon.gm.to(ranks.device)
+    ranks.sync(canon.gm)
     sites, skipped = weight_sites(graph)
     site_map = {s.node: s for s in sites}
     ln_nodes = sorted(set(graph.nodes_exposing("kernel")) | set(graph.nodes_exposing("no_kernel")),
@@ -304,7 +316,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     order = [n.target for n in graph.gm.graph.nodes if n.op == "placeholder"]
     make = from_user(sampler) if sampler is not None else gaussian_like(
         graph.example_inputs, vocab, order, token_ids=_token_ids(graph, sites))
-    data = Sampler(make, n_samples, chunk, seed, cache_bytes=int(cache_mb * 2**19))
+    data = Sampler(make, n_samples, chunk, seed, cache_bytes=int(cache_mb * 2**19), device=ranks.device)
     targets = _Targets(canon, data, approach, noise, cache_bytes=int(cache_mb * 2**19))
     exact = ExactResidual(canon, _first) if approach.loss == "mse" and approach.regime == "noise-free" else None
     weights = {s.node: SiteSeries(s.node, s.param, s.kind) for s in sites}
@@ -315,7 +327,11 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     points = list(first_segment(_rates(expected)) if adaptive else grid)
     verify = len(points) - 1  # carried blocks are recomputed in full at the end of the first points and compared
     n_chunks = sum(1 for _ in data.chunks())
-    bar = ProgressBar(len(points) * n_chunks, f"probe {graph.model_name}", unit="chunk", enabled=progress)
+    distributed.check_chunks(n_chunks, ranks, chunk, n_samples)
+    ranks = distributed.plan(sites, ranks, distributed.factor_sizes(graph, sites), factor_budget)
+    n_chunks = sum(1 for k, _ in data.chunks() if ranks.mine(k)) * len(ranks.rounds)
+    bar = ProgressBar(len(points) * n_chunks, f"probe {graph.model_name}", unit="chunk",
+                      enabled=progress and ranks.lead)
     watch = {n: channel_axis(graph[n]) for n in [*ln_nodes, *stream_nodes]}  # node -> its channel axis
     deepest = {n: deepest_channels(graph[n], watch[n]) for n in stream_nodes}
     # a normaliser claimed to have no kernel of its own is read on its bulk channels (the dead ones
@@ -326,7 +342,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
         watch.setdefault(x, channel_axis(graph[x]))
         kernel_free[n] = (bulk_channels(graph[n], watch[n]), x, bulk_channels(graph[x], watch[x]))
     a_constant = _t_independent_inputs(graph, sites)
-    a_partial = _moving_columns(graph, sites, a_constant)
+    a_partial = {} if ranks.owners else _moving_columns(graph, sites, a_constant)  # owners: no column carries
     g_partial: dict = {}
     per_t, cpu_t, moved = [], [], []
     notes = list(canon.notes)
@@ -340,40 +356,55 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
             if exact is not None:
                 exact.set_t(t)
             check = i == verify
-            before = acc
+            before = None if ranks.owners else acc  # kept only to find unmoved G blocks at i == 1
             if i:
                 acc = _Accumulators(a=acc.a.next(a_constant, None if check else a_partial),
                                     g=acc.g.next(frozenset(), None if check or i < 2 else g_partial))
-            for k, size in data.chunks():
-                where = _run_chunk(canon, data, k, size, site_map, watch, acc,
-                                   targets, approach, locate=t not in nan, exact=exact)
-                if where and t not in nan:
-                    nan[t] = where
-                bar.update(1)
-            if i == 1:  # G blocks equal to the last bit at two t-points are carried, and verified at `verify`
-                g_partial = _unmoved_bulk(before.g.sums, acc.g.sums, sites)
+            found: dict = {}
+            for r, keys in enumerate(ranks.rounds):  # one pass unless factor ownership splits the layers
+                now = site_map if keys is None else {n: s for n, s in site_map.items() if n in keys}
+                for k, size in data.chunks():
+                    if not ranks.mine(k):
+                        continue
+                    where = _run_chunk(canon, data, k, size, now, watch if r == 0 else {}, acc,
+                                       targets, approach, locate=t not in found, exact=exact)
+                    if where and t not in found:
+                        found[t] = (k, where)
+                    bar.update(1)
+                ranks.reduce(acc, keys, second=r == 0)
+            nan.update(ranks.first_nan(found))
+            if i == 1 and not ranks.owners:  # G blocks equal to the last bit at two t-points are carried
+                g_partial = ranks.decide(_unmoved_bulk(before.g.sums, acc.g.sums, sites))  # verified at `verify`
             if check and i:
                 moved = _moved(acc.a, a_partial) + _moved(acc.g, g_partial)
-            _finish(acc, sites, weights, graph.n_dead)
+            _finish(acc, [s for s in sites if ranks.owns(s.parent or s.node)], weights, graph.n_dead)
+            ranks.share(weights)
             with _one_thread():
                 _finish_sites(acc, ln, streams, ln_directions or {}, kernel_free, deepest)
             per_t.append(time.perf_counter() - t_start)
             cpu_t.append(time.process_time() - c_start)
             i += 1
-            if adaptive and i == len(points) and not _all_settled(points, weights, streams, expected):
+            if adaptive and i == len(points) and not ranks.decide(_all_settled(points, weights, streams, expected)):
                 nxt = next_point(points)
                 if nxt is not None:
                     points.append(nxt)
                     bar.grow(n_chunks)
     with _one_thread():
-        _read_last(acc, sites, weights, graph.n_dead, notes)
+        last: list = []
+        _read_last(acc, [s for s in sites if ranks.owns(s.parent or s.node)], weights, graph.n_dead, last)
+    notes += ranks.share(weights, last)
     bar.close()
     notes += exact.notes if exact is not None else []
     elapsed = float(np.median(per_t[1:]))
     return Measurement(model=graph.model_name, approach=approach, grid=tuple(points), n_samples=n_samples,
                        weights=weights, ln=ln, streams=streams, skipped=skipped, nan=nan,
                        seconds_per_t=elapsed, moved=moved, cpu_seconds_per_t=float(np.median(cpu_t[1:])),
-                       notes=notes, adaptive=adaptive)
+                       notes=notes, adaptive=adaptive, ranks=ranks.world, factor_mb=ranks.peak_mb())
+
+
+def _model_device(graph) -> torch.device:
+    p = next(graph.gm.parameters(), None)
+    return p.device if p is not None and p.device.type != "meta" else torch.device("cpu")
 
 
 def _token_ids(graph, sites) -> set[int]:
@@ -597,7 +628,7 @@ def _finish_sites(acc, ln, streams, directions, kernel_free, deepest) -> None:
                 u = None
                 ln[name].setdefault("input_ratio", []).append(_bulk_ratio(acc.second.get(x), keep_x))
             if u is None:
-                u = torch.ones(cov.shape[0], dtype=cov.dtype)  # no prediction: report against the mean direction
+                u = cov.new_ones(cov.shape[0])  # no prediction: report against the mean direction
             chk = kernel_check(cov, torch.as_tensor(u, dtype=cov.dtype))
             ln[name]["ratio"].append(chk["ratio"])
             ln[name]["cosine"].append(chk["cosine"])

@@ -25,13 +25,13 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int]) -> dict[st
         return {"dd": dd, "schur": dd, "lmin": lmin, "lmax": float(diag.max())}
     diag = torch.diagonal(m)
     active = torch.nonzero(diag > 0).flatten()
-    evals = torch.linalg.eigvalsh(m[active][:, active]) if active.numel() else torch.zeros(1)
+    evals = torch.linalg.eigvalsh(m[active][:, active]) if active.numel() else m.new_zeros(1)
     out = {"lmin": float(evals[0]), "lmax": float(evals[-1])}
     if not dead:
         return {**out, "dd": float("nan"), "schur": float("nan")}
-    d = torch.tensor(dead)
+    d = torch.tensor(dead, device=m.device)
     out["dd"] = float(diag[d].sum())
-    bulk = torch.tensor([int(i) for i in active if int(i) not in all_dead], dtype=torch.long)
+    bulk = torch.tensor([int(i) for i in active if int(i) not in all_dead], dtype=torch.long, device=m.device)
     block = m[d][:, d]
     if bulk.numel():
         cross = m[d][:, bulk]
@@ -52,13 +52,13 @@ def bottom_overlap(m: torch.Tensor, dead: list[int]) -> float:
     if not active.numel():
         return float("nan")
     _, vecs = torch.linalg.eigh(m[active][:, active])
-    v = torch.zeros(m.shape[0], dtype=m.dtype)
+    v = m.new_zeros(m.shape[0])
     v[active] = vecs[:, 0]
-    return float(v[torch.tensor(dead)].norm())
+    return float(v[torch.tensor(dead, device=m.device)].norm())
 
 
 def kernel_check(cov: torch.Tensor, direction: torch.Tensor) -> dict[str, float]:
     """lambda_min / trace of a covariance and the |cosine| of its bottom eigenvector with ``direction``."""
     evals, vecs = torch.linalg.eigh(cov)
-    u = direction / direction.norm()
+    u = direction.to(vecs.device) / direction.norm()
     return {"ratio": float(evals[0] / evals.sum()), "cosine": float((vecs[:, 0] @ u).abs())}

@@ -37,6 +37,8 @@ class Measurement:
     cpu_seconds_per_t: float = math.nan  # the same in process CPU time (robust to other load)
     notes: list = attrs.Factory(list)  # what the probe did or could not read, said once (dropout off, no bulk)
     adaptive: bool = False  # the grid was chosen by the sweep (each fit picks its window), not pinned
+    ranks: int = 1  # processes that shared the sample (torch.distributed)
+    factor_mb: float = math.nan  # the most K-FAC factor sums one process held at once (MB)
 
     def to_frame(self):
         """Every measured value as a pandas DataFrame, one row per node, factor, observable,
