@@ -10,56 +10,48 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from click.testing import CliRunner
+from rank_worker import summary
 
 import ddgraph
+from ddgraph.cli.main import main
 from ddgraph.errors import ProbeOptionError
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = dict(loss="ce", n_samples=1500, chunk=300, grid=[1e-5, 1e-6, 1e-7, 1e-8], progress=False)
+GRID = [1e-5, 1e-6, 1e-7, 1e-8]
+RUN = dict(loss="ce", n_samples=800, chunk=200, grid=GRID, progress=False)  # 4 chunks: 2 per rank
 BUDGET_MB = 0.15  # under the small transformer's 0.18 MB of factor sums: one process cannot hold them
 
 
 def _model():
+    """The small transformer (embedding, LayerNorms, residual streams, attention) and its traced graph."""
     sys.path.insert(0, str(ROOT / "examples"))
     import transformer
 
     torch.manual_seed(0)
-    return transformer.small_transformer()
+    model, x = transformer.small_transformer()
+    return ddgraph.trace(model, x), x
 
 
-def _summary(d) -> dict:
-    m = d.measurement
-    return {"primary": [(c.param, c.factor, c.direction, c.verdict, c.fit.slope) for c in d.primary],
-            "series": {n: w.series for n, w in m.weights.items()},
-            "extras": [(x["node"], x["verdict"]) for x in [*d.ln, *d.streams]],
-            "grid": m.grid, "ranks": m.ranks, "factor_mb": m.factor_mb}
-
-
-def _worker(rank: int, world: int, store: str, out: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
-    try:
-        model, x = _model()
-        found = {"all": _summary(ddgraph.check(model, x, **RUN)),
-                 "owned": _summary(ddgraph.check(model, x, **RUN, factor_budget=BUDGET_MB))}
-        try:
-            ddgraph.check(model, x, **{**RUN, "chunk": 1500})  # one chunk for two ranks
-        except ProbeOptionError as exc:
-            found["one_chunk"] = str(exc)
-        with open(f"{out}.{rank}", "wb") as fh:
-            pickle.dump(found, fh)
-    finally:
-        dist.destroy_process_group()
+CLI = ["diff", "examples/transformer.py:small_transformer", "--loss", "ce", "--samples", str(RUN["n_samples"]),
+       "--chunk", str(RUN["chunk"]), "--grid", ",".join(map(str, GRID)), "--no-progress"]
 
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
-    """What each of 2 local gloo ranks returned (spawned once for the module)."""
+    """What each of 2 local gloo ranks saw under ``torchrun --standalone --nproc_per_node 2`` (run once):
+    the CLI's output and exit status, then the API's results (factors all-reduced and owned)."""
     tmp = tmp_path_factory.mktemp("ranks")
-    mp.spawn(_worker, args=(2, str(tmp / "store"), str(tmp / "out")), nprocs=2)
-    return [pickle.loads((tmp / f"out.{r}").read_bytes()) for r in range(2)]
+    args = tmp / "args.pkl"
+    args.write_bytes(pickle.dumps(dict(out=str(tmp / "out"), cli=CLI, run=RUN, budget=BUDGET_MB,
+                                       model_file=str(ROOT / "examples"))))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "tests" / "rank_worker.py"), str(args)]
+    r = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = [pickle.loads((tmp / f"out.{k}").read_bytes()) for k in range(2)]
+    return ranks
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +60,7 @@ def one_process():
     torch.set_num_threads(1)
     try:
         model, x = _model()
-        return _summary(ddgraph.check(model, x, **RUN))
+        return summary(ddgraph.check(model, x, **RUN))
     finally:
         torch.set_num_threads(n)
 
@@ -122,33 +114,26 @@ def test_a_bad_factor_budget_is_refused_before_the_trace(budget):
         ddgraph.check(torch.nn.Linear(3, 3), torch.randn(2, 3), factor_budget=budget, progress=False)
 
 
-def _cli(*args, launcher=()):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, *launcher, "-m", "ddgraph", "diff", "examples/chains.py:deep_relu", "--samples", "1200",
-           "--chunk", "300", "--grid", "1e-2,1e-3,1e-4,1e-5", "--no-progress", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+def test_torchrun_runs_the_cli_and_only_rank_0_prints(two_ranks, one_process):
+    assert [rank["world"] for rank in two_ranks] == [2, 2] and [rank["status"] for rank in two_ranks] == [0, 0]
+    assert two_ranks[1]["printed"] == ""
+    found = json.loads(two_ranks[0]["printed"])
+    verdicts = [v for n in found["nodes"] if n["verdict"] for v in n["verdict"].values()]
+    assert verdicts == [p[3] for p in one_process["primary"] if p[2] == 1]
 
 
-def test_torchrun_runs_the_cli_and_only_rank_0_prints():
-    one = _cli("--format", "json")
-    two = _cli("--format", "json", launcher=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"))
-    assert two.returncode == one.returncode == 0, two.stderr[-2000:]
-    a, b = json.loads(one.stdout), json.loads(two.stdout)  # one JSON document: rank 1 printed nothing
-    assert [n["verdict"] for n in b["nodes"]] == [n["verdict"] for n in a["nodes"]]
-    assert b["summary"] == a["summary"] and b["ok"]
-
-
-def test_cli_refuses_a_device_it_does_not_have():
-    if torch.cuda.is_available():
+@pytest.mark.parametrize("device,message", [("cuda", "no CUDA GPU"), ("tpu9", "not a device torch knows")])
+def test_cli_refuses_a_device_it_cannot_use(device, message):
+    if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    r = _cli("--device", "cuda")
-    assert r.returncode == 2 and "no CUDA GPU" in r.stderr
+    r = CliRunner().invoke(main, [*CLI, "--device", device])
+    assert r.exit_code == 2 and message in r.output
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_probe_on_a_gpu_measures_what_the_cpu_measures(one_process):
     model, x = _model()
-    on_gpu = _summary(ddgraph.check(model, x, **RUN, device="cuda"))
+    on_gpu = summary(ddgraph.check(model, x, **RUN, device="cuda"))
     assert [p[:4] for p in on_gpu["primary"]] == [p[:4] for p in one_process["primary"]]
     for a, b in zip(one_process["primary"], on_gpu["primary"]):
         assert (math.isnan(a[4]) and math.isnan(b[4])) or a[4] == pytest.approx(b[4], abs=1e-6)

@@ -15,8 +15,8 @@ from ddgraph.cli.main import _run, approach_options, console, load_run, writable
 from ddgraph.compare.checks import TOL
 from ddgraph.errors import OptionError
 from ddgraph.output.tables import fmt_rate
-from ddgraph.probing.distributed import is_lead
 from ddgraph.prediction import IN_REACH
+from ddgraph.probing.distributed import is_lead
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "inside-bracket": "yellow", "not-asymptotic": "magenta",
                  "floor": "cyan", "no-rule": "red", "unfittable": "bold red"}
