@@ -218,6 +218,12 @@ def current(device=None) -> Ranks:
     device = torch.device(device) if device is not None else torch.device("cpu")
     if not (dist.is_available() and dist.is_initialized()):
         return Ranks(device=device)
+    backend = dist.get_backend()
+    if (backend == "nccl") != (device.type == "cuda"):
+        raise ProbeOptionError(f"device {device}: the process group runs {backend}, which reduces "
+                               f"{'GPU' if backend == 'nccl' else 'CPU'} tensors: probe on "
+                               f"{'cuda' if backend == 'nccl' else 'cpu'}, or initialise the group with "
+                               f"{'gloo' if backend == 'nccl' else 'nccl'} (gloo on the CPU, NCCL on GPUs)")
     return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), device=device)
 
 
