@@ -113,6 +113,7 @@ def probe(model_or_graph, example_inputs=None, *, approach: Approach | None = No
     grid = measure.check_grid(grid)  # before the trace: a bad option costs no time
     measure.check_samples(n_samples, chunk)
     distributed.check_budget(factor_budget)
+    distributed.check_device(device)
     graph, rules = _prepared(model_or_graph, example_inputs, approach, rules, tracer, plugins)
     expected = expectations(predict(graph, approach=approach, rules=rules)) if grid is None else None
     return measure.probe(graph, approach=approach, rules=rules, grid=grid, n_samples=n_samples,
@@ -143,6 +144,7 @@ def check(model, example_inputs=None, *, approach: Approach | None = None, rules
     grid = measure.check_grid(grid)  # before the trace: a bad option costs no time
     measure.check_samples(n_samples, chunk)
     distributed.check_budget(factor_budget)
+    distributed.check_device(device)
     graph, rules = _prepared(model, example_inputs, approach, rules, tracer, plugins)
     pred = predict(graph, approach=approach, rules=rules)
     meas = measure.probe(pred.graph, approach=approach, grid=grid, n_samples=n_samples, progress=progress,

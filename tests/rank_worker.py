@@ -44,6 +44,10 @@ def run(out: str, cli: list[str], run: dict, budget: float, model_file: str) -> 
         ddgraph.check(graph, x, **{**run, "chunk": run["n_samples"]})  # one chunk for two ranks
     except ProbeOptionError as exc:
         found["one_chunk"] = str(exc)
+    try:
+        ddgraph.check(graph, x, **run, device="cuda")  # gloo reduces CPU tensors
+    except ProbeOptionError as exc:
+        found["cuda_on_gloo"] = str(exc)
     with open(f"{out}.{rank}", "wb") as fh:
         pickle.dump(found, fh)
 

@@ -108,6 +108,17 @@ def test_a_rank_without_a_chunk_is_refused(two_ranks):
     assert all("every rank needs one" in rank["one_chunk"] for rank in two_ranks)
 
 
+def test_a_device_the_process_group_cannot_reduce_is_refused(two_ranks):
+    expected = "process group runs gloo" if torch.cuda.is_available() else "no CUDA GPU"
+    assert all(expected in rank["cuda_on_gloo"] for rank in two_ranks)
+
+
+@pytest.mark.parametrize("device", ["tpu9", "meta", 3.5])
+def test_a_bad_device_is_refused_before_the_trace(device):
+    with pytest.raises(ProbeOptionError, match="device"):
+        ddgraph.check(torch.nn.Linear(3, 3), torch.randn(2, 3), device=device, progress=False)
+
+
 @pytest.mark.parametrize("budget", [0, -1, "big", True])
 def test_a_bad_factor_budget_is_refused_before_the_trace(budget):
     with pytest.raises(ProbeOptionError, match="factor_budget"):

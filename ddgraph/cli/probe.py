@@ -89,17 +89,13 @@ def _check(target, n_samples, grid, seed, no_progress, chunk, device, factor_bud
 
 
 def _device(name):
-    """``--device`` as a torch device, refusing a name torch does not know or a GPU this machine lacks."""
-    if name is None:
-        return None
+    """``--device`` checked before any work (:func:`ddgraph.probing.distributed.check_device`)."""
+    from ddgraph.probing.distributed import check_device
+
     try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise OptionError(f"--device {name!r}: not a device torch knows; pass cpu or cuda (cuda:0, ...)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError(f"--device {name}: no CUDA GPU is available here; pass --device cpu or leave it out")
-    if dev.type not in ("cpu", "cuda"):
-        raise OptionError(f"--device {name}: the probe runs on cpu or cuda, not {dev.type}")
+        check_device(name)
+    except OptionError as exc:
+        raise OptionError(f"--{exc}") from None
     return name
 
 

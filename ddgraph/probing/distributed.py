@@ -213,9 +213,25 @@ def check_budget(budget_mb) -> None:
         raise ProbeOptionError(f"factor_budget: need a positive number of MB (e.g. 512), got {budget_mb!r}")
 
 
+def check_device(device) -> torch.device | None:
+    """``device`` as a torch device (``None``: where the model is), refusing a name torch does not know,
+    a device the probe does not run on, or a GPU this machine lacks."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ProbeOptionError(f"device {device!r}: not a device torch knows; pass cpu or cuda (cuda:0, ...)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ProbeOptionError(f"device {device}: the probe runs on cpu or cuda, not {dev.type}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ProbeOptionError(f"device {device}: no CUDA GPU is available here; pass cpu or leave it out")
+    return dev
+
+
 def current(device=None) -> Ranks:
     """This process's place in the initialised process group (one rank when there is none)."""
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = check_device(device) or torch.device("cpu")
     if not (dist.is_available() and dist.is_initialized()):
         return Ranks(device=device)
     backend = dist.get_backend()
