@@ -80,9 +80,10 @@ def _check(target, n_samples, grid, seed, no_progress, chunk, device, factor_bud
         raise OptionError(f"--chunk {chunk}: need at least 1 sample per chunk (default 8192)")
     if factor_budget is not None and not factor_budget > 0:
         raise OptionError(f"--factor-memory {factor_budget:g}: need a positive number of MB (e.g. 512)")
-    device = distributed.join(_device(device))  # under torchrun: join the process group first
+    device = _device(device)
     torch.manual_seed(seed)  # a factory that draws its weights from torch's generator builds the same model
     model, inputs, approach, ext, tracer = load_run(target, **kw)
+    device = distributed.join(device, model)  # under torchrun: join the process group
     return check(model, inputs, approach=approach, rules=ext.load_rules(), tracer=tracer, plugins=ext.plugins,
                  grid=grid, n_samples=n_samples, progress=not no_progress, seed=seed, chunk=chunk,
                  device=device, factor_budget=factor_budget)

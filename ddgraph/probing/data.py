@@ -11,7 +11,8 @@ from ddgraph.errors import ProbeError
 
 @attrs.define
 class Sampler:
-    """Draws chunk ``k`` of the sample identically every time it is asked (one seed per chunk)."""
+    """Draws chunk ``k`` of the sample identically every time it is asked: from the seed and ``k`` alone
+    (samples ``k * chunk`` onward), so the sample does not depend on which process draws it."""
 
     make: Callable[[int, int, torch.Generator], tuple]  # (start row, size, generator) -> inputs
     n: int

@@ -257,10 +257,12 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def join(device: str | None) -> torch.device:
+def join(device: str | None, model: torch.nn.Module) -> torch.device:
     """Join the process group torchrun describes (NCCL on CUDA, gloo otherwise) and return this
-    rank's device: ``cuda`` means this rank's GPU (``LOCAL_RANK``)."""
-    dev = torch.device(device) if device else torch.device("cpu")
+    rank's device: ``device``, else where ``model`` is; ``cuda`` means this rank's GPU (``LOCAL_RANK``)."""
+    p = next(model.parameters(), None)
+    dev = torch.device(device) if device else p.device if p is not None and p.device.type != "meta" \
+        else torch.device("cpu")
     if dev.type == "cuda" and dev.index is None and launched():
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if launched() and not dist.is_initialized():
