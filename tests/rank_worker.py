@@ -22,6 +22,20 @@ def summary(d) -> dict:
             "grid": m.grid, "ranks": m.ranks, "factor_mb": m.factor_mb}
 
 
+def others() -> dict:
+    """An adaptive sweep (the sweep's decisions are rank 0's) and a forward pass that makes a NaN."""
+    from ddgraph.models import zoo
+
+    torch.manual_seed(0)
+    mlp = zoo.chain(4, "relu")
+    adaptive = ddgraph.check(mlp, torch.randn(4, 8), n_samples=800, chunk=200, progress=False)
+    nan = torch.nn.Sequential(torch.nn.Linear(8, 8, bias=False), zoo.Scale(float("nan")),
+                              torch.nn.Linear(8, 8, bias=False))
+    broken = ddgraph.check(nan, torch.randn(4, 8), n_samples=800, chunk=200, grid=[1e-2, 1e-3, 1e-4],
+                           progress=False)
+    return {"adaptive": summary(adaptive), "nan": broken.measurement.nan}
+
+
 def run(out: str, cli: list[str], run: dict, budget: float, model_file: str) -> None:
     torch.set_num_threads(1)
     printed = io.StringIO()
@@ -40,6 +54,7 @@ def run(out: str, cli: list[str], run: dict, budget: float, model_file: str) -> 
     found = {"printed": printed.getvalue(), "status": status, "world": dist.get_world_size(),
              "all": summary(ddgraph.check(graph, x, **run)),
              "owned": summary(ddgraph.check(graph, x, **run, factor_budget=budget))}
+    found.update(others())
     try:
         ddgraph.check(graph, x, **{**run, "chunk": run["n_samples"]})  # one chunk for two ranks
     except ProbeOptionError as exc:

@@ -94,6 +94,21 @@ def test_two_gloo_ranks_measure_what_one_process_measures(two_ranks, one_process
     assert two_ranks[0][mode]["primary"] == two_ranks[1][mode]["primary"]  # every rank returns the result
 
 
+def test_the_adaptive_sweep_and_a_nan_are_decided_as_in_one_process(two_ranks):
+    from rank_worker import others
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = others()
+    finally:
+        torch.set_num_threads(n)
+    assert one["nan"]  # the NaN was located
+    for rank in two_ranks:
+        _same_measurement(one["adaptive"], rank["adaptive"])
+        assert rank["nan"] == one["nan"]
+
+
 def test_factor_ownership_keeps_each_rank_under_its_budget(two_ranks, one_process):
     total = one_process["factor_mb"]
     assert total > BUDGET_MB  # one process would hold more than the budget
