@@ -192,8 +192,8 @@ def plan(sites, ranks: Ranks, sizes: dict, budget_mb: float | None) -> Ranks:
     if room < max(sizes[k] for k in keys):
         need = max(load) + max(sizes[k] for k in keys)
         raise ProbeOptionError(
-            f"factor_budget {budget_mb:g} MB: the K-FAC factors take {sum(load) / MB:.2f} MB in all; with "
-            f"{ranks.world} rank(s) each needs at least {need / MB:.2f} MB (its own factors and the largest "
+            f"factor_budget {budget_mb:g} MB: the K-FAC factors take {sum(load) / MB:.3g} MB in all; with "
+            f"{ranks.world} rank(s) each needs at least {need / MB:.3g} MB (its own factors and the largest "
             f"layer's beside them): raise the budget or launch more ranks (torchrun --nproc_per_node N)")
     rounds, current, used = [], set(), 0
     for k in keys:
