@@ -74,15 +74,17 @@ def run(steps: int = 600, expansion_step: int = 300, every: int = 20, seed: int 
         opt.step()
         mon.log(loss=loss.item())
     mon.close()
-    flags = [f for f in mon.flags if f.kind == "task-expansion"]
-    first = {}
-    for f in flags:
-        first.setdefault(f.layer, f.step)
-    flagged = min(first.values()) if first else None
-    return {"expansion_step": expansion_step, "flagged_step": flagged, "reading_every": every,
-            "first_layer": min(first, key=lambda k: (first[k], k != "head")) if first else None,
-            "flagged_layers": first, "head_ratio": next((f.evidence["ratio"] for f in flags if f.layer == "head"), None),
-            "flags": [f.as_dict() for f in mon.flags], "logdir": logdir}
+    first = {}  # layer -> its first task-expansion flag
+    for f in mon.flags:
+        if f.kind == "task-expansion":
+            first.setdefault(f.layer, f)
+    # the origin of the signal: the earliest flag, and at one reading the largest jump (Algorithm 1 (b))
+    origin = min(first.values(), key=lambda f: (f.step, -f.evidence["ratio"])) if first else None
+    return {"expansion_step": expansion_step, "flagged_step": origin.step if origin else None,
+            "first_layer": origin.layer if origin else None, "reading_every": every,
+            "flagged_layers": {k: {"step": f.step, "ratio": f.evidence["ratio"]} for k, f in first.items()},
+            "depth_order": [n for n in mon.factors.layers], "flags": [f.as_dict() for f in mon.flags],
+            "logdir": logdir}
 
 
 def main() -> None:

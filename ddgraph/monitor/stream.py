@@ -8,7 +8,8 @@ first training-mode forward of each watched module hands its output rows to a re
   profile). Cor 58 says an exact-identity skip keeps it from collapsing along depth; a fall over
   training says the stream is losing a direction.
 - **LayerNorm outputs**: with ``u = (1/gamma)/|1/gamma|``, ``u^T C u / tr C`` of the output covariance
-  ``C`` (exactly 0 by Prop 63, up to rounding and eps) and ``|cos|`` of C's bottom eigenvector with ``u``.
+  ``C`` (exactly 0 by Prop 63, up to rounding and eps), the norm of ``u``'s projection on C's numerical null
+  space (1: ``u`` is a kernel direction) and that space's dimension (1 unless the stream itself lost rank).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from ddgraph.monitor.spectrum import as_rows, spectrum
+from ddgraph.probing.fit import FP64_FLOOR
 
 
 def block_candidates(model: nn.Module) -> list[str]:
@@ -80,8 +82,9 @@ class StreamTier:
                 u = u / u.norm()
                 cov = torch.cov(rows.T)
                 evals, vecs = torch.linalg.eigh(cov)
+                null = vecs[:, evals <= FP64_FLOOR * evals[-1]]
             self.record("norm", name, {"kernel_ratio": float(u @ cov @ u / cov.trace()),
-                                       "kernel_cosine": float((vecs[:, 0] @ u).abs())})
+                                       "kernel_in_null": float((null.T @ u).norm()), "null_dim": int(null.shape[1])})
         return hook
 
     def arm(self, on: bool) -> None:
