@@ -123,8 +123,9 @@ class Monitor:
         self._arm()
 
     def log(self, **values) -> None:
-        """Log training scalars (e.g. ``loss=...``) beside the readings, for the report's timelines."""
-        self.writer.scalars(self.steps, "train", "-", {k: float(v) for k, v in values.items()})
+        """Log training scalars (e.g. ``loss=...``) beside the readings, against the optimiser step just taken
+        (call it after ``optimizer.step()``)."""
+        self.writer.scalars(max(self.steps - 1, 0), "train", "-", {k: float(v) for k, v in values.items()})
 
     def _fire(self, flag: Flag | None) -> None:
         if flag is not None:
@@ -183,8 +184,13 @@ class Monitor:
     def expected(self, inputs, *, loss: str, generator: torch.Generator | None = None) -> dict:
         """On demand: K-FAC spectra with the expected Fisher on ``inputs`` (labels drawn from the model),
         logged under tier ``expected``; returns ``{layer: {"A": Spectrum, "G": Spectrum}}``."""
-        out = expected_factors(self.model, inputs, loss=loss, k=self.cadence.bottom, layers=self.factors.layers,
-                               max_rows=max(self.cadence.max_rows, 4096), generator=generator)
+        armed, factors_armed = self.stream.armed, self.factors.armed
+        self.stream.armed = self.factors.armed = False  # the extra pass is not a training batch
+        try:
+            out = expected_factors(self.model, inputs, loss=loss, k=self.cadence.bottom, layers=self.factors.layers,
+                                   max_rows=max(self.cadence.max_rows, 4096), generator=generator)
+        finally:
+            self.stream.armed, self.factors.armed = armed, factors_armed
         for layer, (a, g) in out.items():
             for name, s in (("A", a), ("G", g)):
                 self.writer.scalars(self.steps, "expected", f"{layer}/{name}",
