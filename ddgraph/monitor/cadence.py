@@ -23,7 +23,8 @@ def _fraction(inst, attr, value):
 
 @attrs.frozen
 class Cadence:
-    """Steps between readings and the flag thresholds. The defaults keep monitoring under 10% of a step.
+    """Steps between readings and the flag thresholds. The defaults keep monitoring under 10% of a
+    training step (benchmarks/monitor_overhead.py).
 
     Attributes
     ----------
@@ -41,10 +42,10 @@ class Cadence:
         parameters' own displacement since the monitor attached.
     """
 
-    stream_every: int = attrs.field(default=10, validator=_positive_int)
-    factor_every: int = attrs.field(default=100, validator=_positive_int)
-    factor_batch_every: int = attrs.field(default=10, validator=_positive_int)
-    max_rows: int = attrs.field(default=512, validator=_positive_int)
+    stream_every: int = attrs.field(default=20, validator=_positive_int)
+    factor_every: int = attrs.field(default=200, validator=_positive_int)
+    factor_batch_every: int = attrs.field(default=20, validator=_positive_int)
+    max_rows: int = attrs.field(default=256, validator=_positive_int)
     bottom: int = attrs.field(default=4, validator=_positive_int)
     window: int = attrs.field(default=8, validator=_positive_int)
     warmup: int = attrs.field(default=3, validator=_positive_int)

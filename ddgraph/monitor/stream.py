@@ -8,15 +8,15 @@ first training-mode forward of each watched module hands its output rows to a re
   profile). Cor 58 says an exact-identity skip keeps it from collapsing along depth; a fall over
   training says the stream is losing a direction.
 - **LayerNorm outputs**: with ``u = (1/gamma)/|1/gamma|``, ``u^T C u / tr C`` of the output covariance
-  ``C`` (exactly 0 by Prop 63, up to rounding and eps), the norm of ``u``'s projection on C's numerical null
-  space (1: ``u`` is a kernel direction) and that space's dimension (1 unless the stream itself lost rank).
+  ``C`` (exactly 0 by Prop 63, up to rounding and eps: ``u`` is a null direction of C) and the dimension of C's
+  numerical null space (1 unless the stream itself has lost rank).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ddgraph.monitor.spectrum import as_rows, spectrum
+from ddgraph.monitor.spectrum import as_rows
 from ddgraph.probing.fit import FP64_FLOOR
 
 
@@ -62,10 +62,13 @@ class StreamTier:
                 return
             self._seen.add(name)
             rows = as_rows(y, self.max_rows)
-            s = spectrum(rows.T @ rows / rows.shape[0], 1)
-            self.record("stream", name, {"sigma_min_sq": s.lambda_min, "sigma_max_sq": s.lambda_max,
-                                         "sigma_ratio_sq": s.lambda_min / s.lambda_max if s.lambda_max > 0 else 0.0,
-                                         "rank_deficit": s.n_floor})
+            evals = torch.linalg.eigvalsh(rows.T @ rows / rows.shape[0])
+            top = float(evals[-1])
+            active = evals[evals > FP64_FLOOR * top]
+            low = float(active[0]) if active.numel() else 0.0
+            self.record("stream", name, {"sigma_min_sq": low, "sigma_max_sq": top,
+                                         "sigma_ratio_sq": low / top if top > 0 else 0.0,
+                                         "rank_deficit": int(evals.numel() - active.numel())})
         return hook
 
     def _norm_hook(self, name, ln: nn.LayerNorm):
@@ -81,10 +84,9 @@ class StreamTier:
                 u = 1.0 / gamma
                 u = u / u.norm()
                 cov = torch.cov(rows.T)
-                evals, vecs = torch.linalg.eigh(cov)
-                null = vecs[:, evals <= FP64_FLOOR * evals[-1]]
+                evals = torch.linalg.eigvalsh(cov)
             self.record("norm", name, {"kernel_ratio": float(u @ cov @ u / cov.trace()),
-                                       "kernel_in_null": float((null.T @ u).norm()), "null_dim": int(null.shape[1])})
+                                       "null_dim": int((evals <= FP64_FLOOR * evals[-1]).sum())})
         return hook
 
     def arm(self, on: bool) -> None:
