@@ -186,6 +186,7 @@ def test_report_command(tmp_path):
 @pytest.mark.parametrize("kwargs,match", [
     ({"layers": ["blocks.0"]}, "not an nn.Linear"),
     ({"blocks": ["nope"]}, "not a module"),
+    ({"norms": ["head"]}, "not an nn.LayerNorm"),
     ({"cadence": "fast"}, "Cadence"),
     ({"axis": 3.0}, "callable"),
 ])

@@ -45,7 +45,7 @@ class Cadence:
     stream_every: int = attrs.field(default=20, validator=_positive_int)
     factor_every: int = attrs.field(default=200, validator=_positive_int)
     factor_batch_every: int = attrs.field(default=20, validator=_positive_int)
-    max_rows: int = attrs.field(default=256, validator=_positive_int)
+    max_rows: int = attrs.field(default=128, validator=_positive_int)
     bottom: int = attrs.field(default=4, validator=_positive_int)
     window: int = attrs.field(default=8, validator=_positive_int)
     warmup: int = attrs.field(default=3, validator=_positive_int)

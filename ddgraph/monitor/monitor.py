@@ -73,6 +73,9 @@ class Monitor:
             missing = [n for n in (names or ()) if n not in modules]
             if missing:
                 raise MonitorError(f"{what}: {', '.join(map(repr, missing))} not a module of {type(model).__name__}")
+        not_ln = [n for n in (norms or ()) if not isinstance(modules[n], nn.LayerNorm)]
+        if not_ln:
+            raise MonitorError(f"norms: {', '.join(map(repr, not_ln))} not an nn.LayerNorm (Prop 63's kernel is LayerNorm's)")
         self.steps = 0
         self.flags: list[Flag] = []
         self.writer = LogWriter(logdir, tensorboard=_tensorboard_available() if tensorboard is None else tensorboard,
@@ -155,7 +158,8 @@ class Monitor:
                 self._previous[(layer, name)] = s
                 flag, sel = self.collapse.observe(step, layer, name, s, t)
                 if sel:
-                    values.update({"selection_k": math.nan if sel["k"] is None else sel["k"],
+                    values.update({"selection_pass": float(sel["verdict"] == "pass"),
+                                   "selection_k": math.nan if sel["k"] is None else sel["k"],
                                    "n_decaying": sel.get("n_decaying", 0) + sel.get("n_transversal", 0),
                                    "n_non_degenerate": sel.get("n_non-degenerate", 0)})
                 self.writer.scalars(step, "factor", f"{layer}/{name}", values)
