@@ -11,7 +11,7 @@ import weakref
 from ddgraph.errors import MissingDependency
 
 #: extra -> what it installs (kept in step with pyproject.toml's optional-dependencies)
-EXTRAS = {"plot": "matplotlib", "slt": "scipy", "frames": "pandas"}
+EXTRAS = {"plot": "matplotlib", "slt": "scipy", "frames": "pandas", "monitor": "tensorboard"}
 
 
 def require(module: str, extra: str, what: str):

@@ -73,3 +73,8 @@ class StochasticModelError(ProbeError):
 
 class ProbeOptionError(OptionError, ProbeError):
     """A probe option (the t-grid, the sample count) is invalid; still a :class:`ProbeError` for old callers."""
+
+
+class MonitorError(DDGraphError):
+    """The training monitor cannot attach or read: a bad cadence, a module name that is not in the model,
+    a log directory that cannot be written or read."""
