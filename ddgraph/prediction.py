@@ -95,6 +95,13 @@ class Prediction:
             return None if k is None else (1 / (2 * k[1]), 1 / (2 * k[0]))
         return 0.0 if math.isinf(k) else 1 / (2 * k)
 
+    @property
+    def timings(self) -> dict:
+        """Seconds each stage took on this prediction's graph: ``trace``, ``label``, ``predict`` (None for
+        a stage run elsewhere, as the trace of a graph passed in)."""
+        g = self.graph.nx.graph
+        return {stage: g.get(f"{stage}_seconds") for stage in ("trace", "label", "predict")}
+
     def counts(self) -> dict[str, int]:
         out = {IN_REACH: 0, BRACKET: 0, NO_RULE: 0}
         for n in self.nodes:
