@@ -16,13 +16,14 @@ from ddgraph.frontend import labelling as label_mod
 from ddgraph.frontend.build import build
 from ddgraph.frontend.inputs import infer_example_inputs, to_meta_if_needed
 from ddgraph.frontend.plugins import extensions
+from ddgraph.frontend.repeats import trace_stacks
 from ddgraph.frontend.tracing import NOTE, SMALL, one_token_inputs, propagate_shapes, trace_module, uncompiled
 from ddgraph.prediction import assemble, ln_kernel
 from ddgraph.probing import measure
 from ddgraph.probing.results import Measurement
 
 
-def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Graph:
+def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto", reuse_blocks: bool = True) -> Graph:
     """Trace ``model`` into an (unlabelled) :class:`~ddgraph.core.graph.Graph`.
 
     Parameters
@@ -31,6 +32,8 @@ def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Gra
     example_inputs : a tensor, a tuple of positional inputs, or a dict of keyword inputs. Guessed
         from the first weight module when omitted.
     tracer : 'auto' (fx, then torch.export), 'fx' or 'export'.
+    reuse_blocks : trace a stack of identical blocks (a transformer's layers) as its first few and copy
+        the last of them for the rest (:mod:`ddgraph.frontend.repeats`); the graph is the same.
 
     Raises
     ------
@@ -41,19 +44,27 @@ def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Gra
         example_inputs = infer_example_inputs(model)
     example_inputs = to_meta_if_needed(model, example_inputs)
     t0 = time.perf_counter()
-    gm, used = trace_module(model, example_inputs, tracer=tracer)
-    propagate_shapes(gm, example_inputs)
-    small = False
-    if used == "fx":  # fx graphs size their views from the input: a one-token copy is cheap to label
-        try:
-            propagate_shapes(gm, one_token_inputs(example_inputs), key=SMALL)
-            small = True
+    small = []
+
+    def shapes(gm, _used):
+        propagate_shapes(gm, example_inputs)
+        try:  # where the graph sizes its views from the input (fx; export with free axes), a one-token
+            propagate_shapes(gm, one_token_inputs(example_inputs), key=SMALL)  # copy is cheap to label
+            small.append(True)
         except TraceError:
             pass
+
+    reused = trace_stacks(model, example_inputs, tracer, shapes) if reuse_blocks else None
+    if reused is None:
+        gm, used = trace_module(model, example_inputs, tracer=tracer)
+        small.clear()
+        shapes(gm, used)
+        reused = gm, used, None
+    gm, used, note = reused
     g = build(gm, model_name=type(uncompiled(model)).__name__, tracer=used, example_inputs=example_inputs,
-                        small=small)
+              small=bool(small))
     g.nx.graph["trace_seconds"] = time.perf_counter() - t0
-    g.nx.graph["notes"] = [n for n in (gm.meta.get(NOTE),) if n]
+    g.nx.graph["notes"] = [n for n in (gm.meta.get(NOTE), note) if n]
     return g
 
 

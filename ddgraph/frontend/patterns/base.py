@@ -157,12 +157,19 @@ def display_name(g: nx.DiGraph, operand: str, node: str) -> str:
     return param
 
 
+def positions(g: nx.DiGraph, *names: str) -> dict[str, int]:
+    """Every node's place in the graph's (topological) order, kept on the graph until a node it lacks
+    is asked for (nodes fused away keep theirs: the order of the others does not change)."""
+    pos = g.graph.get("position")
+    if pos is None or any(n not in pos for n in names):
+        pos = g.graph["position"] = {n: i for i, n in enumerate(g.graph["order"])}
+    return pos
+
+
 def reaches(g: nx.DiGraph, a: str, b: str) -> bool:
     """Whether a path leads from ``a`` to ``b``. A path only runs forward in the graph's order, so the
     search never leaves the nodes placed between the two (one block of a deep stack, not the graph)."""
-    pos = g.graph.get("position")
-    if pos is None or a not in pos or b not in pos:
-        pos = g.graph["position"] = {n: i for i, n in enumerate(g.graph["order"])}
+    pos = positions(g, a, b)
     if a == b:
         return True
     end = pos[b]

@@ -6,7 +6,7 @@ import torch
 
 from ddgraph.core.graph import DEP, OPERANDS, PRIMITIVE, ROLES
 from ddgraph.frontend.ops import COMPOSITE_OPS, OFFSET_OPS, REDUCE_OPS, RELU_OPS, SHAPE_OPS, SMOOTH_OPS
-from ddgraph.frontend.patterns.base import Match, param_of, pattern, reaches, single_consumer, strip_casts
+from ddgraph.frontend.patterns.base import Match, param_of, pattern, positions, reaches, single_consumer, strip_casts
 
 
 @pattern("scale", "bias_add", "shift", "skip_add", "add", "gate", "product", family="elementwise")
@@ -141,7 +141,8 @@ def _composite_region(g, x: str, out: str, local: set) -> list[str] | None:
             return None  # an intermediate value is used elsewhere
         if g.nodes[m]["shape"] != g.nodes[out]["shape"]:
             return None
-    return [m for m in g.graph["order"] if m in region]
+    pos = positions(g, *region)
+    return sorted(region, key=pos.__getitem__)
 
 
 def _eval_composite(g, x: str, members: list[str], z: torch.Tensor) -> torch.Tensor | None:
