@@ -138,6 +138,20 @@ def test_blocks_that_do_not_repeat_are_traced_whole(make):
     assert len(p_full.nodes) == DEPTH + 2
 
 
+@pytest.mark.parametrize("depth,position", [(DEPTH + 1, KEEP), (DEPTH + 1, KEEP + 1), (DEPTH + 3, DEPTH + 1)])
+def test_a_module_the_parent_calls_at_one_position_stops_reuse(depth, position):
+    """A norm after block ``position`` (NormedChain): where the shortened traces end before it, or put it
+    where the code after the stack would be, the copy would misplace or lose it."""
+    from ddgraph.models.zoo import NormedChain
+
+    torch.manual_seed(0)
+    model = NormedChain(depth=depth, position=position)
+    reused, full, p_reused, p_full = _both(model, torch.randn(3, 8))
+    assert not any("copied" in n for n in reused.nx.graph["notes"])
+    assert _without_names(p_reused) == _without_names(p_full)
+    assert len(full.nodes_with("layernorm")) == len(reused.nodes_with("layernorm")) == 1
+
+
 def test_a_stack_of_one_module_listed_many_times_is_not_reused():
     torch.manual_seed(0)
     block = _Block(6)

@@ -3,12 +3,16 @@
 A transformer is dozens of copies of one block. A *stack* is a ``ModuleList`` or ``Sequential`` whose
 blocks after the first are of one class, with the same parameter and buffer names, shapes and dtypes
 and the same plain attributes (an integer that counts the block's position, as ``layer_idx``, may
-differ). The model is traced with the first :data:`KEEP` blocks of each stack (a shortened copy that
-shares the parameters; the model is not changed). When the last two traced blocks give the same
-subgraph — the same ops on the same shapes, fed by the block before in the same places and by the
-same nodes outside the stack — the graph of every further block is the last block's, copied with that
-block's own parameters and module paths, as compilers reuse the code of a repeated layer. Nodes after
-the stack read the last copy. Anything that does not check out falls back to tracing the whole model.
+differ). The model is traced twice on shortened copies that share the parameters (the model is not
+changed): with the first :data:`KEEP` blocks of each stack, and with one block more. The graph of every
+further block is the last traced block's, copied with that block's own parameters and module paths, as
+compilers reuse the code of a repeated layer; nodes after the stack read the last copy. It is used
+only when the copy is shown to be right where it can be checked: the last two traced blocks give the
+same subgraph (the same ops on the same shapes, fed by the block before in the same places and by the
+same nodes outside the stack), the shorter trace grown by one block is the longer trace node for node
+(so nothing the parent's loop does depends on the block's position there, and the code after the stack
+is the same), and every parameter outside the stacks is read (a module called only at some later
+position would not be). Anything else is traced whole.
 
 The result is the graph a full trace gives, up to the names of the copied fx nodes.
 """
@@ -24,7 +28,7 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-KEEP = 3  # blocks traced per stack: the first (it may differ), and two to compare
+KEEP = 3  # blocks traced per stack: the first (it may differ) and two to compare; then one more
 VALUE_KEYS = ("ddgraph_value", "ddgraph_small_value")  # node.meta entries compared between the two blocks
 
 
@@ -90,10 +94,10 @@ def _interchangeable(blocks: list[nn.Module]) -> bool:
 
 
 def find_stacks(model: nn.Module) -> list[Stack]:
-    """The stacks of ``model`` longer than :data:`KEEP`, outermost first (none inside another)."""
+    """The stacks of ``model`` longer than ``KEEP + 1``, outermost first (none inside another)."""
     out: list[Stack] = []
     for path, m in model.named_modules():
-        if not isinstance(m, (nn.ModuleList, nn.Sequential)) or len(m) <= KEEP:
+        if not isinstance(m, (nn.ModuleList, nn.Sequential)) or len(m) <= KEEP + 1:
             continue
         if any(not s.path or path == s.path or path.startswith(s.path + ".") for s in out):
             continue
@@ -106,8 +110,8 @@ def find_stacks(model: nn.Module) -> list[Stack]:
     return out
 
 
-def shortened(model: nn.Module, stacks: list[Stack]) -> nn.Module:
-    """A copy of ``model`` whose stacks keep their first :data:`KEEP` blocks. Only the modules on the
+def shortened(model: nn.Module, stacks: list[Stack], keep: int) -> nn.Module:
+    """A copy of ``model`` whose stacks keep their first ``keep`` blocks. Only the modules on the
     way to each stack are copied (shallowly): parameters, buffers and blocks are the model's own, and
     the model itself is not changed (the tracers then work on a twin of this copy)."""
     root = copy.copy(model)
@@ -120,7 +124,7 @@ def shortened(model: nn.Module, stacks: list[Stack]) -> nn.Module:
             child._modules = dict(child._modules)
             parent._modules[atom] = child
             parent = child
-        parent._modules = {k: v for k, v in list(parent._modules.items())[:KEEP]}
+        parent._modules = {k: v for k, v in list(parent._modules.items())[:keep]}
     return root
 
 
@@ -171,13 +175,13 @@ class _Blocks:
     """Where each traced block of one stack lies in the graph: its segment (the compute nodes from just
     after the previous block to its last node) and its parameter reads outside the segment."""
 
-    def __init__(self, gm: torch.fx.GraphModule, stack: Stack):
-        self.stack, self.pattern = stack, _block_pattern(stack)
-        self.nodes = list(gm.graph.nodes)
+    def __init__(self, graph: torch.fx.Graph, stack: Stack, keep: int):
+        self.stack, self.pattern, self.keep = stack, _block_pattern(stack), keep
+        self.nodes = list(graph.nodes)
         pos = {n: i for i, n in enumerate(self.nodes)}
         block = {n: _block_of(n, self.pattern) for n in self.nodes}
         last = []
-        for k in range(KEEP):
+        for k in range(keep):
             at = [pos[n] for n in self.nodes if block[n] == k and n.op != "get_attr"]
             if not at:
                 raise NotRepeated(f"block {stack.child(k)} left no node in the graph")
@@ -189,7 +193,7 @@ class _Blocks:
         self.segments = [self.nodes[s:e + 1] for s, e in zip(starts, last)]
         inside = {n for seg in self.segments for n in seg}
         self.params = [[n for n in self.nodes if n.op == "get_attr" and block[n] == k and n not in inside]
-                       for k in range(KEEP)]
+                       for k in range(keep)]
         self.end = last[-1]
         for k, seg in enumerate(self.segments):
             for n in seg:
@@ -233,7 +237,7 @@ class _Blocks:
     def check(self) -> None:
         """The last two traced blocks compute the same thing from the same places; nothing after the
         stack reads a block but the last."""
-        a, b = KEEP - 2, KEEP - 1
+        a, b = self.keep - 2, self.keep - 1
         for kind in ("segments", "params"):
             left, right = getattr(self, kind)[a], getattr(self, kind)[b]
             if len(left) != len(right):
@@ -286,29 +290,36 @@ def _lookup(model: nn.Module, target: str):
     return value
 
 
-def expand(gm: torch.fx.GraphModule, model: nn.Module, stack: Stack) -> None:
-    """Grow ``gm``, traced with :data:`KEEP` blocks of ``stack``, to all of them (in place).
+def _grown(graph: torch.fx.Graph, stack: Stack, keep: int, length: int) -> torch.fx.Graph:
+    """``graph``, traced with ``keep`` blocks of ``stack``, grown to ``length`` blocks.
 
     Raises
     ------
     NotRepeated
-        When the traced blocks do not repeat (the graph is then left as it was).
+        When the traced blocks do not repeat.
     """
-    blocks = _Blocks(gm, stack)
+    blocks = _Blocks(graph, stack, keep)
     blocks.check()
-    t = KEEP - 1
+    t = keep - 1
     seg_t, params_t = blocks.segments[t], blocks.params[t]
     template = set(seg_t) | set(params_t)
+    runs: dict = {}  # last node of each run of consecutive parameter reads of the template -> the run
+    run: list = []
+    for n in blocks.nodes + [None]:
+        if n is not None and n in params_t:
+            run.append(n)
+        elif run:
+            runs[run[-1]], run = run, []
     previous = {x: seg_t[i] for i, x in enumerate(blocks.segments[t - 1])}  # block t-1's node -> block t's
     pattern = blocks.pattern
     new = torch.fx.Graph()
-    new._codegen = gm.graph._codegen
+    new._codegen = graph._codegen
     env: dict = {}
     copies: dict[int, dict] = {t: {}}
     after_stack = False
 
     def value(x):
-        return copies[stack.length - 1][x] if after_stack and x in copies[t] else env[x]
+        return copies[length - 1][x] if after_stack and x in copies[t] else env[x]
 
     def copy_block(nodes, k: int) -> None:
         own = copies.setdefault(k, {})
@@ -329,17 +340,54 @@ def expand(gm: torch.fx.GraphModule, model: nn.Module, stack: Stack) -> None:
         env[n] = new.node_copy(n, value)
         if n in template:
             copies[t][n] = env[n]
-        if params_t and n is params_t[-1]:
-            for k in range(KEEP, stack.length):
-                copy_block(params_t, k)
+        if n in runs:  # the last of a run of the template's parameter reads: the copies' follow it
+            for k in range(keep, length):
+                copy_block(runs[n], k)
         if i == blocks.end:
-            for k in range(KEEP, stack.length):
+            for k in range(keep, length):
                 copy_block(seg_t, k)
             after_stack = True
-    for k in range(KEEP, stack.length):
-        for n in copies[k].values():
-            if n.op == "get_attr":
-                _attach(gm, str(n.target), _lookup(model, str(n.target)))
+    return new
+
+
+def _leaves(n: torch.fx.Node, index: dict) -> list:
+    out = []
+    torch.fx.node.map_aggregate((n.args, n.kwargs),
+                                lambda a: out.append(("node", index[a]) if isinstance(a, torch.fx.Node) else a))
+    return out
+
+
+def _same_graph(left: torch.fx.Graph, right: torch.fx.Graph) -> str | None:
+    """Why two graphs differ as computations (None: op for op, target, shape and operand in order)."""
+    a, b = list(left.nodes), list(right.nodes)
+    if len(a) != len(b):
+        return f"{len(a)} nodes against {len(b)}"
+    ia, ib = {n: i for i, n in enumerate(a)}, {n: i for i, n in enumerate(b)}
+    for x, y in zip(a, b):
+        la, lb = _leaves(x, ia), _leaves(y, ib)
+        same_target = str(x.target) == str(y.target) if x.op in ("get_attr", "call_module") else x.target == y.target
+        if x.op != y.op or not same_target or _value_key(x) != _value_key(y) or len(la) != len(lb) or \
+                not all(p == q if isinstance(p, tuple) and p[:1] == ("node",) else _same_constant(p, q)
+                        for p, q in zip(la, lb)):
+            return f"{x.name} against {y.name}"
+    return None
+
+
+def _unread(gm: torch.fx.GraphModule, model: nn.Module, stacks: list[Stack]) -> list[str]:
+    """Parameters outside the stacks that no node of ``gm`` reads."""
+    read = {id(_lookup(gm, str(n.target))) for n in gm.graph.nodes if n.op == "get_attr" and n.users}
+    inside = {id(p) for s in stacks for p in model.get_submodule(s.path).parameters()}
+    return [name for name, p in model.named_parameters() if id(p) not in inside and id(p) not in read]
+
+
+def expand(gm: torch.fx.GraphModule, model: nn.Module, stack: Stack, keep: int) -> None:
+    """Grow ``gm``, traced with ``keep`` blocks of ``stack``, to all of them (in place), reading the
+    parameters of the copied blocks from ``model``."""
+    new = _grown(gm.graph, stack, keep, stack.length)
+    for n in new.nodes:
+        m = _block_pattern(stack).match(str(n.target)) if n.op == "get_attr" else None
+        if m and int(m.group(1)) >= keep:
+            _attach(gm, str(n.target), _lookup(model, str(n.target)))
     gm.graph = new
 
 
@@ -354,17 +402,31 @@ def trace_stacks(model: nn.Module, example_inputs, tracer: str, shapes) -> tuple
     if not stacks:
         return None
     try:
-        gm, used = trace_module(shortened(inner, stacks), example_inputs, tracer=tracer)
+        short, used = trace_module(shortened(inner, stacks, KEEP), example_inputs, tracer=tracer)
+        gm, used_longer = trace_module(shortened(inner, stacks, KEEP + 1), example_inputs, tracer=used)
+        if used_longer != used:
+            raise NotRepeated(f"traced by {used} with {KEEP} blocks and by {used_longer} with one more")
+        shapes(short, used)
         shapes(gm, used)
+        grown = short.graph
         for s in stacks:
-            expand(gm, inner, s)
+            grown = _grown(grown, s, KEEP, KEEP + 1)
+        why = _same_graph(grown, gm.graph)
+        if why:
+            raise NotRepeated(f"the trace with {KEEP} blocks per stack, grown by one, is not the trace with "
+                              f"{KEEP + 1}: {why}")
+        unread = _unread(gm, inner, stacks)
+        if unread:
+            raise NotRepeated(f"{unread[0]} is not read with {KEEP + 1} blocks per stack")
+        for s in stacks:
+            expand(gm, inner, s, KEEP + 1)
         if inner is not model:
             gm.meta[NOTE] = "; ".join(n for n in (UNWRAPPED, gm.meta.get(NOTE)) if n)
     except Exception as exc:  # the whole model is traced instead, and says what is wrong if anything is
         logger.info("%s: tracing %d blocks per stack did not carry over (%s: %s); tracing every block",
                     type(model).__name__, KEEP, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None
-    note = "; ".join(f"{s.path or 'the model'}: {s.length} blocks of {s.block_type}, the first {KEEP} traced and "
+    note = "; ".join(f"{s.path or 'the model'}: {s.length} blocks of {s.block_type}, the first {KEEP + 1} traced and "
                      f"the rest copied from the last (the same subgraph)" for s in stacks)
     return gm, used, note
 
