@@ -1,6 +1,8 @@
 """The public entry points: trace, label, predict, probe, check. Only this module chains stages."""
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from typing import Sequence
 
@@ -16,13 +18,33 @@ from ddgraph.frontend import labelling as label_mod
 from ddgraph.frontend.build import build
 from ddgraph.frontend.inputs import infer_example_inputs, to_meta_if_needed
 from ddgraph.frontend.plugins import extensions
+from ddgraph.frontend.repeats import trace_stacks
 from ddgraph.frontend.tracing import NOTE, SMALL, one_token_inputs, propagate_shapes, trace_module, uncompiled
 from ddgraph.prediction import assemble, ln_kernel
 from ddgraph.probing import distributed, measure
 from ddgraph.probing.results import Measurement
 
+_held = 0  # nesting depth of _graph_held
 
-def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Graph:
+
+@contextlib.contextmanager
+def _graph_held():
+    """While a stage walks a large graph, the garbage collector leaves the objects that were there before
+    (the graph, the traced module, its fake tensors) out of its scans: they outlive the stage, and
+    scanning them again at every collection cost a third of prediction on LLaMA-2-70B. Undone after."""
+    global _held
+    if _held == 0:
+        gc.freeze()
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if _held == 0:
+            gc.unfreeze()
+
+
+def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto", reuse_blocks: bool = True) -> Graph:
     """Trace ``model`` into an (unlabelled) :class:`~ddgraph.core.graph.Graph`.
 
     Parameters
@@ -31,6 +53,8 @@ def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Gra
     example_inputs : a tensor, a tuple of positional inputs, or a dict of keyword inputs. Guessed
         from the first weight module when omitted.
     tracer : 'auto' (fx, then torch.export), 'fx' or 'export'.
+    reuse_blocks : trace a stack of identical blocks (a transformer's layers) as its first few and copy
+        the last of them for the rest (:mod:`ddgraph.frontend.repeats`); the graph is the same.
 
     Raises
     ------
@@ -41,26 +65,35 @@ def trace(model: nn.Module, example_inputs=None, *, tracer: str = "auto") -> Gra
         example_inputs = infer_example_inputs(model)
     example_inputs = to_meta_if_needed(model, example_inputs)
     t0 = time.perf_counter()
-    gm, used = trace_module(model, example_inputs, tracer=tracer)
-    propagate_shapes(gm, example_inputs)
-    small = False
-    if used == "fx":  # fx graphs size their views from the input: a one-token copy is cheap to label
-        try:
-            propagate_shapes(gm, one_token_inputs(example_inputs), key=SMALL)
-            small = True
+    small = []
+
+    def shapes(gm, _used):
+        propagate_shapes(gm, example_inputs)
+        try:  # where the graph sizes its views from the input (fx; export with free axes), a one-token
+            propagate_shapes(gm, one_token_inputs(example_inputs), key=SMALL)  # copy is cheap to label
+            small.append(True)
         except TraceError:
             pass
+
+    reused = trace_stacks(model, example_inputs, tracer, shapes) if reuse_blocks else None
+    if reused is None:
+        gm, used = trace_module(model, example_inputs, tracer=tracer)
+        small.clear()
+        shapes(gm, used)
+        reused = gm, used, None
+    gm, used, note = reused
     g = build(gm, model_name=type(uncompiled(model)).__name__, tracer=used, example_inputs=example_inputs,
-                        small=small)
+              small=bool(small))
     g.nx.graph["trace_seconds"] = time.perf_counter() - t0
-    g.nx.graph["notes"] = [n for n in (gm.meta.get(NOTE),) if n]
+    g.nx.graph["notes"] = [n for n in (gm.meta.get(NOTE), note) if n]
     return g
 
 
 def label(graph: Graph, *, n_dead: int = 1, plugins: Sequence = ()) -> Graph:
     """Label ``graph`` in place (primitives, dead coordinates) with the built-in patterns and those
     of ``plugins`` (plugin files or :class:`~ddgraph.frontend.plugins.Plugin` objects)."""
-    return label_mod.label(graph, n_dead=n_dead, extensions=extensions(plugins))
+    with _graph_held():
+        return label_mod.label(graph, n_dead=n_dead, extensions=extensions(plugins))
 
 
 def _prepared(model_or_graph, example_inputs, approach: Approach, rules: RuleSet | None, tracer: str,
@@ -74,7 +107,8 @@ def _prepared(model_or_graph, example_inputs, approach: Approach, rules: RuleSet
         graph = trace(model_or_graph, example_inputs, tracer=tracer)
     if not graph.labelled or graph.n_dead != approach.n_dead or plugins:
         t0 = time.perf_counter()
-        label_mod.label(graph, n_dead=approach.n_dead, extensions=ext)
+        with _graph_held():
+            label_mod.label(graph, n_dead=approach.n_dead, extensions=ext)
         graph.nx.graph["label_seconds"] = time.perf_counter() - t0
     return graph, rules
 
@@ -95,8 +129,9 @@ def predict(model_or_graph, example_inputs=None, *, approach: Approach | None = 
     approach = approach or Approach(**approach_kwargs)
     graph, rules = _prepared(model_or_graph, example_inputs, approach, rules, tracer, plugins)
     t0 = time.perf_counter()
-    run(graph, rules, approach)
-    pred = assemble(graph, rules, approach)
+    with _graph_held():
+        run(graph, rules, approach)
+        pred = assemble(graph, rules, approach)
     graph.nx.graph["predict_seconds"] = time.perf_counter() - t0
     return pred
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import attrs
-import networkx as nx
 import torch
 
 from ddgraph import __version__
@@ -96,6 +95,13 @@ class Prediction:
             return None if k is None else (1 / (2 * k[1]), 1 / (2 * k[0]))
         return 0.0 if math.isinf(k) else 1 / (2 * k)
 
+    @property
+    def timings(self) -> dict:
+        """Seconds each stage took on this prediction's graph: ``trace``, ``label``, ``predict`` (None for
+        a stage run elsewhere, as the trace of a graph passed in)."""
+        g = self.graph.nx.graph
+        return {stage: g.get(f"{stage}_seconds") for stage in ("trace", "label", "predict")}
+
     def counts(self) -> dict[str, int]:
         out = {IN_REACH: 0, BRACKET: 0, NO_RULE: 0}
         for n in self.nodes:
@@ -164,6 +170,33 @@ def crossovers(graph: Graph) -> list[dict]:
             out.append({"node": n, "module": d.get("module"), "primitive": d[PRIMITIVE], "scale_floor": floor,
                         "order": k, "t_star": None if floor is None else floor ** (1 / k)})
     return out
+
+
+def _relatives(graph: Graph, marked: set):
+    """``related(n)``: the nodes of ``marked`` that are ``n``, an ancestor or a descendant of ``n``.
+
+    One pass each way in graph order, each node carrying the marked nodes above (below) it as the bits
+    of an integer, so the cost grows with the graph's size, not with its size times its weights."""
+    g, order = graph.nx, graph.order()
+    if not marked:
+        return lambda n: frozenset()
+    bit = {m: 1 << i for i, m in enumerate(m for m in order if m in marked)}
+    up: dict[str, int] = {}
+    for n in order:
+        up[n] = bit.get(n, 0)
+        for p in g.predecessors(n):
+            up[n] |= up.get(p, 0)
+    down: dict[str, int] = {}
+    for n in reversed(order):
+        down[n] = bit.get(n, 0)
+        for c in g.successors(n):
+            down[n] |= down.get(c, 0)
+
+    def related(n: str) -> frozenset:
+        bits = up.get(n, 0) | down.get(n, 0)
+        return frozenset(m for m, b in bit.items() if bits & b)
+
+    return related
 
 
 def _regimes(g, x, n, rates, crosses, near) -> dict:
@@ -245,6 +278,9 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
     order = graph.order()
     nodes = []
     crosses = crossovers(graph)
+    no_rule = {m for m in order if VALUATION in g.nodes[m] and g.nodes[m][VALUATION].rule is None
+               and g.nodes[m][VALUATION].reason}
+    related = _relatives(graph, no_rule | {c["node"] for c in crosses})
     for n in graph.nodes_exposing("kfac"):
         d = g.nodes[n]
         x = d[ROLES][0][1]
@@ -252,21 +288,19 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
         a = tuple(_double(pair(vx.v, j)) for j in range(1, graph.n_dead + 1))
         gr = tuple(_double(pair(vn.w, j)) for j in range(1, graph.n_dead + 1))
         status = _status(*a, *gr)
-        anc, desc = nx.ancestors(g, n), nx.descendants(g, n)
+        near = related(n)
         dirs = range(1, graph.n_dead + 1)
         a_why = frozenset().union(*(vx.why.get(("v", j), frozenset()) for j in dirs))
         g_why = frozenset().union(*(vn.why.get(("w", j), frozenset()) for j in dirs))
         used = ({vn.rule} if vn.rule else set()) | {src for src, _ in a_why | g_why}
         a_lem, g_lem = _cites(rules, a_why), _cites(rules, g_why)
-        reasons = sorted({g.nodes[m][VALUATION].reason for m in anc | desc | {n}
-                          if VALUATION in g.nodes[m] and g.nodes[m][VALUATION].rule is None
-                          and g.nodes[m][VALUATION].reason})
+        reasons = sorted({g.nodes[m][VALUATION].reason for m in near if m in no_rule})
         w = d[WEIGHT]
         nodes.append(NodePrediction(
             node=n, param=w.get("name") or w["param"], module=d.get("module"), primitive=d[PRIMITIVE], kind=w["kind"],
             a_rates=a, g_rates=gr, status=status, lemmas=tuple(sorted(set(a_lem) | set(g_lem))),
             rules=tuple(sorted(used)), reason="; ".join(reasons) if status == NO_RULE else "",
-            a_lemmas=a_lem, g_lemmas=g_lem, **_regimes(g, x, n, (a, gr), crosses, anc | desc | {n})))
+            a_lemmas=a_lem, g_lemmas=g_lem, **_regimes(g, x, n, (a, gr), crosses, near)))
         for sl in w.get("slices", ()):  # fused weights: one row per output slice (q, k, v)
             vs = g.nodes[sl["node"]][VALUATION]
             gs = tuple(_double(pair(vs.w, j)) for j in range(1, graph.n_dead + 1))
@@ -279,7 +313,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
                 primitive=d[PRIMITIVE], kind=w["kind"], a_rates=a, g_rates=gs, status=s_status,
                 lemmas=tuple(sorted(set(a_lem) | set(s_lem))),
                 rules=tuple(sorted(s_used)), reason="; ".join(reasons) if s_status == NO_RULE else "",
-                a_lemmas=a_lem, g_lemmas=s_lem, **_regimes(g, x, sl["node"], (a, gs), crosses, anc | desc | {n})))
+                a_lemmas=a_lem, g_lemmas=s_lem, **_regimes(g, x, sl["node"], (a, gs), crosses, near)))
     kl, kl_above = _kl_order(graph, VALUATION), _kl_order(graph, VALUATION_INVARIANT)
     lns = tuple(ln_kernel(graph, n) for n in graph.nodes_exposing("kernel"))
     sites = []

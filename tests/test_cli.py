@@ -22,6 +22,17 @@ def test_predict_table_and_json():
     assert data["regime"] == "noisy" and data["kl_order"] == 2.0 and data["rlct"] == 0.25
 
 
+def test_predict_timings():
+    plain = json.loads(invoke("predict", "examples/blocks.py:residual_mlp", "--format", "json").output)
+    assert "timings" not in plain
+    data = json.loads(invoke("predict", "examples/blocks.py:residual_mlp", "--format", "json", "--timings").output)
+    assert set(data["timings"]) == {"trace", "label", "predict"}
+    assert all(isinstance(s, float) and s > 0 for s in data["timings"].values())
+    assert {k: v for k, v in data.items() if k != "timings"} == plain
+    res = invoke("predict", "examples/blocks.py:residual_mlp", "--timings")
+    assert res.exit_code == 0 and all(f"{stage} " in res.output.splitlines()[-1] for stage in data["timings"])
+
+
 def test_predict_options():
     data = json.loads(invoke("predict", "examples/chains.py:deep_linear", "--alpha", "1,2,1,3",
                              "--format", "json").output)

@@ -43,3 +43,15 @@ def test_torchvision_vit_diff_passes():
     model, x = _build("tv_vit_tiny")
     d = ddgraph.check(model, x, progress=False, n_samples=2000, grid=list(np.geomspace(1e-4, 1e-7, 4)))
     assert d.ok
+
+
+@pytest.mark.parametrize("name,reused", [("timm_convnext_atto", True), ("tv_convnext_tiny", False)])
+def test_convnext_stages_predict_what_the_full_trace_predicts(name, reused):
+    """timm's ConvNeXt-atto stage of 6 blocks is traced as four and copied; torchvision's stage of 9 is
+    not a stack, since each block's stochastic-depth rate differs (a plain attribute)."""
+    from test_repeats import _both, _without_names
+
+    model, x = _build(name)
+    graph, full, p_reused, p_full = _both(model, x)
+    assert any("copied from the last" in n for n in graph.nx.graph["notes"]) == reused
+    assert _without_names(p_reused) == _without_names(p_full)

@@ -219,15 +219,21 @@ def _predict(target, **kw):
 @approach_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--verbose", "-v", is_flag=True, help="Every lemma, the module and the rule files of each row.")
-def predict(target, fmt, verbose, **kw):
+@click.option("--timings", is_flag=True, help="Also the seconds taken to trace, label and predict.")
+def predict(target, fmt, verbose, timings, **kw):
     """Predict the rate ladder of TARGET (path/to/file.py:factory or package.module:factory)."""
-    from ddgraph.output.tables import print_prediction
+    from ddgraph.output.tables import print_prediction, timings_line
 
     pred = _run(lambda: _predict(target, **kw))
     if fmt == "json":
-        click.echo(json.dumps(pred.to_json(), indent=2))
+        out = pred.to_json()
+        if timings:
+            out["timings"] = pred.timings
+        click.echo(json.dumps(out, indent=2))
     else:
         print_prediction(pred, console, verbose)
+        if timings:
+            console.print(timings_line(pred.timings))
 
 
 @main.command()

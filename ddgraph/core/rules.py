@@ -289,6 +289,7 @@ class RuleSet:
 
     rules: list[Rule]
     overridden: list[str] = attrs.Factory(list)
+    _found: dict = attrs.field(factory=dict, init=False, eq=False, repr=False)  # lookup's answers
 
     @classmethod
     def load(cls, *user_dirs: str | Path, primitives: Primitives = BUILTIN) -> "RuleSet":
@@ -307,13 +308,15 @@ class RuleSet:
         return cls(rules, overridden)
 
     def lookup(self, primitive: str, setting: dict) -> Rule | None:
-        """The rule for ``primitive`` whose ``when`` matches ``setting`` (most specific first)."""
-        hits = [r for r in self.rules if r.primitive == primitive
-                and all(setting.get(k) == v for k, v in r.when.items())]
-        if not hits:
-            return None
-        hits.sort(key=lambda r: -len(r.when))
-        return hits[0]
+        """The rule for ``primitive`` whose ``when`` matches ``setting`` (most specific first); answers
+        are kept per rule list, primitive and setting (the engine asks once per node and sweep)."""
+        key = (id(self.rules), len(self.rules), primitive, tuple(sorted(setting.items())))
+        if key not in self._found:
+            hits = [r for r in self.rules if r.primitive == primitive
+                    and all(setting.get(k) == v for k, v in r.when.items())]
+            hits.sort(key=lambda r: -len(r.when))
+            self._found[key] = hits[0] if hits else None
+        return self._found[key]
 
     def primitives_covered(self) -> set[str]:
         return {r.primitive for r in self.rules}

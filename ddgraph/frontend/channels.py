@@ -317,7 +317,7 @@ def _bulk_orders(graph: Graph, w: dict) -> dict:
             out[ALPHA] = math.inf
     if w.get("bias"):
         try:
-            bias = torch.fx.Interpreter(graph.gm).fetch_attr(w["bias"])
+            bias = attribute(graph.gm, w["bias"])
         except Exception:
             bias = None
         if isinstance(bias, torch.Tensor) and bias.device.type != "meta" and bias.ndim == 1 \
@@ -371,13 +371,21 @@ def _channel_row(c: MaskContext, n, d, roles):
     return row.view(view).expand(shape).clone(), c.classes[x]
 
 
+def attribute(module: torch.nn.Module, target: str):
+    """The attribute a ``get_attr`` target names (a parameter, buffer or constant of ``module``)."""
+    value = module
+    for atom in target.split("."):
+        value = getattr(value, atom)
+    return value
+
+
 def _constant(graph: Graph, name: str, small: bool):
     """The real value of a node computed from constants and buffers only (an index list), or None
     where it cannot be had (a meta-device buffer, a value that depends on the input's sizes)."""
     fx = graph.nx.nodes[name]["fx"]
     try:
         if fx.op == "get_attr":
-            value = torch.fx.Interpreter(graph.gm).fetch_attr(str(fx.target))
+            value = attribute(graph.gm, str(fx.target))
         else:
             def sub(a):
                 if a.name in graph.nx:

@@ -89,13 +89,13 @@ def _resolve_tied(graph: Graph) -> None:
 
 
 def _fuse(g: nx.DiGraph, out: str, members: list[str]) -> None:
-    """Collapse ``members`` into ``out``: inner nodes vanish, their outside inputs feed ``out``."""
+    """Collapse ``members`` into ``out``: inner nodes vanish, their outside inputs feed ``out`` (the
+    graph's order drops them when labelling is done: :func:`label`)."""
     inner = [m for m in members if m != out]
     preds = {p for m in members for p in g.predecessors(m) if p not in members}
     g.remove_nodes_from(inner)
     for p in preds:
         g.add_edge(p, out)
-    g.graph["order"] = [m for m in g.graph["order"] if m not in inner]
 
 
 def _label_node(patterns, g, n):
@@ -141,6 +141,7 @@ def label(graph: Graph, *, n_dead: int = 1, extensions: Extensions | None = None
         d = g.nodes[n]
         d[PRIMITIVE], d[ROLES] = m.primitive, m.roles
         d.update(m.attrs)
+    g.graph["order"] = [n for n in g.graph["order"] if n in g]  # without the nodes fused away
     for _, d in g.nodes(data=True):  # the parameters a node's approach exponents attach to
         exps = prims[d[PRIMITIVE]].approach
         d[APPROACH] = {e.name: node_attr(d, e.attr) for e in exps if node_attr(d, e.attr)}

@@ -288,9 +288,14 @@ def _two_rows(v):
 
 
 def _batch_dynamic(args, kwargs):
-    """``dynamic_shapes`` marking axis 0 of every tensor input as free (AUTO: no error if fixed)."""
+    """``dynamic_shapes`` marking axis 0 of every tensor input as free, and the token axis of token ids
+    and of (batch, tokens, features) inputs (AUTO: no error if fixed), so that the graph's views follow
+    the input's sizes and its shapes can be propagated from one-token inputs (:func:`one_token_inputs`)."""
     def spec(v):
-        return {0: torch.export.Dim.AUTO} if isinstance(v, torch.Tensor) and v.dim() > 0 else None
+        if not isinstance(v, torch.Tensor) or v.dim() == 0:
+            return None
+        tokens = v.dim() == 2 and not v.is_floating_point() or v.dim() == 3 and v.is_floating_point()
+        return {0: torch.export.Dim.AUTO, 1: torch.export.Dim.AUTO} if tokens else {0: torch.export.Dim.AUTO}
     if kwargs and not args:
         return {k: spec(v) for k, v in kwargs.items()}
     return tuple(spec(a) for a in args)
@@ -303,6 +308,9 @@ def _short_failure(exc: BaseException) -> str:
               if "/torch/" not in f.filename and "/ddgraph/" not in f.filename]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno}, in {frames[-1].name})" if frames else ""
     return f"{type(exc).__name__}: {msg[:300]}{where}"
+
+
+UNWRAPPED = "the torch.compile wrapper was unwrapped: its original module was traced"
 
 
 def uncompiled(model: torch.nn.Module) -> torch.nn.Module:
@@ -323,8 +331,7 @@ def trace_module(model: torch.nn.Module, example_inputs=None, *, tracer: str = "
         raise TraceError(f"unknown tracer {tracer!r}; expected one of {', '.join(TRACERS)}")
     if uncompiled(model) is not model:  # torch.compile's wrapper: trace the module it compiles
         gm, used = trace_module(uncompiled(model), example_inputs, tracer=tracer)
-        said = "the torch.compile wrapper was unwrapped: its original module was traced"
-        gm.meta[NOTE] = "; ".join(n for n in (said, gm.meta.get(NOTE)) if n)
+        gm.meta[NOTE] = "; ".join(n for n in (UNWRAPPED, gm.meta.get(NOTE)) if n)
         return gm, used
     failures = []
     if tracer in ("auto", "fx"):

@@ -129,6 +129,11 @@ def print_prediction(pred: Prediction, console: Console | None = None, verbose: 
     console.print(footer(pred))
 
 
+def timings_line(timings: dict) -> str:
+    """``trace 13.0 s   label 1.3 s   predict 1.7 s`` (a stage not run in this call: ``-``)."""
+    return "   ".join(f"{stage} {'-' if s is None else f'{s:.2f} s'}" for stage, s in timings.items())
+
+
 def make_console(stderr: bool = False) -> Console:
     """A console as wide as the terminal, or 120 columns when writing to a pipe or file."""
     return Console(width=shutil.get_terminal_size((120, 40)).columns, stderr=stderr)

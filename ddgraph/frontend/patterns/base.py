@@ -157,6 +157,33 @@ def display_name(g: nx.DiGraph, operand: str, node: str) -> str:
     return param
 
 
+def positions(g: nx.DiGraph, *names: str) -> dict[str, int]:
+    """Every node's place in the graph's (topological) order, kept on the graph until a node it lacks
+    is asked for (nodes fused away keep theirs: the order of the others does not change)."""
+    pos = g.graph.get("position")
+    if pos is None or any(n not in pos for n in names):
+        pos = g.graph["position"] = {n: i for i, n in enumerate(g.graph["order"])}
+    return pos
+
+
+def reaches(g: nx.DiGraph, a: str, b: str) -> bool:
+    """Whether a path leads from ``a`` to ``b``. A path only runs forward in the graph's order, so the
+    search never leaves the nodes placed between the two (one block of a deep stack, not the graph)."""
+    pos = positions(g, a, b)
+    if a == b:
+        return True
+    end = pos[b]
+    todo, seen = [a], {a}
+    while todo:
+        for c in g.successors(todo.pop()):
+            if c == b:
+                return True
+            if c not in seen and pos.get(c, end) < end:
+                seen.add(c)
+                todo.append(c)
+    return False
+
+
 def param_of(g, operand) -> str | None:
     """The parameter an operand (a node or fx node) reads, if it depends on parameters only."""
     if isinstance(operand, torch.fx.Node):

@@ -2,12 +2,11 @@
 activations (by op, or written out as element-wise ops of one input)."""
 from __future__ import annotations
 
-import networkx as nx
 import torch
 
 from ddgraph.core.graph import DEP, OPERANDS, PRIMITIVE, ROLES
 from ddgraph.frontend.ops import COMPOSITE_OPS, OFFSET_OPS, REDUCE_OPS, RELU_OPS, SHAPE_OPS, SMOOTH_OPS
-from ddgraph.frontend.patterns.base import Match, param_of, pattern, single_consumer, strip_casts
+from ddgraph.frontend.patterns.base import Match, param_of, pattern, positions, reaches, single_consumer, strip_casts
 
 
 @pattern("scale", "bias_add", "shift", "skip_add", "add", "gate", "product", family="elementwise")
@@ -33,7 +32,7 @@ def binary(g, n) -> Match | None:
     if len(acts) == 2:
         a, b = acts
         if op in ("add", "sub"):
-            skip = (a == b or nx.has_path(g, a, b) or nx.has_path(g, b, a)) and not _centring(g, a, b)
+            skip = (reaches(g, a, b) or reaches(g, b, a)) and not _centring(g, a, b)
             return Match("skip_add" if skip else "add", [("a", a), ("b", b)])
         if op == "mul":
             return Match("gate" if _is_glu(g, a, b) else "product", [("a", a), ("b", b)])
@@ -142,7 +141,8 @@ def _composite_region(g, x: str, out: str, local: set) -> list[str] | None:
             return None  # an intermediate value is used elsewhere
         if g.nodes[m]["shape"] != g.nodes[out]["shape"]:
             return None
-    return [m for m in g.graph["order"] if m in region]
+    pos = positions(g, *region)
+    return sorted(region, key=pos.__getitem__)
 
 
 def _eval_composite(g, x: str, members: list[str], z: torch.Tensor) -> torch.Tensor | None:
