@@ -74,15 +74,30 @@ def translation_step(p, g, state, hp, step):
     p.add_(u, alpha=-lr).add_(vertical_step(nu, state, hp, step) / math.sqrt(c))
 
 
-def multiplicative_step(params, grads, states, hp, layout, bases, step):
-    """ReLU / LayerNorm / chained rescale gauges in log-norm coordinates (Algorithm 2, steps 2-7)."""
+def multiplicative_step(params, grads, states, hp, layout, bases, step, work, scratch):
+    """ReLU / LayerNorm / chained rescale gauges in log-norm coordinates (Algorithm 2, steps 2-7).
+
+    Fused: each tensor is read and written a fixed handful of times, and nothing is allocated (fresh
+    memory costs page faults as large as the arithmetic): ``work`` holds, per tensor, a buffer of its
+    shape for the tangential direction, and ``scratch`` (``{(dtype, device): flat tensor}``, at least as
+    long as the largest tensor) takes the products that are reduced per channel. The Adam direction is kept unscaled
+    (``m / (sqrt(v) + eps sqrt(1 - b2^t))``, the bias corrections folded into per-channel coefficients),
+    its projection onto the sphere's tangent space is never formed (its squared norm is
+    ``|u|^2 - <u, theta>^2 / r^2``), and the retraction is one ``theta <- a theta + b u`` per channel.
+    """
     u_orb, u_inv = bases
     c, cds, blocks = n_channels(params, layout), layout.channel_dims, layout.blocks
     views = [p.detach() for p in params]
-    r2 = block_sq_norms(views, layout)
+
+    def dot(x, y, cd):
+        if cd is not None and x.dim() == 1:  # one entry per channel: the product is the result
+            return x * y
+        return channel_sum(torch.mul(x, y, out=scratch[x.dtype, x.device][:x.numel()].view(x.shape)), cd)
+
+    r2 = block_sums([dot(v, v, cd) for v, cd in zip(views, cds)], layout, c)
     if not bool((r2 > 0).all()):
         raise GaugeError(f"{layout.kind}: a block has zero norm, where the gauge action is not free")
-    gam = block_sums([channel_sum(v * g, cd) for v, g, cd in zip(views, grads, cds)], layout, c)
+    gam = block_sums([dot(v, g, cd) for v, g, cd in zip(views, grads, cds)], layout, c)
     sizes = block_sums([r2.new_full((1,), v.numel() / (v.shape[cd] if cd is not None else 1))
                         for v, cd in zip(views, cds)], layout, 1)
     scale = (r2 / sizes).sqrt_()          # block RMS: tangential steps are relative to it
@@ -91,24 +106,29 @@ def multiplicative_step(params, grads, states, hp, layout, bases, step):
     if "rad_m" not in gstate:
         k_inv = u_inv.shape[1]
         gstate["rad_m"], gstate["rad_v"] = r2.new_zeros(c, k_inv), r2.new_zeros(c, k_inv)
-    rel_lr = hp["rel_lr"]
+    rel_lr, (b1, b2) = hp["rel_lr"], hp["betas"]
     d_xi = -rel_lr * adam_direction(gstate["rad_m"], gstate["rad_v"], gam @ u_inv, hp["betas"],
                                     hp["eps"], step)
     d_rho = d_xi @ u_inv.T + vertical_step(gam @ u_orb, gstate, hp, step) @ u_orb.T
-    steps, dots = [], torch.zeros_like(r2)
-    for v, g, s, cd, k in zip(views, grads, states, cds, blocks):
+    root2 = math.sqrt(1 - b2 ** step)
+    steps, dots, usq = [], torch.zeros_like(r2), torch.zeros_like(r2)
+    for v, g, s, w, cd, k in zip(views, grads, states, work, cds, blocks):
         if "exp_avg" not in s:
             s["exp_avg"], s["exp_avg_sq"] = torch.zeros_like(v), torch.zeros_like(v)
-        tau = (g - per_channel(coef[:, k], v, cd) * v).mul_(per_channel(scale[:, k], v, cd))  # invariant
-        u = adam_direction(s["exp_avg"], s["exp_avg_sq"], tau, hp["betas"], hp["eps"], step)
-        dots[:, k] += channel_sum(u * v, cd)
+        m, sq = s["exp_avg"], s["exp_avg_sq"]
+        u = torch.addcmul(g, v, per_channel(-coef[:, k], v, cd), out=w).mul_(per_channel(scale[:, k], v, cd))
+        m.lerp_(u, 1 - b1)
+        sq.mul_(b2).addcmul_(u, u, value=1 - b2)
+        torch.div(m, torch.sqrt(sq, out=u).add_(hp["eps"] * root2), out=u)
+        dots[:, k] += dot(u, v, cd)
+        usq[:, k] += dot(u, u, cd)
         steps.append(u)
-    proj, usq = dots / r2, torch.zeros_like(r2)
-    for u, v, cd, k in zip(steps, views, cds, blocks):
-        u.sub_(per_channel(proj[:, k], v, cd) * v)  # step 6: back onto the tangent space of the sphere
-        usq[:, k] += channel_sum(u * u, cd)
+    unscale = root2 / (1 - b1 ** step)  # the Adam direction is unscale * u
+    dots.mul_(unscale)
+    proj = dots / r2
+    usq.mul_(unscale * unscale).sub_(dots * proj).clamp_min_(0)  # step 6: the part tangent to the sphere
     move = rel_lr * scale
     factor = (r2 / (r2 + move * move * usq)).sqrt_().mul_(d_rho.exp()).mul_(1 - hp["lr"] * hp["weight_decay"])
+    keep, along = factor * (1 + move * proj), -factor * move * unscale
     for v, u, cd, k in zip(views, steps, cds, blocks):
-        u.mul_(per_channel(-move[:, k], v, cd)).add_(v)
-        v.copy_(u.mul_(per_channel(factor[:, k], v, cd)))
+        v.mul_(per_channel(keep[:, k], v, cd)).addcmul_(u, per_channel(along[:, k], v, cd))
