@@ -90,18 +90,21 @@ def multiplicative_step(params, grads, states, hp, layout, bases, step, work, sc
     views = [p.detach() for p in params]
 
     def dot(x, y, cd):
+        """Per channel, ``sum x * y`` over the other axes."""
         if cd is not None and x.dim() == 1:  # one entry per channel: the product is the result
             return x * y
+        if x is y and x.is_contiguous() and cd in (None, 0):  # channels are contiguous rows: one pass
+            return torch.linalg.vector_norm(x.reshape(1 if cd is None else x.shape[0], -1), dim=1).square_()
         return channel_sum(torch.mul(x, y, out=scratch[x.dtype, x.device][:x.numel()].view(x.shape)), cd)
 
     r2 = block_sums([dot(v, v, cd) for v, cd in zip(views, cds)], layout, c)
     if not bool((r2 > 0).all()):
         raise GaugeError(f"{layout.kind}: a block has zero norm, where the gauge action is not free")
     gam = block_sums([dot(v, g, cd) for v, g, cd in zip(views, grads, cds)], layout, c)
-    sizes = block_sums([r2.new_full((1,), v.numel() / (v.shape[cd] if cd is not None else 1))
-                        for v, cd in zip(views, cds)], layout, 1)
-    scale = (r2 / sizes).sqrt_()          # block RMS: tangential steps are relative to it
-    coef = gam / r2
+    sizes = [0.0] * layout.n_blocks
+    for v, cd, k in zip(views, cds, blocks):
+        sizes[k] += v.numel() / (v.shape[cd] if cd is not None else 1)
+    scale = (r2 / r2.new_tensor(sizes)).sqrt_()          # block RMS: tangential steps are relative to it
     gstate = states[0]
     if "rad_m" not in gstate:
         k_inv = u_inv.shape[1]
@@ -111,24 +114,26 @@ def multiplicative_step(params, grads, states, hp, layout, bases, step, work, sc
                                     hp["eps"], step)
     d_rho = d_xi @ u_inv.T + vertical_step(gam @ u_orb, gstate, hp, step) @ u_orb.T
     root2 = math.sqrt(1 - b2 ** step)
-    steps, dots, usq = [], torch.zeros_like(r2), torch.zeros_like(r2)
-    for v, g, s, w, cd, k in zip(views, grads, states, work, cds, blocks):
+    per_tensor = list(blocks)
+    minus_coef, scales = (-gam / r2)[:, per_tensor].unbind(1), scale[:, per_tensor].unbind(1)
+    steps, uv, uu = [], [], []
+    for v, g, s, w, cd, mc, sc in zip(views, grads, states, work, cds, minus_coef, scales):
         if "exp_avg" not in s:
             s["exp_avg"], s["exp_avg_sq"] = torch.zeros_like(v), torch.zeros_like(v)
         m, sq = s["exp_avg"], s["exp_avg_sq"]
-        u = torch.addcmul(g, v, per_channel(-coef[:, k], v, cd), out=w).mul_(per_channel(scale[:, k], v, cd))
+        u = torch.addcmul(g, v, per_channel(mc, v, cd), out=w).mul_(per_channel(sc, v, cd))  # invariant
         m.lerp_(u, 1 - b1)
         sq.mul_(b2).addcmul_(u, u, value=1 - b2)
         torch.div(m, torch.sqrt(sq, out=u).add_(hp["eps"] * root2), out=u)
-        dots[:, k] += dot(u, v, cd)
-        usq[:, k] += dot(u, u, cd)
+        uv.append(dot(u, v, cd))
+        uu.append(dot(u, u, cd))
         steps.append(u)
     unscale = root2 / (1 - b1 ** step)  # the Adam direction is unscale * u
-    dots.mul_(unscale)
+    dots = block_sums(uv, layout, c).mul_(unscale)
     proj = dots / r2
-    usq.mul_(unscale * unscale).sub_(dots * proj).clamp_min_(0)  # step 6: the part tangent to the sphere
+    usq = block_sums(uu, layout, c).mul_(unscale * unscale).sub_(dots * proj).clamp_min_(0)  # step 6: tangent part
     move = rel_lr * scale
     factor = (r2 / (r2 + move * move * usq)).sqrt_().mul_(d_rho.exp()).mul_(1 - hp["lr"] * hp["weight_decay"])
-    keep, along = factor * (1 + move * proj), -factor * move * unscale
-    for v, u, cd, k in zip(views, steps, cds, blocks):
-        v.mul_(per_channel(keep[:, k], v, cd)).addcmul_(u, per_channel(along[:, k], v, cd))
+    keep, along = (factor * (1 + move * proj))[:, per_tensor], (-unscale * factor * move)[:, per_tensor]
+    for v, u, cd, a, b in zip(views, steps, cds, keep.unbind(1), along.unbind(1)):
+        v.mul_(per_channel(a, v, cd)).addcmul_(u, per_channel(b, v, cd))
