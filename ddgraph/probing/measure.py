@@ -151,7 +151,7 @@ class _Factor:
         if key in self.constant:
             return
         if key in self.partial and key in self.base:
-            cols = rows.T @ rows[:, self.partial[key]]
+            cols = rows.T @ rows.index_select(1, self.partial[key])  # a gather: far faster than indexing
             self.cols[key] = self.cols[key] + cols if key in self.cols else cols
         elif key in self.sums:
             self.sums[key].addmm_(rows.T, rows)  # in place: no temporary d x d matrix per chunk
@@ -449,16 +449,22 @@ def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, lo
     inputs = [x.detach().requires_grad_() if x.is_floating_point() else x for x in data.inputs(k, size)]
     rec = _Recorder(canon.gm, site_map, watch, acc)
     f = _first(rec.run(*inputs))
-    bad = None if torch.isfinite(f).all() else ((rec.first_non_finite(*inputs) if locate else None) or "output")
+    bad = None if _all_finite(f) else ((rec.first_non_finite(*inputs) if locate else None) or "output")
     g_out = _loss_gradient(f.detach(), targets(k, inputs), approach)
     names = list(rec.outputs)
     outs = [rec.outputs[n] for n in names]
-    grads = torch.autograd.grad((f * g_out).sum(), outs, allow_unused=True) if outs else []
+    grads = torch.autograd.grad(f, outs, grad_outputs=g_out, allow_unused=True) if outs else []
     for name, out, grad in zip(names, outs, grads):
         acc.add_g(site_map[name], grad, out)
     for name, val in rec.watched.items():
         acc.add_second(name, val.movedim(watch[name], -1))
     return bad
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry is finite: one sum (a NaN or inf entry makes it non-finite) settles the usual
+    case; only a non-finite sum (which finite entries can also reach, by overflow) looks at every entry."""
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 @contextlib.contextmanager

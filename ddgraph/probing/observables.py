@@ -24,18 +24,20 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int]) -> dict[st
         lmin = float(diag[active].min()) if active.any() else 0.0
         return {"dd": dd, "schur": dd, "lmin": lmin, "lmax": float(diag.max())}
     diag = torch.diagonal(m)
-    active = torch.nonzero(diag > 0).flatten()
-    evals = torch.linalg.eigvalsh(m[active][:, active]) if active.numel() else torch.zeros(1)
+    positive = diag > 0
+    active = torch.nonzero(positive).flatten()
+    evals = torch.linalg.eigvalsh(m[active[:, None], active]) if active.numel() else torch.zeros(1)
     out = {"lmin": float(evals[0]), "lmax": float(evals[-1])}
     if not dead:
         return {**out, "dd": float("nan"), "schur": float("nan")}
     d = torch.tensor(dead)
     out["dd"] = float(diag[d].sum())
-    bulk = torch.tensor([int(i) for i in active if int(i) not in all_dead], dtype=torch.long)
-    block = m[d][:, d]
+    positive[list(all_dead)] = False
+    bulk = torch.nonzero(positive).flatten()  # active coordinates of no dead class
+    block = m[d[:, None], d]
     if bulk.numel():
-        cross = m[d][:, bulk]
-        inner = m[bulk][:, bulk]
+        cross = m[d[:, None], bulk]
+        inner = m[bulk[:, None], bulk]
         chol, info = torch.linalg.cholesky_ex(inner)
         sol = torch.cholesky_solve(cross.T, chol) if int(info) == 0 else torch.linalg.lstsq(inner, cross.T).solution
         block = block - cross @ sol
