@@ -492,13 +492,15 @@ def _finish(acc, sites, weights, n_dead) -> None:
     """Read every site's observables off this t-point's factors (one thread: small eigenproblems)."""
     with _one_thread():
         means = {"A": acc.a.means(), "G": acc.g.means()}
+        memos: dict = {}  # per matrix: its spectrum and bulk factorisation, shared by classes and slices
         for s in sites:
             series = weights[s.node].series
             for factor, dead in (("A", s.dead_in), ("G", s.dead_out)):
-                m = means[factor][s.parent or s.node]  # a fused weight's slice reads its parent's factors
+                key = (factor, s.parent or s.node)
+                m = means[factor][key[1]]  # a fused weight's slice reads its parent's factors
                 all_dead = {i for idx in dead.values() for i in idx}
                 for j in range(1, n_dead + 1):
-                    obs = from_matrix(m, dead.get(j, []), all_dead)
+                    obs = from_matrix(m, dead.get(j, []), all_dead, memos.setdefault(key, {}))
                     for name, value in obs.items():
                         series.setdefault(factor, {}).setdefault(name, {}).setdefault(j, []).append(value)
 
@@ -506,16 +508,19 @@ def _finish(acc, sites, weights, n_dead) -> None:
 def _read_last(acc, sites, weights, n_dead, notes: list) -> None:
     """What is read at the smallest t only: the bottom-eigenvector overlaps, and a note per factor with no bulk."""
     means = {"A": acc.a.means(), "G": acc.g.means()}
+    memos: dict = {}
     for s in sites:
         for factor, dead in (("A", s.dead_in), ("G", s.dead_out)):
-            m = means[factor][s.parent or s.node]
+            key = (factor, s.parent or s.node)
+            m = means[factor][key[1]]
             all_dead = {i for idx in dead.values() for i in idx}
             if m.shape[0] == len(all_dead) and all_dead:
                 notes.append(f"{s.param} {factor}: all {m.shape[0]} coordinate(s) are dead (no bulk): there is no "
                              "Schur complement against a bulk and no active lambda_min; the Schur and lambda_min "
                              "columns read the dead block itself")
             for j in range(1, n_dead + 1):
-                weights[s.node].overlap.setdefault(factor, {})[j] = bottom_overlap(m, dead.get(j, []))
+                weights[s.node].overlap.setdefault(factor, {})[j] = bottom_overlap(m, dead.get(j, []),
+                                                                               memos.setdefault(key, {}))
 
 
 def _rates(expected) -> list:
