@@ -11,7 +11,7 @@ import math
 import torch
 
 from ddgraph.errors import GaugeError
-from ddgraph.optim.blocks import block_sq_norms, block_sums, channel_sum, n_channels, per_channel
+from ddgraph.optim.blocks import block_sums, channel_sum, n_channels, per_channel
 
 VERTICAL_MODES = ("frozen", "sgd", "adam")
 
