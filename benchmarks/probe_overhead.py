@@ -5,11 +5,12 @@ as the sample count grows tenfold.
 MLP: depth 6, width 64, ReLU, fp64, 20,000 Gaussian samples, 2 threads. Targets: probe per t-point /
 curvlinops' KFACLinearOperator (empirical Fisher) <= 0.75; peak memory flat in the sample count.
 Transformer: transformers' GPT-2 (4 blocks, width 256, vocabulary 1024, 3.4M parameters), fp64,
-``--lm-samples`` sequences of 6 tokens; target: probe per t-point / bare forward+backward <= 1.3.
+``--lm-samples`` sequences of 6 tokens, a 5-point sweep; target: probe per t-point / bare
+forward+backward <= 1.3.
 curvlinops' K-FAC does not take GPT-2's Conv1D layers, so the transformer has no curvlinops column.
 
-The references and the probe take turns (interleaved, ``--repeat`` rounds; each probe round sweeps 3
-t-points and gives its median per t-point); ratios are of medians, wall and process CPU (CPU time
+The references and the probe take turns (interleaved, ``--repeat`` rounds; each probe round sweeps a
+pinned grid and gives its median per t-point, the first t-point left out); ratios are of medians, wall and process CPU (CPU time
 does not count waiting for a busy machine).
 
 curvlinops is a benchmark-only dependency. Install it without letting pip replace torch:
@@ -34,7 +35,9 @@ import ddgraph
 from ddgraph.models.zoo import chain
 
 DEPTH, WIDTH = 6, 64
-GRID = [1e-2, 1e-3, 1e-4]
+#: a pinned sweep as long as a typical adaptive one; the first t-point (which computes every block) is
+#: not in the per-t-point median, the last (which recomputes every carried block to verify it) is
+GRID = [10.0 ** (-2 - k / 2) for k in range(7)]
 
 
 def timed(fn) -> tuple[float, float]:
@@ -46,9 +49,11 @@ def timed(fn) -> tuple[float, float]:
 
 def interleaved(runs: dict, repeat: int) -> dict:
     """``{name: (median wall, median cpu)}`` of callables run in turn ``repeat`` times after a warm-up.
-    A callable may return its own ``(wall, cpu)`` (the probe's per-t-point medians)."""
+    A callable with a ``last`` attribute reports its own ``(wall, cpu)`` there (the probe's per-t-point
+    medians, which leave out its first t-point: it needs no warm-up)."""
     for fn in runs.values():
-        fn()
+        if not hasattr(fn, "last"):
+            fn()
     out = {name: ([], []) for name in runs}
     for _ in range(repeat):
         for name, fn in runs.items():
@@ -91,13 +96,14 @@ def curvlinops_kfac(model, x, y):
 
 
 class ProbeRun:
-    """One probe sweep over ``GRID``; ``last`` holds its median (wall, cpu) seconds per t-point."""
+    """One probe sweep over ``grid``; ``last`` holds its median (wall, cpu) seconds per t-point."""
 
-    def __init__(self, model, example, n, chunk):
-        self.model, self.example, self.n, self.chunk, self.last = model, example, n, chunk, None
+    def __init__(self, model, example, n, chunk, grid=GRID):
+        self.model, self.example, self.n, self.chunk, self.grid, self.last = model, example, n, chunk, grid, None
 
     def __call__(self):
-        m = ddgraph.probe(self.model, self.example, n_samples=self.n, chunk=self.chunk, grid=GRID, progress=False)
+        m = ddgraph.probe(self.model, self.example, n_samples=self.n, chunk=self.chunk, grid=self.grid,
+                          progress=False)
         self.last = (m.seconds_per_t, m.cpu_seconds_per_t)
 
 
@@ -107,7 +113,7 @@ def mlp_case(n: int, repeat: int, depth: int = DEPTH, width: int = WIDTH, with_c
     x = torch.randn(n, width, dtype=torch.float64)
     y = torch.randn(n, width, dtype=torch.float64)
     runs = {"bare": bare_pass(model, x, y),
-            "probe": ProbeRun(chain(depth, "relu", width=width), x[:4].float(), n, min(n, 8192))}
+            "probe": ProbeRun(chain(depth, "relu", width=width), x[:4].float(), n, n)}
     kfac = curvlinops_kfac(model, x, y) if with_curvlinops else None
     if kfac:
         runs["curvlinops"] = kfac
@@ -128,7 +134,7 @@ def lm_case(n: int, repeat: int) -> dict:
     ids = torch.randint(0, vocab, (n, example[0].shape[1]), generator=gen)
     labels = torch.randint(0, vocab, ids.shape, generator=gen)
     out = interleaved({"bare": bare_lm_pass(ref, ids, labels),
-                       "probe": ProbeRun(model, example, n, min(n, 512))}, repeat)
+                       "probe": ProbeRun(model, example, n, min(n, 512), GRID[:5])}, repeat)
     out["params"] = sum(p.numel() for p in ref.parameters())
     return out
 
@@ -166,7 +172,8 @@ def scaling(n: int, repeat: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=20000)
-    ap.add_argument("--lm-samples", type=int, default=512, help="sequences for the transformer")
+    ap.add_argument("--lm-samples", type=int, default=256, help="sequences for the transformer")
+    ap.add_argument("--lm-repeat", type=int, default=2, help="rounds for the transformer (slow: minutes each)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--scaling", action="store_true", help="also measure growth with width, depth and samples")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
@@ -175,7 +182,7 @@ def main() -> None:
     torch.set_num_threads(2)
     n = args.samples
     mlp = mlp_case(n, args.repeat)
-    lm = lm_case(args.lm_samples, args.repeat)
+    lm = lm_case(args.lm_samples, args.lm_repeat)
     mem = {} if args.no_memory else {m: {c: peak_rss_mb(m, c) for c in (0, 256)} for m in (n, 10 * n)}
     grow = scaling(n, max(1, args.repeat // 2)) if args.scaling else []
     result = {"mlp": {"bare_forward_backward_s": mlp["bare"], "probe_per_t_s": mlp["probe"],
