@@ -1,15 +1,23 @@
 """Probe cost, measured in one run: per t-point vs a bare forward+backward, vs curvlinops' K-FAC,
-and peak memory as the sample count grows tenfold.
+on an MLP and a GPT-2-style transformer, how it grows with width, depth and samples, and peak memory
+as the sample count grows tenfold.
 
-Model: a depth-6, width-64 ReLU MLP in fp64 on 20,000 Gaussian samples, 2 threads (issue 3).
-Targets: probe time per t-point / bare forward+backward <= 1.3; probe K-FAC time / curvlinops'
-KFACLinearOperator (empirical Fisher) <= 0.75; peak memory flat in the sample count.
+MLP: depth 6, width 64, ReLU, fp64, 20,000 Gaussian samples, 2 threads. Targets: probe per t-point /
+curvlinops' KFACLinearOperator (empirical Fisher) <= 0.75; peak memory flat in the sample count.
+Transformer: transformers' GPT-2 (4 blocks, width 256, vocabulary 1024, 3.4M parameters), fp64,
+``--lm-samples`` sequences of 6 tokens, a 5-point sweep; target: probe per t-point / bare
+forward+backward <= 1.3.
+curvlinops' K-FAC does not take GPT-2's Conv1D layers, so the transformer has no curvlinops column.
+
+The references and the probe take turns (interleaved, ``--repeat`` rounds; each probe round sweeps a
+pinned grid and gives its median per t-point, the first t-point left out); ratios are of medians, wall and process CPU (CPU time
+does not count waiting for a busy machine).
 
 curvlinops is a benchmark-only dependency. Install it without letting pip replace torch:
     pip install --no-deps curvlinops-for-pytorch backpack-for-pytorch einops linear_operator \\
         unfoldNd einconv opt-einsum
 
-    python benchmarks/probe_overhead.py [--samples 20000] [--repeat 5]
+    python benchmarks/probe_overhead.py [--samples 20000] [--repeat 5] [--scaling] [--json]
 """
 from __future__ import annotations
 
@@ -27,18 +35,34 @@ import ddgraph
 from ddgraph.models.zoo import chain
 
 DEPTH, WIDTH = 6, 64
+#: a pinned sweep as long as a typical adaptive one; the first t-point (which computes every block) is
+#: not in the per-t-point median, the last (which recomputes every carried block to verify it) is
+GRID = [10.0 ** (-2 - k / 2) for k in range(7)]
 
 
-def timed(fn, repeat: int) -> tuple[float, float]:
-    """Median wall and process-CPU seconds of ``fn`` (CPU time is robust to other processes' load)."""
-    fn()  # warm-up
-    wall, cpu = [], []
+def timed(fn) -> tuple[float, float]:
+    """Wall and process-CPU seconds of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def interleaved(runs: dict, repeat: int) -> dict:
+    """``{name: (median wall, median cpu)}`` of callables run in turn ``repeat`` times after a warm-up.
+    A callable with a ``last`` attribute reports its own ``(wall, cpu)`` there (the probe's per-t-point
+    medians, which leave out its first t-point: it needs no warm-up)."""
+    for fn in runs.values():
+        if not hasattr(fn, "last"):
+            fn()
+    out = {name: ([], []) for name in runs}
     for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(wall), statistics.median(cpu)
+        for name, fn in runs.items():
+            t = timed(fn)
+            own = fn.last if hasattr(fn, "last") else None
+            w, c = own if own is not None else t
+            out[name][0].append(w)
+            out[name][1].append(c)
+    return {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in out.items()}
 
 
 def bare_pass(model, x, y):
@@ -46,6 +70,14 @@ def bare_pass(model, x, y):
         model.zero_grad(set_to_none=True)
         loss = 0.5 * ((model(x) - y) ** 2).sum() / x.shape[0]
         loss.backward()
+    return step
+
+
+def bare_lm_pass(model, ids, labels):
+    def step():
+        model.zero_grad(set_to_none=True)
+        logits = model(ids)
+        nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)).backward()
     return step
 
 
@@ -63,6 +95,54 @@ def curvlinops_kfac(model, x, y):
     return step
 
 
+class ProbeRun:
+    """One probe sweep over ``grid``; ``last`` holds its median (wall, cpu) seconds per t-point."""
+
+    def __init__(self, model, example, n, chunk, grid=GRID):
+        self.model, self.example, self.n, self.chunk, self.grid, self.last = model, example, n, chunk, grid, None
+
+    def __call__(self):
+        m = ddgraph.probe(self.model, self.example, n_samples=self.n, chunk=self.chunk, grid=self.grid,
+                          progress=False)
+        self.last = (m.seconds_per_t, m.cpu_seconds_per_t)
+
+
+def mlp_case(n: int, repeat: int, depth: int = DEPTH, width: int = WIDTH, with_curvlinops: bool = True) -> dict:
+    torch.manual_seed(0)
+    model = chain(depth, "relu", width=width).double()
+    x = torch.randn(n, width, dtype=torch.float64)
+    y = torch.randn(n, width, dtype=torch.float64)
+    runs = {"bare": bare_pass(model, x, y),
+            "probe": ProbeRun(chain(depth, "relu", width=width), x[:4].float(), n, n)}
+    kfac = curvlinops_kfac(model, x, y) if with_curvlinops else None
+    if kfac:
+        runs["curvlinops"] = kfac
+    return interleaved(runs, repeat)
+
+
+def gpt2_model(layers: int = 4, width: int = 256, heads: int = 4, vocab: int = 1024):
+    from ddgraph.models.architectures import gpt2_small
+    return gpt2_small(layers=layers, width=width, heads=heads, vocab=vocab)
+
+
+def lm_case(n: int, repeat: int) -> dict:
+    model, example = gpt2_model()
+    ref, _ = gpt2_model()
+    ref = ref.double()
+    gen = torch.Generator().manual_seed(0)
+    vocab = ref.config.vocab_size
+    ids = torch.randint(0, vocab, (n, example[0].shape[1]), generator=gen)
+    labels = torch.randint(0, vocab, ids.shape, generator=gen)
+    out = interleaved({"bare": bare_lm_pass(ref, ids, labels),
+                       "probe": ProbeRun(model, example, n, min(n, 512), GRID[:5])}, repeat)
+    out["params"] = sum(p.numel() for p in ref.parameters())
+    return out
+
+
+def ratios(res: dict, ref: str) -> list | None:
+    return [p / r for p, r in zip(res["probe"], res[ref])] if ref in res else None
+
+
 def peak_rss_mb(n: int, cache_mb: float) -> float:
     """Peak resident memory of a fresh process probing the model with ``n`` samples."""
     code = (
@@ -75,49 +155,71 @@ def peak_rss_mb(n: int, cache_mb: float) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def scaling(n: int, repeat: int) -> list[dict]:
+    """Probe per t-point and its ratio to bare forward+backward as width, depth and samples grow."""
+    points = [("width", dict(width=w)) for w in (32, 64, 128, 256)]
+    points += [("depth", dict(depth=d)) for d in (3, 6, 12)]
+    points += [("samples", dict(n=m)) for m in (n // 4, n, 4 * n)]
+    rows = []
+    for axis, kw in points:
+        args = dict(n=n, depth=DEPTH, width=WIDTH) | kw
+        res = mlp_case(args["n"], repeat, args["depth"], args["width"], with_curvlinops=False)
+        rows.append({"axis": axis, **args, "probe_s": res["probe"], "bare_s": res["bare"],
+                     "probe_over_bare": ratios(res, "bare")})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=20000)
+    ap.add_argument("--lm-samples", type=int, default=256, help="sequences for the transformer")
+    ap.add_argument("--lm-repeat", type=int, default=2, help="rounds for the transformer (slow: minutes each)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--scaling", action="store_true", help="also measure growth with width, depth and samples")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    torch.manual_seed(0)
     n = args.samples
-    model = chain(DEPTH, "relu", width=WIDTH).double()
-    x = torch.randn(n, WIDTH, dtype=torch.float64)
-    y = torch.randn(n, WIDTH, dtype=torch.float64)
-
-    bare = timed(bare_pass(model, x, y), args.repeat)
-    grid = [10.0 ** (-2 - k / 2) for k in range(args.repeat + 2)]
-    meas = ddgraph.probe(chain(DEPTH, "relu", width=WIDTH), x[:4].float(), n_samples=n, chunk=n,
-                         grid=grid, progress=False)
-    probe = (meas.seconds_per_t, meas.cpu_seconds_per_t)
-    kfac = curvlinops_kfac(model, x, y)
-    ref = timed(kfac, args.repeat) if kfac else None
-    mem = {m: {c: peak_rss_mb(m, c) for c in (0, 256)} for m in (n, 10 * n)}
-
-    result = {"bare_forward_backward_s": bare, "probe_per_t_s": probe, "curvlinops_kfac_s": ref,
-              "probe_over_bare": [p / b for p, b in zip(probe, bare)],
-              "probe_over_curvlinops": [p / r for p, r in zip(probe, ref)] if ref else None,
-              "peak_rss_mb": {str(k): v for k, v in mem.items()}}
+    mlp = mlp_case(n, args.repeat)
+    lm = lm_case(args.lm_samples, args.lm_repeat)
+    mem = {} if args.no_memory else {m: {c: peak_rss_mb(m, c) for c in (0, 256)} for m in (n, 10 * n)}
+    grow = scaling(n, max(1, args.repeat // 2)) if args.scaling else []
+    result = {"mlp": {"bare_forward_backward_s": mlp["bare"], "probe_per_t_s": mlp["probe"],
+                      "curvlinops_kfac_s": mlp.get("curvlinops"), "probe_over_bare": ratios(mlp, "bare"),
+                      "probe_over_curvlinops": ratios(mlp, "curvlinops")},
+              "transformer": {"params": lm["params"], "sequences": args.lm_samples,
+                              "bare_forward_backward_s": lm["bare"], "probe_per_t_s": lm["probe"],
+                              "probe_over_bare": ratios(lm, "bare")},
+              "peak_rss_mb": {str(k): v for k, v in mem.items()}, "scaling": grow}
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"ReLU MLP depth {DEPTH}, width {WIDTH}, fp64, {n} samples, {torch.get_num_threads()} threads")
-    print(f"{'':31s}{'wall s':>8} {'cpu s':>8}   ratio wall / cpu")
-    print(f"bare forward+backward          {bare[0]:8.4f} {bare[1]:8.4f}")
-    print(f"probe, one t-point             {probe[0]:8.4f} {probe[1]:8.4f}   "
-          f"{probe[0] / bare[0]:5.2f} / {probe[1] / bare[1]:5.2f}  vs bare (target <= 1.3)")
-    if ref:
-        print(f"curvlinops KFAC (empirical)    {ref[0]:8.4f} {ref[1]:8.4f}   "
-              f"{probe[0] / ref[0]:5.2f} / {probe[1] / ref[1]:5.2f}  probe vs curvlinops (target <= 0.75)")
+    print(f"{torch.get_num_threads()} threads; ratios wall / cpu")
+    print(f"ReLU MLP depth {DEPTH}, width {WIDTH}, fp64, {n} samples")
+    _line("bare forward+backward", mlp["bare"])
+    _line("probe, one t-point", mlp["probe"], ratios(mlp, "bare"), "vs bare")
+    if "curvlinops" in mlp:
+        _line("curvlinops KFAC (empirical)", mlp["curvlinops"], ratios(mlp, "curvlinops"),
+              "probe vs curvlinops (target <= 0.75)")
     else:
         print("curvlinops not installed: see the module docstring for the install line")
+    print(f"GPT-2 style, {lm['params']:,} parameters, fp64, {args.lm_samples} sequences")
+    _line("bare forward+backward", lm["bare"])
+    _line("probe, one t-point", lm["probe"], ratios(lm, "bare"), "vs bare (target <= 1.3)")
     for m, row in mem.items():
         print(f"peak RSS, {m:>7} samples       no cache {row[0]:7.0f} MB   256 MB cache {row[256]:7.0f} MB")
-    growth = mem[10 * n][0] / mem[n][0]
-    print(f"peak memory x{growth:.2f} for x10 samples without the cache (target: flat)")
+    if mem:
+        print(f"peak memory x{mem[10 * n][0] / mem[n][0]:.2f} for x10 samples without the cache (target: flat)")
+    for r in grow:
+        print(f"scaling {r['axis']:>7}: depth {r['depth']:>2} width {r['width']:>3} samples {r['n']:>6}   "
+              f"probe {r['probe_s'][1]:7.3f} s cpu   bare {r['bare_s'][1]:7.3f} s cpu   "
+              f"ratio {r['probe_over_bare'][0]:.2f} / {r['probe_over_bare'][1]:.2f}")
+
+
+def _line(label, t, ratio=None, what=""):
+    tail = f"   {ratio[0]:5.2f} / {ratio[1]:5.2f}  {what}" if ratio else ""
+    print(f"{label:31s}{t[0]:8.4f} {t[1]:8.4f}{tail}")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ class DDCAdam(Optimizer):
         for g in self.param_groups:
             _check_group(g)
         self.gauges = tuple(s for s, _ in specs)
-        self._bases = {}
+        self._bases, self._work, self._scratch = {}, {}, {}
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -95,7 +95,7 @@ class DDCAdam(Optimizer):
                 translation_step(params[0], grads[0], head, group, step)
             else:
                 multiplicative_step(params, grads, states, group, layout, self._group_bases(i, params[0]),
-                                    step)
+                                    step, *self._workspace(params))
         return loss
 
     def load_state_dict(self, state_dict):
@@ -107,6 +107,20 @@ class DDCAdam(Optimizer):
                              f"{_kinds(mine)}")
         super().load_state_dict(state_dict)
         self._bases = {}
+
+    def _workspace(self, params):
+        """Buffers kept between steps so a step allocates nothing: one per tensor, of its shape, and a
+        flat scratch per dtype and device as long as the largest such tensor."""
+        work = []
+        for p in params:
+            w = self._work.get(p)
+            if w is None or w.shape != p.shape or w.dtype != p.dtype or w.device != p.device:
+                w = self._work[p] = torch.empty_like(p, memory_format=torch.contiguous_format)
+            work.append(w)
+            key = (p.dtype, p.device)
+            if key not in self._scratch or self._scratch[key].numel() < p.numel():
+                self._scratch[key] = p.new_empty(p.numel())
+        return work, self._scratch
 
     def _group_bases(self, i, like):
         key = (i, like.dtype, like.device)

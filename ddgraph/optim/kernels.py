@@ -11,7 +11,7 @@ import math
 import torch
 
 from ddgraph.errors import GaugeError
-from ddgraph.optim.blocks import block_sq_norms, block_sums, channel_sum, n_channels, per_channel
+from ddgraph.optim.blocks import block_sums, channel_sum, n_channels, per_channel
 
 VERTICAL_MODES = ("frozen", "sgd", "adam")
 
@@ -74,41 +74,66 @@ def translation_step(p, g, state, hp, step):
     p.add_(u, alpha=-lr).add_(vertical_step(nu, state, hp, step) / math.sqrt(c))
 
 
-def multiplicative_step(params, grads, states, hp, layout, bases, step):
-    """ReLU / LayerNorm / chained rescale gauges in log-norm coordinates (Algorithm 2, steps 2-7)."""
+def multiplicative_step(params, grads, states, hp, layout, bases, step, work, scratch):
+    """ReLU / LayerNorm / chained rescale gauges in log-norm coordinates (Algorithm 2, steps 2-7).
+
+    Fused: each tensor is read and written a fixed handful of times, and nothing is allocated (fresh
+    memory costs page faults as large as the arithmetic): ``work`` holds, per tensor, a buffer of its
+    shape for the tangential direction, and ``scratch`` (``{(dtype, device): flat tensor}``, at least as
+    long as the largest tensor) takes the products that are reduced per channel. The Adam direction is kept unscaled
+    (``m / (sqrt(v) + eps sqrt(1 - b2^t))``, the bias corrections folded into per-channel coefficients),
+    its projection onto the sphere's tangent space is never formed (its squared norm is
+    ``|u|^2 - <u, theta>^2 / r^2``), and the retraction is one ``theta <- a theta + b u`` per channel.
+    """
     u_orb, u_inv = bases
     c, cds, blocks = n_channels(params, layout), layout.channel_dims, layout.blocks
     views = [p.detach() for p in params]
-    r2 = block_sq_norms(views, layout)
+
+    def dot(x, y, cd):
+        """Per channel, ``sum x * y`` over the other axes."""
+        if cd is not None and x.dim() == 1:  # one entry per channel: the product is the result
+            return x * y
+        if x is y and x.is_contiguous() and cd in (None, 0):  # channels are contiguous rows: one pass
+            return torch.linalg.vector_norm(x.reshape(1 if cd is None else x.shape[0], -1), dim=1).square_()
+        return channel_sum(torch.mul(x, y, out=scratch[x.dtype, x.device][:x.numel()].view(x.shape)), cd)
+
+    r2 = block_sums([dot(v, v, cd) for v, cd in zip(views, cds)], layout, c)
     if not bool((r2 > 0).all()):
         raise GaugeError(f"{layout.kind}: a block has zero norm, where the gauge action is not free")
-    gam = block_sums([channel_sum(v * g, cd) for v, g, cd in zip(views, grads, cds)], layout, c)
-    sizes = block_sums([r2.new_full((1,), v.numel() / (v.shape[cd] if cd is not None else 1))
-                        for v, cd in zip(views, cds)], layout, 1)
-    scale = (r2 / sizes).sqrt_()          # block RMS: tangential steps are relative to it
-    coef = gam / r2
+    gam = block_sums([dot(v, g, cd) for v, g, cd in zip(views, grads, cds)], layout, c)
+    sizes = [0.0] * layout.n_blocks
+    for v, cd, k in zip(views, cds, blocks):
+        sizes[k] += v.numel() / (v.shape[cd] if cd is not None else 1)
+    scale = (r2 / r2.new_tensor(sizes)).sqrt_()          # block RMS: tangential steps are relative to it
     gstate = states[0]
     if "rad_m" not in gstate:
         k_inv = u_inv.shape[1]
         gstate["rad_m"], gstate["rad_v"] = r2.new_zeros(c, k_inv), r2.new_zeros(c, k_inv)
-    rel_lr = hp["rel_lr"]
+    rel_lr, (b1, b2) = hp["rel_lr"], hp["betas"]
     d_xi = -rel_lr * adam_direction(gstate["rad_m"], gstate["rad_v"], gam @ u_inv, hp["betas"],
                                     hp["eps"], step)
     d_rho = d_xi @ u_inv.T + vertical_step(gam @ u_orb, gstate, hp, step) @ u_orb.T
-    steps, dots = [], torch.zeros_like(r2)
-    for v, g, s, cd, k in zip(views, grads, states, cds, blocks):
+    root2 = math.sqrt(1 - b2 ** step)
+    per_tensor = list(blocks)
+    minus_coef, scales = (-gam / r2)[:, per_tensor].unbind(1), scale[:, per_tensor].unbind(1)
+    steps, uv, uu = [], [], []
+    for v, g, s, w, cd, mc, sc in zip(views, grads, states, work, cds, minus_coef, scales):
         if "exp_avg" not in s:
             s["exp_avg"], s["exp_avg_sq"] = torch.zeros_like(v), torch.zeros_like(v)
-        tau = (g - per_channel(coef[:, k], v, cd) * v).mul_(per_channel(scale[:, k], v, cd))  # invariant
-        u = adam_direction(s["exp_avg"], s["exp_avg_sq"], tau, hp["betas"], hp["eps"], step)
-        dots[:, k] += channel_sum(u * v, cd)
+        m, sq = s["exp_avg"], s["exp_avg_sq"]
+        u = torch.addcmul(g, v, per_channel(mc, v, cd), out=w).mul_(per_channel(sc, v, cd))  # invariant
+        m.lerp_(u, 1 - b1)
+        sq.mul_(b2).addcmul_(u, u, value=1 - b2)
+        torch.div(m, torch.sqrt(sq, out=u).add_(hp["eps"] * root2), out=u)
+        uv.append(dot(u, v, cd))
+        uu.append(dot(u, u, cd))
         steps.append(u)
-    proj, usq = dots / r2, torch.zeros_like(r2)
-    for u, v, cd, k in zip(steps, views, cds, blocks):
-        u.sub_(per_channel(proj[:, k], v, cd) * v)  # step 6: back onto the tangent space of the sphere
-        usq[:, k] += channel_sum(u * u, cd)
+    unscale = root2 / (1 - b1 ** step)  # the Adam direction is unscale * u
+    dots = block_sums(uv, layout, c).mul_(unscale)
+    proj = dots / r2
+    usq = block_sums(uu, layout, c).mul_(unscale * unscale).sub_(dots * proj).clamp_min_(0)  # step 6: tangent part
     move = rel_lr * scale
     factor = (r2 / (r2 + move * move * usq)).sqrt_().mul_(d_rho.exp()).mul_(1 - hp["lr"] * hp["weight_decay"])
-    for v, u, cd, k in zip(views, steps, cds, blocks):
-        u.mul_(per_channel(-move[:, k], v, cd)).add_(v)
-        v.copy_(u.mul_(per_channel(factor[:, k], v, cd)))
+    keep, along = (factor * (1 + move * proj))[:, per_tensor], (-unscale * factor * move)[:, per_tensor]
+    for v, u, cd, a, b in zip(views, steps, cds, keep.unbind(1), along.unbind(1)):
+        v.mul_(per_channel(a, v, cd)).addcmul_(u, per_channel(b, v, cd))

@@ -153,7 +153,7 @@ class _Factor:
         if key in self.constant:
             return
         if key in self.partial and key in self.base:
-            cols = rows.T @ rows[:, self.partial[key]]
+            cols = rows.T @ rows.index_select(1, self.partial[key].to(rows.device))  # a gather: far faster than indexing
             self.cols[key] = self.cols[key] + cols if key in self.cols else cols
         elif key in self.sums:
             self.sums[key].addmm_(rows.T, rows)  # in place: no temporary d x d matrix per chunk
@@ -487,19 +487,25 @@ def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, lo
     inputs = [x.detach().requires_grad_() if x.is_floating_point() else x for x in data.inputs(k, size)]
     rec = _Recorder(canon.gm, site_map, watch, acc)
     f = _first(rec.run(*inputs))
-    bad = None if torch.isfinite(f).all() else ((rec.first_non_finite(*inputs) if locate else None) or "output")
+    bad = None if _all_finite(f) else ((rec.first_non_finite(*inputs) if locate else None) or "output")
     if exact is not None:  # noise-free MSE: the residual f_t - f_0 without cancellation
         g_out = exact(inputs, f.detach(), targets(k, inputs))
     else:
         g_out = _loss_gradient(f.detach(), targets(k, inputs), approach)
     names = list(rec.outputs)
     outs = [rec.outputs[n] for n in names]
-    grads = torch.autograd.grad((f * g_out).sum(), outs, allow_unused=True) if outs else []
+    grads = torch.autograd.grad(f, outs, grad_outputs=g_out, allow_unused=True) if outs else []
     for name, out, grad in zip(names, outs, grads):
         acc.add_g(site_map[name], grad, out)
     for name, val in rec.watched.items():
         acc.add_second(name, val.movedim(watch[name], -1))
     return bad
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry is finite: one sum (a NaN or inf entry makes it non-finite) settles the usual
+    case; only a non-finite sum (which finite entries can also reach, by overflow) looks at every entry."""
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 @contextlib.contextmanager
@@ -527,13 +533,15 @@ def _finish(acc, sites, weights, n_dead) -> None:
     """Read every site's observables off this t-point's factors (one thread: small eigenproblems)."""
     with _one_thread():
         means = {"A": acc.a.means(), "G": acc.g.means()}
+        memos: dict = {}  # per matrix: its spectrum and bulk factorisation, shared by classes and slices
         for s in sites:
             series = weights[s.node].series
             for factor, dead in (("A", s.dead_in), ("G", s.dead_out)):
-                m = means[factor][s.parent or s.node]  # a fused weight's slice reads its parent's factors
+                key = (factor, s.parent or s.node)
+                m = means[factor][key[1]]  # a fused weight's slice reads its parent's factors
                 all_dead = {i for idx in dead.values() for i in idx}
                 for j in range(1, n_dead + 1):
-                    obs = from_matrix(m, dead.get(j, []), all_dead)
+                    obs = from_matrix(m, dead.get(j, []), all_dead, memos.setdefault(key, {}))
                     for name, value in obs.items():
                         series.setdefault(factor, {}).setdefault(name, {}).setdefault(j, []).append(value)
 
@@ -541,16 +549,19 @@ def _finish(acc, sites, weights, n_dead) -> None:
 def _read_last(acc, sites, weights, n_dead, notes: list) -> None:
     """What is read at the smallest t only: the bottom-eigenvector overlaps, and a note per factor with no bulk."""
     means = {"A": acc.a.means(), "G": acc.g.means()}
+    memos: dict = {}
     for s in sites:
         for factor, dead in (("A", s.dead_in), ("G", s.dead_out)):
-            m = means[factor][s.parent or s.node]
+            key = (factor, s.parent or s.node)
+            m = means[factor][key[1]]
             all_dead = {i for idx in dead.values() for i in idx}
             if m.shape[0] == len(all_dead) and all_dead:
                 notes.append(f"{s.param} {factor}: all {m.shape[0]} coordinate(s) are dead (no bulk): there is no "
                              "Schur complement against a bulk and no active lambda_min; the Schur and lambda_min "
                              "columns read the dead block itself")
             for j in range(1, n_dead + 1):
-                weights[s.node].overlap.setdefault(factor, {})[j] = bottom_overlap(m, dead.get(j, []))
+                weights[s.node].overlap.setdefault(factor, {})[j] = bottom_overlap(m, dead.get(j, []),
+                                                                               memos.setdefault(key, {}))
 
 
 def _rates(expected) -> list:

@@ -6,7 +6,16 @@ import torch
 NAMES = ("dd", "schur", "lmin", "lmax")
 
 
-def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int]) -> dict[str, float]:
+def _memo(memo: dict | None, key, make):
+    """``memo[key]``, made on first use; no memo: made every time."""
+    if memo is None:
+        return make()
+    if key not in memo:
+        memo[key] = make()
+    return memo[key]
+
+
+def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict | None = None) -> dict[str, float]:
     """Dead-block trace, Schur complement against the active bulk, active lambda_min and lambda_max.
 
     Parameters
@@ -14,8 +23,10 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int]) -> dict[st
     m : a symmetric positive semi-definite matrix (fp64), or a 1-D diagonal.
     dead : the indices of this class's dead coordinates.
     all_dead : indices of every dead class (excluded from the bulk the Schur complement uses).
+    memo : a dict the caller keeps for ``m`` across calls: what does not depend on ``dead`` (the active
+        spectrum, the bulk's Cholesky factor) is computed once per matrix, not once per class.
     """
-    if not bool(torch.isfinite(m).all()):
+    if not _memo(memo, "finite", lambda: bool(torch.isfinite(m).all())):
         return dict.fromkeys(NAMES, float("nan"))  # the fit turns NaN into an 'unfittable' verdict
     if m.dim() == 1:
         diag = m
@@ -24,37 +35,58 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int]) -> dict[st
         lmin = float(diag[active].min()) if active.any() else 0.0
         return {"dd": dd, "schur": dd, "lmin": lmin, "lmax": float(diag.max())}
     diag = torch.diagonal(m)
-    active = torch.nonzero(diag > 0).flatten()
-    evals = torch.linalg.eigvalsh(m[active][:, active]) if active.numel() else m.new_zeros(1)
-    out = {"lmin": float(evals[0]), "lmax": float(evals[-1])}
+    out = dict(_memo(memo, "spectrum", lambda: _active_extremes(m)))
     if not dead:
         return {**out, "dd": float("nan"), "schur": float("nan")}
     d = torch.tensor(dead, device=m.device)
     out["dd"] = float(diag[d].sum())
-    bulk = torch.tensor([int(i) for i in active if int(i) not in all_dead], dtype=torch.long, device=m.device)
-    block = m[d][:, d]
+    bulk, chol, info = _memo(memo, ("bulk", frozenset(all_dead)), lambda: _bulk_cholesky(m, all_dead))
+    block = m[d[:, None], d]
     if bulk.numel():
-        cross = m[d][:, bulk]
-        inner = m[bulk][:, bulk]
-        chol, info = torch.linalg.cholesky_ex(inner)
-        sol = torch.cholesky_solve(cross.T, chol) if int(info) == 0 else torch.linalg.lstsq(inner, cross.T).solution
+        cross = m[d[:, None], bulk]
+        sol = torch.cholesky_solve(cross.T, chol) if int(info) == 0 else \
+            torch.linalg.lstsq(m[bulk[:, None], bulk], cross.T).solution
         block = block - cross @ sol
     out["schur"] = float(torch.linalg.eigvalsh((block + block.T) / 2)[0])
     return out
 
 
-def bottom_overlap(m: torch.Tensor, dead: list[int]) -> float:
-    """Norm of the bottom eigenvector's component on the dead coordinates (1: it is the dead one)."""
-    if m.dim() == 1 or not dead or not bool(torch.isfinite(m).all()):
+def _active_extremes(m: torch.Tensor) -> dict[str, float]:
+    """lambda_min and lambda_max on the coordinates with a positive diagonal."""
+    active = torch.nonzero(torch.diagonal(m) > 0).flatten()
+    evals = torch.linalg.eigvalsh(m[active[:, None], active]) if active.numel() else m.new_zeros(1)
+    return {"lmin": float(evals[0]), "lmax": float(evals[-1])}
+
+
+def _bulk_cholesky(m: torch.Tensor, all_dead: set[int]):
+    """The bulk (active coordinates of no dead class) and the Cholesky factor of its block."""
+    positive = torch.diagonal(m) > 0
+    positive[list(all_dead)] = False
+    bulk = torch.nonzero(positive).flatten()
+    if not bulk.numel():
+        return bulk, None, 0
+    chol, info = torch.linalg.cholesky_ex(m[bulk[:, None], bulk])
+    return bulk, chol, info
+
+
+def bottom_overlap(m: torch.Tensor, dead: list[int], memo: dict | None = None) -> float:
+    """Norm of the bottom eigenvector's component on the dead coordinates (1: it is the dead one);
+    ``memo`` as in :func:`from_matrix` (the eigenvector is computed once per matrix)."""
+    if m.dim() == 1 or not dead or not _memo(memo, "finite", lambda: bool(torch.isfinite(m).all())):
         return float("nan")
-    diag = torch.diagonal(m)
-    active = torch.nonzero(diag > 0).flatten()
+    v = _memo(memo, "bottom", lambda: _bottom_vector(m))
+    return float("nan") if v is None else float(v[torch.tensor(dead, device=v.device)].norm())
+
+
+def _bottom_vector(m: torch.Tensor) -> torch.Tensor | None:
+    """The bottom eigenvector on the active coordinates, zero elsewhere (None: nothing is active)."""
+    active = torch.nonzero(torch.diagonal(m) > 0).flatten()
     if not active.numel():
-        return float("nan")
+        return None
     _, vecs = torch.linalg.eigh(m[active][:, active])
     v = m.new_zeros(m.shape[0])
     v[active] = vecs[:, 0]
-    return float(v[torch.tensor(dead, device=m.device)].norm())
+    return v
 
 
 def kernel_check(cov: torch.Tensor, direction: torch.Tensor) -> dict[str, float]:
