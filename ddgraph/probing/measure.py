@@ -153,7 +153,8 @@ class _Factor:
         if key in self.constant:
             return
         if key in self.partial and key in self.base:
-            cols = rows.T @ rows.index_select(1, self.partial[key].to(rows.device))  # a gather: far faster than indexing
+            moving = self.partial[key].to(rows.device)
+            cols = rows.T @ rows.index_select(1, moving)  # a gather: far faster than indexing
             self.cols[key] = self.cols[key] + cols if key in self.cols else cols
         elif key in self.sums:
             self.sums[key].addmm_(rows.T, rows)  # in place: no temporary d x d matrix per chunk
