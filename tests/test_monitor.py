@@ -107,7 +107,8 @@ def test_rank_collapse_is_quiet_on_a_stationary_run(tmp_path):
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    mon = Monitor(model, opt, logdir=tmp_path, cadence=Cadence(factor_every=20, factor_batch_every=1))
+    cad = Cadence(factor_every=20, factor_batch_every=1, baseline_steps=160, warmup_steps=60)
+    mon = Monitor(model, opt, logdir=tmp_path, cadence=cad)
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(6, 2, generator=gen)
     for _ in range(600):

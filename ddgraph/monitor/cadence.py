@@ -33,10 +33,11 @@ class Cadence:
     factor_batch_every : every how many training batches feeds the K-FAC accumulators (1: all of them).
     max_rows : at most this many rows (samples x positions) of a batch enter a factor or a stream reading.
     bottom : how many bottom eigenvalues of each factor are logged and tracked.
-    window : readings the rate fits (rank collapse) look back over (memory is bounded by it).
+    window : readings the rate fits (rank collapse) take, spread over the last ``baseline_steps`` steps.
     warmup : readings a baseline needs before a flag may fire.
-    baseline_steps : training steps the task-expansion baseline looks back over, and the steps a (layer, kind)
-        that fired stays silent (task expansion, gauge drift). In steps, not readings, so that the baseline
+    baseline_steps : training steps the task-expansion baseline and the rank-collapse fit look back over
+        (memory is bounded by ``baseline_steps / factor_every`` readings), and the steps a (layer, kind)
+        that fired stays silent. In steps, not readings, so that the baseline
         covers the same stretch of training at any ``factor_every``: the largest of the last ``window``
         readings of a fine cadence spans a few steps of minibatch noise and is no baseline at all. The
         default is ``window`` readings at the default ``factor_every`` (1600 steps); it must fit inside the

@@ -12,9 +12,9 @@ carries the step, the layer and the evidence (docs/MONITOR.md says when each is 
   displacement show a non-equivariant optimiser (Adam) walking along the orbit. DDCAdam and SGD do not.
 
 Every detector is quiet by default: it needs ``warmup`` readings of history, and a (layer, kind) that fired
-stays silent for a full window. Task expansion and gauge drift count their baseline, warm-up and silence in
-training steps (``baseline_steps``, ``warmup_steps``), not readings, so they read the same stretch of
-training at any ``factor_every``; rank collapse fits over ``window`` readings of the run's axis.
+stays silent for a full window. Baseline, warm-up and silence are counted in training steps
+(``baseline_steps``, ``warmup_steps``), not readings, so each detector reads the same stretch of training at
+any ``factor_every``; rank collapse fits ``window`` readings spread over that stretch.
 """
 from __future__ import annotations
 
@@ -47,28 +47,6 @@ class Flag:
     def as_dict(self) -> dict:
         return {"kind": self.kind, "step": self.step, "layer": self.layer, "message": self.message,
                 "evidence": self.evidence}
-
-
-class _Quiet:
-    """History per key, bounded by the window, and the refractory period after a flag."""
-
-    def __init__(self, cadence: Cadence):
-        self.cadence = cadence
-        self.history: dict = {}
-        self.silent: dict = {}
-
-    def push(self, key, value) -> deque:
-        h = self.history.setdefault(key, deque(maxlen=self.cadence.window))
-        h.append(value)
-        return h
-
-    def may_fire(self, key) -> bool:
-        left = self.silent.get(key, 0)
-        self.silent[key] = max(left - 1, 0)
-        return left == 0
-
-    def fired(self, key) -> None:
-        self.silent[key] = self.cadence.window
 
 
 class _StepQuiet:
@@ -136,21 +114,33 @@ class TaskExpansion(_StepQuiet):
                      "g_condition": g.condition, "g_anisotropy": g.anisotropy, "g_dim": int(g.evals.numel())})
 
 
-class RankCollapse(_Quiet):
-    """The selection rule on each factor's bottom ranks across the last ``window`` readings."""
+class RankCollapse(_StepQuiet):
+    """The selection rule on each factor's bottom ranks across the last ``baseline_steps`` steps.
+
+    The fit takes ``window`` readings spread evenly over those steps (all of them at ``factor_every =
+    baseline_steps / window``), so the drop it measures is over the same stretch of training at any
+    cadence; it waits until the readings cover ``baseline_steps`` steps.
+    """
 
     def observe(self, step: int, layer: str, factor: str, spec, axis: float) -> tuple[Flag | None, dict]:
-        key = (layer, factor)
-        h = self.push(key, (axis, spec.evals[: self.cadence.bottom].tolist() + [spec.lambda_max]))
-        ready = len(h) == self.cadence.window and len({len(v) for _, v in h}) == 1 and len({t for t, _ in h}) == len(h)
+        key, c = (layer, factor), self.cadence
+        h = self.history.setdefault(key, deque())
+        h.append((step, (axis, spec.evals[: c.bottom].tolist() + [spec.lambda_max])))
+        while h[0][0] <= step - c.baseline_steps:
+            h.popleft()
+        # each reading averages the factor_every steps up to it, so the history covers this many steps
+        covered = step - h[0][0] + c.factor_every >= c.baseline_steps
+        picked = sorted({round(i) for i in np.linspace(0, len(h) - 1, c.window)})
+        w = [h[i][1] for i in picked]
+        ready = covered and len(w) == c.window and len({len(v) for _, v in w}) == 1 and len({t for t, _ in w}) == len(w)
         if not ready:
             return None, {}
-        ts = [t for t, _ in h]
-        spectra = [v for _, v in h]
+        ts = [t for t, _ in w]
+        spectra = [v for _, v in w]
         sel = select_transversal(ts, spectra)
         summary = {"verdict": sel.verdict, "k": sel.k, "transversal": sel.transversal,
                    **{f"n_{kind}": n for kind, n in sel.kinds().items()}}
-        if not self.may_fire(key):
+        if not step > self.silent_until.get(key, -math.inf):
             return None, summary
         rel = np.asarray(spectra, float)
         rel = rel[:, :-1] / rel[:, -1:]
@@ -159,14 +149,15 @@ class RankCollapse(_Quiet):
             drop = first / last if last > 0 else math.inf
             if not (drop >= self.cadence.collapse and r.fit.slope > 0 and r.fit.r2 >= MIN_R2):
                 continue
-            self.fired(key)
+            self.fired(key, step)
             return Flag(RANK_COLLAPSE, step, layer,
                         f"{factor}-factor bottom rank {r.rank} fell {drop:.3g}x relative to lambda_max over the last "
-                        f"{len(h)} readings, on a power law of slope {r.fit.slope:.2f} (R^2 {r.fit.r2:.2f}); "
+                        f"{len(w)} readings ({step - h[0][0] + c.factor_every} steps), on a power law of slope {r.fit.slope:.2f} (R^2 {r.fit.r2:.2f}); "
                         f"selection rule: {r.kind}: a direction turning transversal (a dead direction emerging)",
                         {"factor": factor, "rank": r.rank, "drop": drop, "threshold": self.cadence.collapse,
                          "slope": r.fit.slope, "r2": r.fit.r2, "kind": r.kind, "selection": sel.verdict,
-                         "k": sel.k, "window_steps": len(h)}), summary
+                         "k": sel.k, "window_readings": len(w),
+                         "window_steps": step - h[0][0] + c.factor_every}), summary
         return None, summary
 
 
