@@ -59,7 +59,9 @@ def run(steps: int = 600, expansion_step: int = 300, every: int = 20, seed: int 
     model = Classifier(OLD)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     logdir = logdir or tempfile.mkdtemp(prefix="ddgraph-expansion-")
-    mon = Monitor(model, opt, logdir=logdir, cadence=Cadence(factor_every=every, factor_batch_every=1, stream_every=every))
+    # the baseline spans 160 steps of the 300-step old-task phase, in steps, so any reading cadence sees the same one
+    cadence = Cadence(factor_every=every, factor_batch_every=1, stream_every=every, baseline_steps=160, warmup_steps=60)
+    mon = Monitor(model, opt, logdir=logdir, cadence=cadence)
     data = batches(OLD, 64, gen)
     for step in range(steps):
         if step == expansion_step:

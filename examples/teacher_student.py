@@ -100,7 +100,8 @@ def run(name: str, steps: int = 2000, every: int = 50, seed: int = 0, logdir: st
     model = student(t_model, 0.6, seed)
     opt = optimiser(name, model)
     logdir = logdir or tempfile.mkdtemp(prefix=f"ddgraph-ts-{name}-")
-    cadence = Cadence(factor_every=every, factor_batch_every=1, stream_every=every, window=8)
+    cadence = Cadence(factor_every=every, factor_batch_every=1, stream_every=every, window=8, baseline_steps=400,
+                      warmup_steps=150)
     mon = Monitor(model, opt, logdir=logdir, cadence=cadence, gauges=[gauge(model)], directions=directions,
                   axis=amplitude)
     gen = torch.Generator().manual_seed(seed + 2)

@@ -79,11 +79,12 @@ def test_monitor_reads_every_tier_and_does_not_change_training(tmp_path):
 def test_memory_is_bounded_by_the_window(tmp_path):
     model = ResidualMLP()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    cad = Cadence(stream_every=50, factor_every=2, factor_batch_every=1, window=4, warmup=2)
+    cad = Cadence(stream_every=50, factor_every=2, factor_batch_every=1, window=4, warmup=2, baseline_steps=8,
+                  warmup_steps=4)
     mon = Monitor(model, opt, logdir=tmp_path, cadence=cad, tensorboard=False)
     train(model, opt, 60)
     assert all(len(h) <= 4 for h in mon.collapse.history.values())
-    assert all(len(h) <= 4 for h in mon.expansion.history.values())
+    assert all(len(h) <= cad.baseline_steps // cad.factor_every + 1 for h in mon.expansion.history.values())
     assert all(acc.n_a <= 32 for acc in mon.factors.acc.values())  # reset at every reading
     mon.close()
 
@@ -106,7 +107,8 @@ def test_rank_collapse_is_quiet_on_a_stationary_run(tmp_path):
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    mon = Monitor(model, opt, logdir=tmp_path, cadence=Cadence(factor_every=20, factor_batch_every=1))
+    cad = Cadence(factor_every=20, factor_batch_every=1, baseline_steps=160, warmup_steps=60)
+    mon = Monitor(model, opt, logdir=tmp_path, cadence=cad)
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(6, 2, generator=gen)
     for _ in range(600):
@@ -128,6 +130,18 @@ def test_task_expansion_is_flagged_at_the_expansion_and_at_the_head():
     assert all(f["step"] > out["expansion_step"] for f in out["flags"] if f["kind"] == "task-expansion")
     ratios = {k: v["ratio"] for k, v in out["flagged_layers"].items()}
     assert ratios["head"] == max(ratios.values())
+
+
+@pytest.mark.parametrize("every", [2, 20])
+def test_task_expansion_flag_does_not_depend_on_the_cadence(every):
+    # the baseline is a stretch of training steps, not a number of readings: a fine cadence's readings
+    # (each an average over fewer batches) must not raise the flag before the expansion
+    from task_expansion import run
+
+    out = run(steps=240, expansion_step=200, every=every)
+    steps = [f["step"] for f in out["flags"] if f["kind"] == "task-expansion"]
+    assert steps and min(steps) > out["expansion_step"], steps
+    assert out["flagged_step"] < out["expansion_step"] + every
 
 
 def test_teacher_student_ladder_warning_and_gauge_drift():
@@ -197,7 +211,8 @@ def test_bad_options_are_named(tmp_path, kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs,match", [({"window": 3}, "at least 4"), ({"spike": 0.5}, "> 1"),
-                                          ({"factor_every": 0}, ">= 1"), ({"warmup": 8}, "below window")])
+                                          ({"factor_every": 0}, ">= 1"), ({"warmup": 8}, "below window"),
+                                          ({"warmup_steps": 1600}, "below baseline_steps")])
 def test_bad_cadence_is_named(kwargs, match):
     with pytest.raises(MonitorError, match=match):
         Cadence(**kwargs)

@@ -33,9 +33,19 @@ class Cadence:
     factor_batch_every : every how many training batches feeds the K-FAC accumulators (1: all of them).
     max_rows : at most this many rows (samples x positions) of a batch enter a factor or a stream reading.
     bottom : how many bottom eigenvalues of each factor are logged and tracked.
-    window : readings the rate fits and the running baselines look back over (memory is bounded by it).
+    window : readings the rate fits (rank collapse) take, spread over the last ``baseline_steps`` steps.
     warmup : readings a baseline needs before a flag may fire.
-    spike : task expansion fires when a layer's G anisotropy exceeds this multiple of its running median.
+    baseline_steps : training steps the task-expansion baseline and the rank-collapse fit look back over
+        (memory is bounded by ``baseline_steps / factor_every`` readings), and the steps a (layer, kind)
+        that fired stays silent. In steps, not readings, so that the baseline
+        covers the same stretch of training at any ``factor_every``: the largest of the last ``window``
+        readings of a fine cadence spans a few steps of minibatch noise and is no baseline at all. The
+        default is ``window`` readings at the default ``factor_every`` (1600 steps); it must fit inside the
+        stationary phase before the change the flag should see.
+    warmup_steps : training steps of history (besides ``warmup`` readings) a baseline needs before a flag may
+        fire; the default is ``warmup`` readings at the default ``factor_every``.
+    spike : task expansion fires when a layer's G top eigenvalue exceeds this multiple of the largest reading of
+        its baseline.
     collapse : rank-collapse warning fires when a bottom eigenvalue (relative to lambda_max) has fallen by
         this factor across the window while the selection rule classifies it as decaying.
     drift : gauge drift fires when the gauge coordinates moved by more than this fraction of the gauged
@@ -49,6 +59,8 @@ class Cadence:
     bottom: int = attrs.field(default=4, validator=_positive_int)
     window: int = attrs.field(default=8, validator=_positive_int)
     warmup: int = attrs.field(default=3, validator=_positive_int)
+    baseline_steps: int = attrs.field(default=1600, validator=_positive_int)
+    warmup_steps: int = attrs.field(default=600, validator=_positive_int)
     spike: float = attrs.field(default=5.0, validator=_above_one)
     collapse: float = attrs.field(default=10.0, validator=_above_one)
     drift: float = attrs.field(default=1e-2, validator=_fraction)
@@ -58,3 +70,6 @@ class Cadence:
             raise MonitorError(f"Cadence.window={self.window}: a rate fit needs at least 4 readings")
         if self.warmup >= self.window:
             raise MonitorError(f"Cadence.warmup={self.warmup} must be below window={self.window}")
+        if self.warmup_steps >= self.baseline_steps:
+            raise MonitorError(f"Cadence.warmup_steps={self.warmup_steps} must be below "
+                               f"baseline_steps={self.baseline_steps}")
