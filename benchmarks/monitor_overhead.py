@@ -8,7 +8,7 @@ the machine runs); ``wall_ratio`` compares wall time, which a shared machine mak
 Memory: Python allocations (tracemalloc) over two more monitored periods, measured after each;
 it should not grow with the number of steps.
 
-Usage: python benchmarks/monitor_overhead.py [--model transformer|mlp] [--blocks 5] [--threads N] [--json]
+Usage: python benchmarks/monitor_overhead.py [--model transformer|mlp] [--blocks 8] [--threads N] [--json]
 """
 import argparse
 import copy
@@ -98,7 +98,7 @@ def measure(name: str, blocks: int, tensorboard: bool) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=["transformer", "mlp"], default="transformer")
-    ap.add_argument("--blocks", type=int, default=4)
+    ap.add_argument("--blocks", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: CPU time is then the work)")
     ap.add_argument("--no-tensorboard", action="store_true", help="CSV only (TensorBoard is on when installed)")
     ap.add_argument("--json", action="store_true")
