@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import torch
 
+from ddgraph import __version__
 from ddgraph.models.catalogue import REAL_SCALE, ZOO, Entry, find
 
 TRACER_WHY = {
@@ -185,7 +186,7 @@ def build(quick: bool = False, only=(), real: bool = False, log=lambda msg: None
     there from a run with the same settings and the same ddgraph and torch versions is reused (a long
     run can be resumed; delete the directory to start afresh)."""
     entries = find(only) if only else ZOO
-    stamp = {"quick": quick, "ddgraph": _version(), "torch": torch.__version__}
+    stamp = {"quick": quick, "ddgraph": __version__, "torch": torch.__version__}
     results = []
     for e in entries:
         r = _saved(results_dir, e, stamp)
@@ -204,15 +205,6 @@ def build(quick: bool = False, only=(), real: bool = False, log=lambda msg: None
         real_rows.append(real_scale(e))
     command = "ddgraph architectures" + (" --quick" if quick else "") + (" --real" if real else "")
     return render(results, real_rows, command)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ddgraph")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _result_file(results_dir, entry: Entry) -> Path:

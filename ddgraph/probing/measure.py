@@ -609,14 +609,8 @@ def _stream_value(m: torch.Tensor, deepest: list[int]) -> float:
     Schur complement of its deepest dead channels against the other active ones when it has any (equal
     to the active lambda_min to leading order, and read to the last digit where lambda_min sits at the
     fp64 floor of the bulk, as a weight row's Schur complement is), else the active lambda_min."""
-    diag = torch.diagonal(m)
-    active = torch.nonzero(diag > 0).flatten()
-    if not active.numel():
-        return 0.0
-    dead = [i for i in deepest if diag[i] > 0]
-    if dead:
-        return from_matrix(m, dead, set(dead))["schur"]
-    return float(torch.linalg.eigvalsh(m[active][:, active])[0])
+    dead = [i for i in deepest if m[i, i] > 0]
+    return from_matrix(m, dead, set(dead))["schur" if dead else "lmin"]
 
 
 def _finish_sites(acc, ln, streams, directions, kernel_free, deepest) -> None:
