@@ -3,8 +3,8 @@
 No approach, no t: the model as it is, on a calibration batch.
 
 - **LayerNorm kernel** (Prop 63): the output covariance of every LayerNorm has an exact zero
-  eigenvalue along ``u = (1/gamma)/|1/gamma|``. Checked as ``u^T C u / tr C`` (should be ~1e-16) and
-  the |cosine| of C's bottom eigenvector with u (should be 1).
+  eigenvalue along ``u = (1/gamma)/|1/gamma|``. Checked as ``u^T C u / tr C`` (should be ~1e-16); the
+  |cosine| of C's bottom eigenvector with u is reported too (1 when the kernel is u alone).
 - **RMSNorm** has no such direction: the same numbers are reported, and ``lambda_min / tr`` stays
   well above the floor.
 - **Residual stream health** (Cor 58): the smallest active singular value of the stream's
@@ -24,8 +24,6 @@ from ddgraph.compare.verdicts import Verdict
 from ddgraph.core.graph import PRIMITIVE
 from ddgraph.errors import DDGraphError, TargetError
 from ddgraph.frontend.tracing import copy_quietly
-
-LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
 
 
 class InspectError(DDGraphError):
@@ -164,7 +162,7 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
     from ddgraph import api
     from ddgraph.prediction import ln_kernel
     from ddgraph.probing.canonical import _fp64_graph, deterministic
-    from ddgraph.probing.observables import kernel_check
+    from ddgraph.probing.observables import LN_RATIO_MAX, holds_kernel, kernel_check
 
     if n < 2 and calibration is None:
         raise InspectError(f"n={n}: a covariance needs at least 2 calibration rows (default 512)")
@@ -194,14 +192,14 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
         u = torch.tensor(k["direction"], dtype=cov.dtype)
         chk = kernel_check(cov, u)
         if name in kernel:
-            ok = chk["ratio"] < LN_RATIO_MAX and chk["cosine"] > LN_COSINE_MIN
+            ok = holds_kernel(chk["rayleigh"])
             claim = "exact kernel along 1/gamma (Prop 63)"
         else:
             ok = chk["ratio"] > LN_RATIO_MAX
             claim = "no kernel direction (RMSNorm)"
         out_norms.append({"node": name, "module": d.get("module") or name, "kind": d[PRIMITIVE],
                           "exact_kernel": name in kernel,
-                          "ratio": chk["ratio"], "cosine": chk["cosine"], "claim": claim,
+                          "ratio": chk["ratio"], "rayleigh": chk["rayleigh"], "cosine": chk["cosine"], "claim": claim,
                           "verdict": Verdict.PASS if ok else Verdict.FAIL})
     out_stream = []
     for depth, name in enumerate(adds):
@@ -219,6 +217,7 @@ def inspect(model: torch.nn.Module, example_inputs=None, *, n: int = 512, seed: 
 def plot(ins: Inspection, path: str | Path) -> Path:
     """The structural-health plot: stream sigma_min across depth, and each norm's lambda_min/trace."""
     from ddgraph._optional import pyplot
+    from ddgraph.probing.observables import LN_RATIO_MAX
 
     plt = pyplot("the inspect plot")
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))

@@ -58,7 +58,7 @@ def test_measurement_frame_has_one_row_per_measured_value(block_diff):
     assert tuple(df.columns) == MEASUREMENT_COLUMNS
     n_weight = sum(len(v) for s in m.weights.values() for obs in s.series.values()
                    for by_dir in obs.values() for v in by_dir.values())
-    n_ln = sum(len(r["ratio"]) + len(r["cosine"]) for r in m.ln.values())
+    n_ln = sum(len(r["ratio"]) + len(r["rayleigh"]) + len(r["cosine"]) for r in m.ln.values())
     n_stream = sum(len(v) for v in m.streams.values())
     assert n_ln and n_stream
     assert len(df) == n_weight + n_ln + n_stream

@@ -159,3 +159,17 @@ def test_rmsnorm_after_a_rank_deficient_map_inherits_its_kernel_and_says_so():
                                 torch.nn.Linear(8, 2, bias=False))
     (rms,) = ddgraph.check(model, torch.randn(1, 8), progress=False, n_samples=2000, grid=[1e-2, 1e-3, 1e-4]).ln
     assert rms["verdict"] == "pass" and "inherited" not in rms["claim"]
+
+
+def test_kernel_check_reads_the_claim_in_a_two_dimensional_kernel():
+    """A covariance whose kernel holds the predicted u and one more direction: the bottom eigenvector need
+    not be u (the cosine is below 1), but u's Rayleigh quotient is at the floor, which is the claim."""
+    from ddgraph.probing.observables import holds_kernel, kernel_check
+    torch.manual_seed(0)
+    u = torch.randn(6, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.cat([u[:, None], torch.randn(6, 5, dtype=torch.float64)], 1))
+    basis = q[:, 2:]  # orthogonal to u and to q[:, 1]: the kernel is span(u, q[:, 1])
+    cov = basis @ torch.diag(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)) @ basis.T
+    chk = kernel_check(cov, u + 1e-9 * q[:, 1])
+    assert holds_kernel(chk["rayleigh"]) and chk["ratio"] < 1e-10
+    assert not holds_kernel(kernel_check(cov, q[:, 2])["rayleigh"])  # a direction outside the kernel

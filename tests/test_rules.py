@@ -27,7 +27,7 @@ x = "w.out"
     (GOOD.replace('"act_relu"', '"act_rleu"'), "primitive", "unknown primitive"),
     (GOOD.replace('v = "v.x"', 'v = "v.x +"'), "forward.v", "valid expression"),
     (GOOD.replace('v = "v.x"', 'v = "v.y"'), "forward.v", "a role among"),
-    (GOOD.replace('v = "v.x"', 'v = "v.x + alpha"'), "forward.v", "approach exponent this primitive declares (none)"),
+    (GOOD.replace('v = "v.x"', 'v = "v.x + alpha"'), "forward.v", "or a value order this primitive declares (none)"),
     (GOOD.replace('x = "w.out"', 'x = "w.x"'), "backward.x", "gradients read only from w.out"),
     (GOOD.replace('d = "d.x"\n', ''), "forward.d", "required"),
     (GOOD.replace('[backward]\ncite = ["Lemma 16"]\nx = "w.out"\n', ''), "backward",

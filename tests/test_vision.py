@@ -45,6 +45,16 @@ def test_torchvision_vit_diff_passes():
     assert d.ok
 
 
+def test_timm_resnet_zero_init_last_stops_the_block_gradients():
+    """timm zero-initialises each block's last BatchNorm gain: the block convolutions' G is exactly zero
+    (predicted inf, THEORY §3.9); the stem, the downsampling shortcuts and the head keep finite rates."""
+    model, x = _build("timm_resnet18")
+    rates = {n.param: n.g_rates[0][0] for n in ddgraph.predict(model, x).nodes}
+    inside = [p for p in rates if ".conv" in p]
+    assert inside and all(rates[p] == float("inf") for p in inside), rates
+    assert all(np.isfinite(rates[p]) for p in rates if p not in inside), rates
+
+
 @pytest.mark.parametrize("name,reused", [("timm_convnext_atto", True), ("tv_convnext_tiny", False)])
 def test_convnext_stages_predict_what_the_full_trace_predicts(name, reused):
     """timm's ConvNeXt-atto stage of 6 blocks is traced as four and copied; torchvision's stage of 9 is

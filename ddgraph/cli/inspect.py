@@ -44,10 +44,11 @@ def inspect(target, model_target, n, plot_file, fmt):
         click.echo(json.dumps(ins.to_json(), indent=2))
     else:
         t = Table(title=f"{ins.model}: norms on {ins.n_rows} calibration rows", title_justify="left")
-        for col in ("module", "kind", "lambda_min/trace", "|cos(bottom, 1/gamma)|", "claim", "verdict"):
+        for col in ("module", "kind", "lambda_min/trace", "u^T C u/trace", "|cos(bottom, u)|", "claim", "verdict"):
             t.add_column(col)
         for x in ins.norms:
-            t.add_row(x["module"], x["kind"], f"{x['ratio']:.2e}", f"{x['cosine']:.4f}", x["claim"], x["verdict"])
+            t.add_row(x["module"], x["kind"], f"{x['ratio']:.2e}", f"{x['rayleigh']:.2e}", f"{x['cosine']:.4f}",
+                      x["claim"], x["verdict"])
         console.print(t)
         s = Table(title="residual stream across depth (Cor 58)", title_justify="left")
         for col in ("depth", "module", "sigma_min", "sigma_max", "active / width"):

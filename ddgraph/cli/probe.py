@@ -147,7 +147,8 @@ def diff_table(d) -> Table:
 def _print_extras(d):
     for ln in d.ln:
         console.print(f"{ln['primitive']} {ln['module'] or ln['node']}: {ln['claim']}: max lambda_min/trace "
-                      f"{ln['max_ratio']:.1e}, min |cos| {ln['min_cosine']:.4f} -> "
+                      f"{ln['max_ratio']:.1e}, 1/gamma's Rayleigh quotient/trace {ln['max_rayleigh']:.1e}, "
+                      f"min |cos| {ln['min_cosine']:.4f} -> "
                       f"[{VERDICT_STYLE[ln['verdict']]}]{ln['verdict']}[/]")
     for s in d.streams:
         console.print(f"stream {s['module'] or s['node']}: {s['claim']}: predicted {fmt_rate(s['predicted'])}, "

@@ -10,11 +10,11 @@ from ddgraph.compare.verdicts import FitStatus, Verdict
 from ddgraph.core.graph import PRIMITIVE
 from ddgraph.prediction import IN_REACH, Prediction
 from ddgraph.probing.fit import TOL, Fit, fit_rate, judge
+from ddgraph.probing.observables import LN_RATIO_MAX, holds_kernel
 from ddgraph.probing.results import Measurement
 from ddgraph.probing.window import Expected, fit_window
 
 OBSERVABLES = ("dd", "schur", "lmin")
-LN_RATIO_MAX, LN_COSINE_MIN = 1e-10, 0.999
 
 
 @attrs.frozen
@@ -172,15 +172,16 @@ def diff(prediction: Prediction, measurement: Measurement) -> Diff:
 def _ln_check(prediction, measurement, name, rec) -> dict:
     prim = prediction.graph[name][PRIMITIVE]
     ratio, cosine = max(rec["ratio"], default=math.nan), min(rec["cosine"], default=math.nan)
+    rayleigh = max(rec.get("rayleigh", ()), key=abs, default=math.nan)
     if "kernel" in prediction.graph.primitives[prim].observables:
-        ok = ratio < LN_RATIO_MAX and cosine > LN_COSINE_MIN
+        ok = holds_kernel(rayleigh)
         claim = "exact kernel along 1/gamma (Prop 63)"
     else:
         inherited = max(rec.get("input_ratio", ()), default=math.nan) <= LN_RATIO_MAX
         ok = ratio > LN_RATIO_MAX or inherited
         claim = "no kernel direction (RMSNorm)" + (": its input's own kernel, inherited" if inherited else "")
     return {"node": name, "module": rec["module"], "primitive": prim, "claim": claim,
-            "max_ratio": ratio, "min_cosine": cosine, "verdict": Verdict.PASS if ok else Verdict.FAIL}
+            "max_ratio": ratio, "max_rayleigh": rayleigh, "min_cosine": cosine, "verdict": Verdict.PASS if ok else Verdict.FAIL}
 
 
 def _stream_check(prediction, measurement, site) -> dict:

@@ -17,7 +17,7 @@ import attrs
 
 from ddgraph.core.approach import Approach, resolve
 from ddgraph.core.expr import INF, Ref, evaluate
-from ddgraph.core.graph import APPROACH, BULK_ORDERS, CLASSES, PRIMITIVE, ROLES, Graph
+from ddgraph.core.graph import APPROACH, BULK_ORDERS, CLASSES, PRIMITIVE, ROLES, VALUE_ORDERS, Graph
 from ddgraph.core.rules import RuleSet
 from ddgraph.errors import ConfigError
 
@@ -114,10 +114,15 @@ def _sweeps(graph: Graph, rules: RuleSet, approach: Approach, regime: str) -> di
     return results
 
 
-def _node_param(d: dict, name: str, exps: dict, cls: int) -> float:
-    """An approach exponent's order in class ``cls``. In the bulk it is the order of the parameter's
-    bulk part: 0 (generic, the model's own values), or what labelling recorded under ``bulk_orders``
-    (inf where those values are exactly zero, as a zero-initialised head; THEORY §3.9)."""
+def _node_param(d: dict, name: str, exps: dict, cls: int, value_names=()) -> float:
+    """A named order in class ``cls``. A value order (a normaliser's gain) is what labelling read off
+    the node's own values under ``value_orders`` (0 generic, inf exactly zero; values never read count
+    as generic). An approach exponent in
+    the bulk is the order of the parameter's bulk part: 0 (generic, the model's own values), or what
+    labelling recorded under ``bulk_orders`` (inf where those values are exactly zero, as a
+    zero-initialised head; THEORY §3.9)."""
+    if name in value_names:
+        return d.get(VALUE_ORDERS, {}).get(name, {}).get(cls, 0.0)
     if cls == 0:
         return d.get(BULK_ORDERS, {}).get(name, 0.0)
     param = d.get(APPROACH, {}).get(name)
@@ -131,7 +136,7 @@ def _lookup_factory(graph, d, res, exps, world, roles):
 
     def lookup(ref: Ref, cls: int):
         if ref.kind == "param":
-            return _node_param(d, ref.role, exps, cls), frozenset()
+            return _node_param(d, ref.role, exps, cls, graph.primitives[d[PRIMITIVE]].value_names), frozenset()
         srcs = [None] if ref.role == "out" else roles.get(ref.role, [])
         vals = []
         for src in srcs:

@@ -39,8 +39,8 @@ import networkx as nx
 from ddgraph.core.primitives import BUILTIN, Primitives
 
 #: Names of the node attributes the stages share (the table above).
-PRIMITIVE, ROLES, OPERANDS, DEP, MASK, CLASSES, WEIGHT, APPROACH, BULK_ORDERS = (
-    "primitive", "roles", "operands", "dep", "mask", "classes", "weight", "approach", "bulk_orders")
+PRIMITIVE, ROLES, OPERANDS, DEP, MASK, CLASSES, WEIGHT, APPROACH, BULK_ORDERS, VALUE_ORDERS = (
+    "primitive", "roles", "operands", "dep", "mask", "classes", "weight", "approach", "bulk_orders", "value_orders")
 
 
 @attrs.define

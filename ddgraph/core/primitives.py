@@ -56,6 +56,25 @@ class Exponent:
 
 
 @attrs.frozen
+class ValueOrder:
+    """An order a rule reads off the node's own parameter values, class by class (THEORY §3.9).
+
+    The values (the parameter named by node attribute ``attr``, plus the number held by node attribute
+    ``offset`` if any: Gemma's ``1 + w``) are read at labelling along ``axis`` of the node's mask: a class
+    whose entries are all exactly zero has order ``inf``, any other ``0``. A missing parameter has order
+    ``absent`` (a missing gain is 1: ``0``; a missing bias is 0: ``inf``); values that cannot be read (the
+    meta device) count as generic. Unlike an approach exponent it means the same in every class, so
+    shared rule blocks may read it.
+    """
+
+    name: str
+    attr: str
+    absent: float = 0.0
+    offset: str | None = None
+    axis: int = -1
+
+
+@attrs.frozen
 class ParamSpec:
     """How one parameter of a node is put at the canonical configuration.
 
@@ -95,6 +114,7 @@ class Primitive:
     doc: str
     approach: tuple[Exponent, ...] = ()
     canonical: tuple[ParamSpec, ...] = ()
+    values: tuple[ValueOrder, ...] = ()
     observables: tuple[str, ...] = ()
     band: float | None = None  # finite-t tolerance band of the probe behind this primitive
     colour: str = "#ffffff"
@@ -117,6 +137,10 @@ class Primitive:
             if spec.exponent is not None and spec.exponent not in names:
                 raise ValueError(f"primitive {self.name}: canonical spec {spec.attr} uses exponent "
                                  f"{spec.exponent!r}, which the primitive does not declare")
+        clash = names & {v.name for v in self.values}
+        if clash:
+            raise ValueError(f"primitive {self.name}: {sorted(clash)[0]!r} is both an approach exponent and a "
+                             "value order")
         if self.band is not None and not (0 < self.band < 1):
             raise ValueError(f"primitive {self.name}: band must lie in (0, 1), got {self.band}")
 
@@ -129,6 +153,11 @@ class Primitive:
     def exponents(self) -> tuple[str, ...]:
         """Names of the approach exponents a rule of this primitive may read."""
         return tuple(e.name for e in self.approach)
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        """Names of the value orders a rule of this primitive may read in any block."""
+        return tuple(v.name for v in self.values)
 
 
 def node_attr(d: dict, path: str):
@@ -207,6 +236,9 @@ BETA = "beta"
 _WEIGHT_EXPONENTS = (Exponent(ALPHA, "weight.param", 1.0, "weights"),
                      Exponent(BETA, "weight.bias", math.inf, "biases on the dead path"))
 _BIAS_EXPONENT = (Exponent(BETA, "bias_param", math.inf, "biases on the dead path"),)
+_GAIN = ValueOrder("gain", "norm_weight", absent=0.0, offset="norm_gain_offset")
+_NORM_BIAS = ValueOrder("bias", "norm_bias", absent=math.inf)
+_BN_VALUES = (attrs.evolve(_GAIN, axis=1), attrs.evolve(_NORM_BIAS, axis=1))
 _ACT = "#d8f3dc"
 _ATTN = "#f4a261"
 _SHAPE = "#eeeeee"
@@ -244,10 +276,11 @@ BUILTIN = Primitives.of([
     Primitive("act_offset", ("x",), "elementwise",
               "activation with phi(0)!=0, phi'(0)!=0 (sigmoid, softplus, exp)", band=0.1, colour=_ACT),
     Primitive("layernorm", ("x",), "same_as_x", "mean-subtracting LayerNorm (module, functional, ATen)",
-              canonical=(ParamSpec("norm_bias"),), observables=("kernel", "scale_invariant"),
+              canonical=(ParamSpec("norm_bias"),), values=(_GAIN, _NORM_BIAS),
+              observables=("kernel", "scale_invariant"),
               colour="#b5e48c"),
     Primitive("rmsnorm", ("x",), "same_as_x",
-              "RMSNorm (module, functional, or written out as pow-mean-rsqrt-mul)",
+              "RMSNorm (module, functional, or written out as pow-mean-rsqrt-mul)", values=(_GAIN,),
               observables=("no_kernel",), colour="#99d98c"),
     Primitive("softmax_channels", ("x",), "same_as_x", "softmax over a channel axis (e.g. output logits)",
               colour="#e9c46a"),
@@ -270,10 +303,11 @@ BUILTIN = Primitives.of([
     Primitive("concat", ("xs*",), "shape", "concatenation or stacking of activations", colour=_SHAPE),
     Primitive("batchnorm_eval", ("x",), "same_as_x",
               "BatchNorm in eval mode: a per-channel affine map with the running statistics",
-              canonical=(ParamSpec("norm_bias", axis=1), ParamSpec("running_mean", axis=1, buffer=True))),
+              canonical=(ParamSpec("norm_bias", axis=1), ParamSpec("running_mean", axis=1, buffer=True)),
+              values=_BN_VALUES + (ValueOrder("mean", "running_mean", absent=math.inf, axis=1),)),
     Primitive("batchnorm_train", ("x",), "same_as_x",
               "BatchNorm in train mode: every channel normalised by its batch mean and std",
-              canonical=(ParamSpec("norm_bias", axis=1),)),
+              canonical=(ParamSpec("norm_bias", axis=1),), values=_BN_VALUES),
     Primitive("batch_stats", (), "none", "the tuple an ATen batch_norm returns (its statistics are not used)"),
     Primitive("pool_indices", (), "none",
               "the (values, indices) tuple of a max pooling, or its indices; the values are read through getitem 0"),

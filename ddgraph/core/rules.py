@@ -97,7 +97,7 @@ def _fail(path, field, expected, got=None) -> RuleFileError:
     return RuleFileError(f"{path}: field '{field}': expected {expected}{tail}")
 
 
-def _expr_pair(path, field, raw, allowed_roles, params, split_block, kinds, minus=False):
+def _expr_pair(path, field, raw, allowed_roles, params, split_block, kinds, minus=False, values=()):
     if isinstance(raw, str):
         texts = [raw, raw]
     elif isinstance(raw, list) and len(raw) == 2 and all(isinstance(r, str) for r in raw):
@@ -114,10 +114,13 @@ def _expr_pair(path, field, raw, allowed_roles, params, split_block, kinds, minu
             raise _fail(path, field, "no '-' outside [invariant] (only a normaliser's scale divides an order out)",
                         text)
         for r in refs(tree):
+            if r.kind == "param" and r.role in values:
+                continue  # a value order means the same in every class: any block may read it
             if r.kind == "param":
                 if r.role not in params:
-                    raise _fail(path, field, "a valuation (v.ROLE, d.ROLE, w.out) or an approach exponent "
-                                f"this primitive declares ({', '.join(params) or 'none'})", r.role)
+                    raise _fail(path, field, "a valuation (v.ROLE, d.ROLE, w.out), an approach exponent or a value "
+                                f"order this primitive declares ({', '.join(tuple(params) + tuple(values)) or 'none'})",
+                                r.role)
                 if not split_block:
                     raise _fail(path, field, f"'{r.role}' inside a [*.dead] block, or a [*.bulk] block where "
                                 "it means the order of the parameter's bulk part (THEORY §3.9)", r.role)
@@ -153,7 +156,7 @@ def _subtracts(tree) -> bool:
     return any(_subtracts(c) for c in children)
 
 
-def _blocks(path, section, raw, keys, allowed_roles, params, kinds, variadic=()):
+def _blocks(path, section, raw, keys, allowed_roles, params, kinds, values=()):
     if not isinstance(raw, dict):
         raise _fail(path, section, "a table", raw)
     if set(raw) & set(CLASS_KINDS):
@@ -180,7 +183,7 @@ def _blocks(path, section, raw, keys, allowed_roles, params, kinds, variadic=())
             raise _fail(path, f"{where}.{missing[0]}", "an expression (required)")
         split_block = "dead" in raw  # a [.bulk]/[.dead] sub-table, not one block shared by both
         out[kind] = {k: _expr_pair(path, f"{where}.{k}", block[k], allowed_roles, params, split_block, kinds,
-                                   section.startswith("invariant."))
+                                   section.startswith("invariant."), values)
                      for k in keys}
     return out
 
@@ -223,7 +226,8 @@ def parse_rule(path: str | Path, text: str | None = None, primitives: Primitives
                         sorted(inv) if isinstance(inv, dict) else inv)
         if "scale" not in inv:
             raise _fail(path, "invariant.scale", "an expression: the order of the input's scale (required)")
-        scale = _expr_pair(path, "invariant.scale", inv["scale"], set(roles), prim.exponents, False, ("v", "d"))[0]
+        scale = _expr_pair(path, "invariant.scale", inv["scale"], set(roles), prim.exponents, False, ("v", "d"),
+                           values=prim.value_names)[0]
         inv_cites, inv_fwd, inv_bwd = _sweeps(path, inv, "invariant.", roles, prim)
         cites |= {f"invariant.{b}": c for b, c in inv_cites.items()}
         invariant = (inv_fwd, inv_bwd)
@@ -251,9 +255,10 @@ def _sweeps(path, data, prefix, roles, prim) -> tuple[dict, dict, dict]:
         raise _fail(path, f"{prefix}backward", "a [backward] table with one expression per operand role")
     fwd_cite, fwd_raw = _cite(path, f"{prefix}forward", data["forward"])
     bwd_cite, bwd_raw = _cite(path, f"{prefix}backward", data["backward"])
-    forward = _blocks(path, f"{prefix}forward", fwd_raw, ("v", "d"), set(roles), prim.exponents, ("v", "d"))
+    forward = _blocks(path, f"{prefix}forward", fwd_raw, ("v", "d"), set(roles), prim.exponents, ("v", "d"),
+                      prim.value_names)
     backward = _blocks(path, f"{prefix}backward", bwd_raw, tuple(roles), set(roles) | {"out"},
-                       prim.exponents, ("v", "d", "w"))
+                       prim.exponents, ("v", "d", "w"), prim.value_names)
     for kind, block in backward.items():
         for role, pair in block.items():
             for tree in pair:

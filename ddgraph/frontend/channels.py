@@ -19,8 +19,8 @@ import networkx as nx
 import numpy as np
 import torch
 
-from ddgraph.core.graph import BULK_ORDERS, CLASSES, MASK, OPERANDS, PRIMITIVE, ROLES, WEIGHT, Graph
-from ddgraph.core.primitives import ALPHA, BETA
+from ddgraph.core.graph import BULK_ORDERS, CLASSES, MASK, OPERANDS, PRIMITIVE, ROLES, VALUE_ORDERS, WEIGHT, Graph
+from ddgraph.core.primitives import ALPHA, BETA, node_attr
 from ddgraph.errors import LabelError
 from ddgraph.frontend.tracing import SMALL
 
@@ -483,6 +483,37 @@ def _assign(graph: Graph, small: bool) -> None:
             raise LabelError(f"{_where(n, d)}: primitive {prim.name} has no mask rule")
         ctx.masks[n], ctx.classes[n] = rule(ctx, n, d, roles)
         d[MASK], d[CLASSES] = ctx.masks[n], ctx.classes[n]
+        if prim.values:
+            d[VALUE_ORDERS] = {v.name: _value_order(graph, n, d, v) for v in prim.values}
+
+
+def _value_order(graph: Graph, n, d, spec) -> dict[int, float]:
+    """A value order per class (:class:`~ddgraph.core.primitives.ValueOrder`): ``inf`` where every entry
+    of the class is exactly zero, else ``0``."""
+    name = node_attr(d, spec.attr)
+    if name is None:
+        return {c: spec.absent for c in d[CLASSES]}
+    try:
+        value = attribute(graph.gm, name)
+    except AttributeError:
+        value = None
+    if not isinstance(value, torch.Tensor) or value.device.type == "meta" \
+            or torch._subclasses.fake_tensor.is_fake(value):
+        return {c: 0.0 for c in d[CLASSES]}
+    offset = node_attr(d, spec.offset) if spec.offset else None
+    value = value.detach() + float(offset or 0.0)
+    mask = d[MASK]
+    if spec.axis != -1 and value.ndim == 1 and mask.dim() > spec.axis:
+        row = _axis_row(mask, spec.axis, _where(n, d))
+    elif value.ndim and mask.dim() >= value.ndim and tuple(mask.shape[mask.dim() - value.ndim:]) == value.shape:
+        row = mask.reshape(-1, *value.shape).amax(0)  # masks do not vary along token axes
+    else:
+        row = None
+    if row is None or row.shape != value.shape:
+        raise LabelError(f"{_where(n, d)}: its {spec.attr} {name!r} of shape {tuple(value.shape)} does not "
+                         f"line up with the channel axes of the activation (shape {tuple(mask.shape)})")
+    entries = {c: value[row == c] for c in d[CLASSES]}
+    return {c: math.inf if e.numel() and not bool(e.any()) else 0.0 for c, e in entries.items()}
 
 
 def _classmap(out: torch.Tensor, operand: torch.Tensor, classes, m: int) -> dict[int, int]:

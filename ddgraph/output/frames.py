@@ -80,7 +80,7 @@ def measurement_rows(m) -> list[tuple]:
                     rows += [("weight", node, s.param, s.kind, factor, name, j, t, float(v))
                              for t, v in zip(m.grid, values)]
     for node, rec in m.ln.items():
-        for name in ("ratio", "cosine"):
+        for name in ("ratio", "rayleigh", "cosine"):
             rows += [("ln", node, None, None, None, name, None, t, float(v)) for t, v in zip(m.grid, rec[name])]
     for node, values in m.streams.items():
         rows += [("stream", node, None, None, None, "lmin", None, t, float(v)) for t, v in zip(m.grid, values)]

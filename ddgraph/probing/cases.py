@@ -146,9 +146,11 @@ def class_token():
 
 
 class ConvBN(torch.nn.Module):
-    """conv 3x3 (padding 1, stride 2) - BatchNorm - ReLU - conv 3x3 (padding 1) - BatchNorm - ReLU - conv 1x1."""
+    """conv 3x3 (padding 1, stride 2) - BatchNorm - ReLU - conv 3x3 (padding 1) - BatchNorm - ReLU - conv 1x1.
+    ``zero_gain``: the second conv-BatchNorm is a residual branch whose BatchNorm gain is zero (timm's
+    ResNets initialise the last BatchNorm of each block so: no gradient reaches the branch)."""
 
-    def __init__(self, channels=6, train=False, eps=1e-5):
+    def __init__(self, channels=6, train=False, eps=1e-5, zero_gain=False):
         super().__init__()
         self.conv1 = torch.nn.Conv2d(3, channels, 3, padding=1, stride=2, bias=False)
         self.bn1 = torch.nn.BatchNorm2d(channels, eps=eps)
@@ -161,19 +163,24 @@ class ConvBN(torch.nn.Module):
                 bn.running_var.uniform_(0.5, 2.0)
                 bn.weight.uniform_(0.5, 1.5)
                 bn.bias.uniform_(-0.5, 0.5)
+            if zero_gain:
+                self.bn2.weight.zero_()
+        self.zero_gain = zero_gain
         self.train(train)
 
     def forward(self, x):
         h = torch.relu(self.bn1(self.conv1(x)))
-        h = torch.relu(self.bn2(self.conv2(h)))
+        r = self.bn2(self.conv2(h))
+        h = torch.relu(h + r if self.zero_gain else r)
         return self.head(h)
 
 
 @case
-def conv_bn(train=False, eps=1e-5):
+def conv_bn(train=False, eps=1e-5, zero_gain=False):
     """Convolutions with padding and stride, and batch norm in eval or train mode (in train mode
-    a larger ``eps`` moves the crossover t* ~ sqrt(eps) above the default probe grid)."""
-    return ConvBN(train=train, eps=eps), (torch.randn(4, 3, 8, 8),), {}
+    a larger ``eps`` moves the crossover t* ~ sqrt(eps) above the default probe grid); ``zero_gain``: a
+    residual branch under a BatchNorm whose gain is zero."""
+    return ConvBN(train=train, eps=eps, zero_gain=zero_gain), (torch.randn(4, 3, 8, 8),), {}
 
 
 @case

@@ -321,7 +321,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
     targets = _Targets(canon, data, approach, noise, cache_bytes=int(cache_mb * 2**19))
     exact = ExactResidual(canon, _first) if approach.loss == "mse" and approach.regime == "noise-free" else None
     weights = {s.node: SiteSeries(s.node, s.param, s.kind) for s in sites}
-    ln = {n: {"ratio": [], "cosine": [], "node": n, "module": graph[n].get("module")} for n in ln_nodes}
+    ln = {n: {"ratio": [], "rayleigh": [], "cosine": [], "node": n, "module": graph[n].get("module")} for n in ln_nodes}
     streams = {n: [] for n in stream_nodes}
     nan: dict[float, str] = {}
     adaptive = grid is None
@@ -619,8 +619,8 @@ def _finish_sites(acc, ln, streams, directions, kernel_free, deepest) -> None:
             if name in streams:
                 streams[name].append(math.nan)
             if name in ln:
-                ln[name]["ratio"].append(math.nan)
-                ln[name]["cosine"].append(math.nan)
+                for key in ("ratio", "rayleigh", "cosine"):
+                    ln[name][key].append(math.nan)
             continue
         if name in streams:
             streams[name].append(_stream_value(s / n, deepest.get(name, [])))
@@ -636,5 +636,5 @@ def _finish_sites(acc, ln, streams, directions, kernel_free, deepest) -> None:
             if u is None:
                 u = cov.new_ones(cov.shape[0])  # no prediction: report against the mean direction
             chk = kernel_check(cov, torch.as_tensor(u, dtype=cov.dtype))
-            ln[name]["ratio"].append(chk["ratio"])
-            ln[name]["cosine"].append(chk["cosine"])
+            for key in ("ratio", "rayleigh", "cosine"):
+                ln[name][key].append(chk[key])

@@ -89,8 +89,22 @@ def _bottom_vector(m: torch.Tensor) -> torch.Tensor | None:
     return v
 
 
+#: A covariance's quadratic form below this fraction of its trace reads as an exact zero (fp64 rounding).
+LN_RATIO_MAX = 1e-10
+
+
 def kernel_check(cov: torch.Tensor, direction: torch.Tensor) -> dict[str, float]:
-    """lambda_min / trace of a covariance and the |cosine| of its bottom eigenvector with ``direction``."""
+    """What the normaliser kernel checks read off a covariance: ``ratio``, lambda_min / trace;
+    ``rayleigh``, the Rayleigh quotient of ``direction`` over the trace (at the floor exactly when the
+    direction lies in the kernel, whatever the kernel's dimension); ``cosine``, the |cosine| of the bottom
+    eigenvector with ``direction`` (1 when the kernel is that direction alone)."""
     evals, vecs = torch.linalg.eigh(cov)
     u = direction.to(vecs.device) / direction.norm()
-    return {"ratio": float(evals[0] / evals.sum()), "cosine": float((vecs[:, 0] @ u).abs())}
+    trace = evals.sum()
+    return {"ratio": float(evals[0] / trace), "rayleigh": float(u @ cov @ u / trace),
+            "cosine": float((vecs[:, 0] @ u).abs())}
+
+
+def holds_kernel(rayleigh: float) -> bool:
+    """The claim of an exact kernel along the predicted direction (Prop 63), from its Rayleigh quotient."""
+    return abs(rayleigh) < LN_RATIO_MAX
