@@ -69,7 +69,7 @@ def measurement_rows(m) -> list[tuple]:
     """The measured values, one per node, factor, observable, direction and t.
 
     ``site`` is ``weight`` (K-FAC factor observables: dead entry ``dd``, Schur complement ``schur``,
-    active ``lmin``), ``ln`` (the norm kernel check: ``ratio`` and ``cosine``) or ``stream`` (the
+    active ``lmin``), ``ln`` (the norm kernel check: ``ratio``, ``rayleigh`` and ``cosine``) or ``stream`` (the
     residual stream's smallest eigenvalue, ``lmin``); factor and direction are empty off weights.
     """
     rows = []
