@@ -198,14 +198,14 @@ def _min_pair(pairs):
 
 
 def _why(d: dict, kind: str, dirs) -> frozenset:
-    """The rule blocks a node's ``kind`` order rests on (THEORY §3.6), in the worlds that attain its lowest
-    value (linear regime)."""
+    """The rule blocks a node's ``kind`` order rests on (THEORY §3.6), in the first world (generic rows
+    first) that attains its lowest value in the linear regime."""
     out = frozenset()
     for j in dirs:
         vals = [(pair(getattr(lin, kind), j)[0], lin.why.get((kind, j), frozenset())) for lin, _ in _worlds(d)]
         finite = [v for v, _ in vals if v is not None]
         low = min(finite) if finite else None
-        out = out.union(*(w for v, w in vals if v == low))
+        out |= next((w for v, w in vals if v == low), vals[0][1])
     return out
 
 

@@ -161,7 +161,7 @@ def _sweeps(graph: Graph, rules: RuleSet, approach: Approach, regime: str, event
                   (rules.lookup(graph.nx.nodes[n][PRIMITIVE], setting) for n in results))
     for world in ((0, 1) if bracket else (0,)):
         _forward(graph, rules, setting, exps, results, world, regime, event)
-        _backward(graph, rules, setting, exps, results, world, regime, event)
+        _backward(graph, rules, setting, exps, results, world, regime)
     if not bracket:  # every rule is exact: the upper world equals the lower one
         for val in results.values():
             for table in (val.v, val.d, val.w, val.s):
@@ -312,7 +312,7 @@ def _set(table, classes, world, fn):
         table.setdefault(c, [None, None])[world] = fn(c)
 
 
-def _backward(graph, rules, setting, exps, res, world, regime, event=None):
+def _backward(graph, rules, setting, exps, res, world, regime):
     g = graph.nx
     all_classes = list(range(graph.n_dead + 1))
     acc: dict[str, dict[int, list]] = {n: {} for n in res}
