@@ -9,7 +9,14 @@ import torch
 from ddgraph import __version__
 from ddgraph.compare.verdicts import Status
 from ddgraph.core.approach import Approach
-from ddgraph.core.engine import SCALE_ORDERS, VALUATION, VALUATION_INVARIANT, pair
+from ddgraph.core.engine import (
+    SCALE_ORDERS,
+    SCALE_ORDERS_EVENTS,
+    VALUATION,
+    VALUATION_EVENTS,
+    VALUATION_INVARIANT,
+    pair,
+)
 from ddgraph.core.graph import CLASSES, PRIMITIVE, ROLES, WEIGHT, Graph
 from ddgraph.core.rules import RuleSet
 
@@ -161,15 +168,54 @@ def _json_regimes(n: NodePrediction) -> dict | None:
 
 
 def crossovers(graph: Graph) -> list[dict]:
-    """Every normaliser's crossover scale ``t* = floor**(1/k)``, one per order ``k`` of its input's scale."""
+    """Every normaliser's crossover scale ``t* = floor**(1/k)``, one per order ``k`` of its input's scale, on
+    generic rows (``event`` None) or on the rows where a ReLU cuts every bulk channel (THEORY §3.11)."""
     out = []
     for n in graph.order():
         d = graph[n]
         floor = d.get("scale_floor")
-        for k in d.get(SCALE_ORDERS, ()):
-            out.append({"node": n, "module": d.get("module"), "primitive": d[PRIMITIVE], "scale_floor": floor,
-                        "order": k, "t_star": None if floor is None else floor ** (1 / k)})
+        worlds = [(None, d.get(SCALE_ORDERS, ()))] + list(d.get(SCALE_ORDERS_EVENTS, {}).items())
+        for event, ks in worlds:
+            for k in ks:
+                out.append({"node": n, "module": d.get("module"), "primitive": d[PRIMITIVE], "scale_floor": floor,
+                            "order": k, "t_star": None if floor is None else floor ** (1 / k), "event": event})
     return out
+
+
+def _worlds(d: dict) -> list[tuple]:
+    """A node's valuations per world, generic rows first: ``(linear, invariant)``, the invariant one the
+    linear one where that world has no crossover (THEORY §3.8, §3.11)."""
+    pairs = [(d[VALUATION], d.get(VALUATION_INVARIANT))] + list(d.get(VALUATION_EVENTS, {}).values())
+    return [(lin, inv or lin) for lin, inv in pairs]
+
+
+def _min_pair(pairs):
+    """The lowest order over worlds of ``(lo, hi)`` pairs (an expectation of squares: no cancellation
+    between rows); None absorbs."""
+    if any(p[0] is None or p[1] is None for p in pairs):
+        return (None, None)
+    return (min(p[0] for p in pairs), min(p[1] for p in pairs))
+
+
+def _why(d: dict, kind: str, dirs) -> frozenset:
+    """The rule blocks a node's ``kind`` order rests on (THEORY §3.6), in the first world (generic rows
+    first) that attains its lowest value in the linear regime."""
+    out = frozenset()
+    for j in dirs:
+        vals = [(pair(getattr(lin, kind), j)[0], lin.why.get((kind, j), frozenset())) for lin, _ in _worlds(d)]
+        finite = [v for v, _ in vals if v is not None]
+        low = min(finite) if finite else None
+        out |= next((w for v, w in vals if v == low), vals[0][1])
+    return out
+
+
+def _rates(g, x, n, regime: int, dirs) -> tuple[tuple, tuple]:
+    """``(a_rates, g_rates)`` of a row reading ``x``'s v and ``n``'s w, the lowest over worlds, in the
+    linear (0) or invariant (1) regime."""
+    xs, ns = _worlds(g.nodes[x]), _worlds(g.nodes[n])
+    a = tuple(_min_pair([_double(pair(w[regime].v, j)) for w in xs]) for j in dirs)
+    gr = tuple(_min_pair([_double(pair(w[regime].w, j)) for w in ns]) for j in dirs)
+    return a, gr
 
 
 def _relatives(graph: Graph, marked: set):
@@ -201,11 +247,8 @@ def _relatives(graph: Graph, marked: set):
 
 def _regimes(g, x, n, rates, crosses, near) -> dict:
     """``invariant`` and ``crossover`` of a row whose rates ``(a, g)`` read ``x``'s v and ``n``'s w."""
-    if VALUATION_INVARIANT not in g.nodes[n] or VALUATION_INVARIANT not in g.nodes[x]:
-        return {}
     dirs = range(1, len(rates[0]) + 1)
-    inv = (tuple(_double(pair(g.nodes[x][VALUATION_INVARIANT].v, j)) for j in dirs),
-           tuple(_double(pair(g.nodes[n][VALUATION_INVARIANT].w, j)) for j in dirs))
+    inv = _rates(g, x, n, 1, dirs)
     if inv == rates:
         return {}
     stars = [c["t_star"] for c in crosses if c["node"] in near]
@@ -213,18 +256,22 @@ def _regimes(g, x, n, rates, crosses, near) -> dict:
     return {"invariant": inv, "crossover": (min(stars), max(stars)) if known else None}
 
 
-def _kl_order(graph: Graph, key: str):
-    """The lowest deviation order of the model output (the KL order k) in the sweep stored under ``key``."""
+def _kl_order(graph: Graph, regime: int):
+    """The lowest deviation order of the model output (the KL order k) over worlds, in the linear (0) or
+    invariant (1) regime; None for the invariant regime when no world has one."""
     g = graph.nx
     out_node = next(iter(graph.nodes_exposing("kl")), None)
     if out_node is None or not g.nodes[out_node][ROLES]:
         return None
     x = g.nodes[out_node][ROLES][0][1]
-    if key not in g.nodes[x]:
+    invariants = [g.nodes[x].get(VALUATION_INVARIANT)] + [inv for _, inv in g.nodes[x].get(VALUATION_EVENTS, {}).values()]
+    if VALUATION not in g.nodes[x] or (regime and all(inv is None for inv in invariants)):
         return None
-    dd = g.nodes[x][key].d
-    los = [dd[c][0] for c in g.nodes[x][CLASSES]]
-    his = [dd[c][1] for c in g.nodes[x][CLASSES]]
+    los, his = [], []
+    for world in _worlds(g.nodes[x]):
+        dd = world[regime].d
+        los += [dd[c][0] for c in g.nodes[x][CLASSES]]
+        his += [dd[c][1] for c in g.nodes[x][CLASSES]]
     if any(v is None for v in los + his):
         return None
     lo, hi = min(los), min(his)
@@ -284,14 +331,12 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
     for n in graph.nodes_exposing("kfac"):
         d = g.nodes[n]
         x = d[ROLES][0][1]
-        vx, vn = g.nodes[x][VALUATION], d[VALUATION]
-        a = tuple(_double(pair(vx.v, j)) for j in range(1, graph.n_dead + 1))
-        gr = tuple(_double(pair(vn.w, j)) for j in range(1, graph.n_dead + 1))
+        vn = d[VALUATION]
+        dirs = range(1, graph.n_dead + 1)
+        a, gr = _rates(g, x, n, 0, dirs)
         status = _status(*a, *gr)
         near = related(n)
-        dirs = range(1, graph.n_dead + 1)
-        a_why = frozenset().union(*(vx.why.get(("v", j), frozenset()) for j in dirs))
-        g_why = frozenset().union(*(vn.why.get(("w", j), frozenset()) for j in dirs))
+        a_why, g_why = _why(g.nodes[x], "v", dirs), _why(d, "w", dirs)
         used = ({vn.rule} if vn.rule else set()) | {src for src, _ in a_why | g_why}
         a_lem, g_lem = _cites(rules, a_why), _cites(rules, g_why)
         reasons = sorted({g.nodes[m][VALUATION].reason for m in near if m in no_rule})
@@ -302,9 +347,8 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
             rules=tuple(sorted(used)), reason="; ".join(reasons) if status == NO_RULE else "",
             a_lemmas=a_lem, g_lemmas=g_lem, **_regimes(g, x, n, (a, gr), crosses, near)))
         for sl in w.get("slices", ()):  # fused weights: one row per output slice (q, k, v)
-            vs = g.nodes[sl["node"]][VALUATION]
-            gs = tuple(_double(pair(vs.w, j)) for j in range(1, graph.n_dead + 1))
-            s_why = frozenset().union(*(vs.why.get(("w", j), frozenset()) for j in dirs))
+            gs = _rates(g, x, sl["node"], 0, dirs)[1]
+            s_why = _why(g.nodes[sl["node"]], "w", dirs)
             s_used = used | {src for src, _ in s_why}
             s_lem = _cites(rules, s_why)
             s_status = _status(*a, *gs)
@@ -314,7 +358,7 @@ def assemble(graph: Graph, rules: RuleSet, approach: Approach) -> Prediction:
                 lemmas=tuple(sorted(set(a_lem) | set(s_lem))),
                 rules=tuple(sorted(s_used)), reason="; ".join(reasons) if s_status == NO_RULE else "",
                 a_lemmas=a_lem, g_lemmas=s_lem, **_regimes(g, x, sl["node"], (a, gs), crosses, near)))
-    kl, kl_above = _kl_order(graph, VALUATION), _kl_order(graph, VALUATION_INVARIANT)
+    kl, kl_above = _kl_order(graph, 0), _kl_order(graph, 1)
     lns = tuple(ln_kernel(graph, n) for n in graph.nodes_exposing("kernel"))
     sites = []
     for n in graph.nodes_exposing("stream"):

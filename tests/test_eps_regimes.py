@@ -1,6 +1,8 @@
 """eps crossovers (docs/THEORY.md §3.8): a normaliser's floor read off the graph, both regimes predicted,
 the diff judging the regime its window sits in, and the probe confirming each side of t*."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -75,15 +77,15 @@ def test_relu_layernorm_relu_above_the_crossover():
     assert d.ok and d.primary[-2].predicted == 2 and abs(d.primary[-2].fit.slope - 2) < 0.05
 
 
-@pytest.mark.xfail(strict=True, reason="eps-on-cut-rows: the LayerNorm's input has order-0 bulk on generic rows "
-                   "(k = 0, no crossover in the calculus); l2's dead input lives only on the rows where the first "
-                   "ReLU cuts every bulk channel (on the others the LN's dead output -gamma mean/s is negative and "
-                   "the second ReLU cuts it), and there k = 1: below t* ~ sqrt(eps) the LN is linear, A = 4. "
-                   "Needs a sign and an event calculus (THEORY §3.8)")
 def test_relu_layernorm_relu_below_the_crossover():
+    """l2's dead input lives only on the rows where the first ReLU cuts every bulk channel (on the others the
+    LN's dead output -gamma mean/s is negative and the second ReLU cuts it); there k = 1, and below t* the LN
+    is linear: A = 4 (THEORY §3.11)."""
     d = ddgraph.check(*_relu_ln_relu(1e-12), n_samples=SAMPLES, grid=list(np.geomspace(1e-8, 1e-9, 5)),
                       progress=False)
-    assert d.ok, [(c.node, c.factor, c.predicted, c.fit.slope) for c in d.failures]  # measured A = 4.0
+    assert d.ok, [(c.node, c.factor, c.predicted, c.fit.slope) for c in d.failures]
+    l2 = d.primary[-2]
+    assert l2.factor == "A" and l2.predicted == 4 and abs(l2.fit.slope - 4) < 0.05 and l2.regime == LINEAR
 
 
 RULE = '''primitive = "rmsnorm"
@@ -105,3 +107,39 @@ def test_only_a_normalisers_invariant_regime_may_subtract():
                                                         'v = "v.x - all(v.x)"\nd = "d.x"\n[invariant.backward]\n'
                                                         'x = "w.out - all(v.x)"\n')
     assert rule.in_regime("invariant").regime == "invariant" and rule.in_regime("linear") is rule
+
+
+def _relu_rms_relu(gain_dead):
+    """l2(relu(l1(RMSNorm(relu(l0 x))))) with the RMSNorm's dead gain set to ``gain_dead``."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), nn.ReLU(), nn.RMSNorm(8, eps=1e-10),
+                          nn.Linear(8, 8, bias=False), nn.ReLU(), nn.Linear(8, 4, bias=False))
+    with torch.no_grad():
+        model[2].weight[-1] = gain_dead
+    return model, torch.randn(2, 8)
+
+
+def test_a_sign_cut_no_event_rescues_is_exactly_zero():
+    """After a ReLU the RMSNorm's dead output gamma_dead x_dead / r has the sign of gamma_dead on every row,
+    the cut rows included (THEORY §3.11): with gamma_dead < 0 the second ReLU cuts l1's dead output
+    everywhere, so l2's A and l1's G are exactly zero; with gamma_dead > 0 nothing is cut."""
+    cut, kept = ddgraph.predict(*_relu_rms_relu(-1.0)), ddgraph.predict(*_relu_rms_relu(1.0))
+    assert [(n.a_rate, n.g_rate) for n in cut.nodes] == [(0, 2), (2, math.inf), (math.inf, 0)]
+    assert [(n.a_rate, n.g_rate) for n in kept.nodes] == [(0, 2), (2, 2), (4, 0)]
+    (c,) = cut.crossovers  # the cut rows of the first ReLU: the RMSNorm's input is the dead channel alone
+    assert c["event"] == "relu" and c["order"] == 1 and c["t_star"] == pytest.approx(1e-5)
+    for grid, regime in ((np.geomspace(1e-3, 1e-4, 5), INVARIANT), (np.geomspace(1e-7, 1e-8, 5), LINEAR)):
+        d = ddgraph.check(*_relu_rms_relu(-1.0), n_samples=SAMPLES, grid=list(grid), progress=False)
+        assert d.ok, [(c.node, c.factor, c.predicted, c.fit.slope) for c in d.failures]
+        zero = [c for c in d.primary if c.predicted == math.inf]
+        assert [(c.node, c.factor) for c in zero] == [("linear_1", "G"), ("linear_2", "A")]
+        assert {c.regime for c in d.primary if c.node == "linear_1"} == {regime}
+
+
+def test_signs_are_unknown_without_a_clipping_relu():
+    """Leaky ReLU keeps a negative part: no sign is determined, nothing is cut, no event world runs."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), nn.LeakyReLU(), nn.LayerNorm(8, eps=1e-12),
+                          nn.Linear(8, 8, bias=False), nn.LeakyReLU(), nn.Linear(8, 4, bias=False))
+    pred = ddgraph.predict(model, torch.randn(2, 8))
+    assert pred.crossovers == () and [n.a_rate for n in pred.nodes] == [0, 0, 2]

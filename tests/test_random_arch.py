@@ -127,9 +127,9 @@ def test_no_rule_reaches_through_a_layernorm():
     assert all(n.status == Status.NO_RULE for n in pred.nodes), [(n.param, n.status) for n in pred.nodes]
 
 
-@pytest.mark.xfail(strict=True, reason="rms-after-relu: rows where the ReLU zeroes every bulk channel make the "
-                                       "RMSNorm lift the dead coordinate to order 0 above t ~ eps^(1/2v)")
 def test_rmsnorm_after_relu_dead_rows():
+    """rms-after-relu: on the rows where the ReLU zeroes every bulk channel the RMSNorm's input is the dead
+    coordinate alone (k = 2), and above t* ~ eps^(1/4) the RMSNorm lifts it to order 0 (THEORY §3.11)."""
     torch.manual_seed(0)
     lin = nn.Linear(8, 8)
     with torch.no_grad():

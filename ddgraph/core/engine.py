@@ -8,6 +8,12 @@ propagates instead of defaulting. Bracket rules are handled by running the sweep
 an upper world: min and + are monotone, so the two runs bound every valuation. When a normaliser's input
 scale vanishes (a rule's ``[invariant]`` regime applies, THEORY §3.8), the sweeps run once more with every
 such rule in that regime; those valuations are stored under ``node[VALUATION_INVARIANT]``.
+
+Signs (THEORY §3.11): a rule's forward block may give ``s``, the sign of a class's leading term on generic
+rows; a class whose sign is the cut ``0`` is exactly zero there (v = d = inf) and passes no gradient back.
+Event worlds: for each ReLU that clips (CLIPS) upstream of a normaliser whose scale mixes classes, the
+sweeps run once more on the rows where it cuts every bulk channel (its bulk output exactly zero); those
+valuations are stored under ``node[VALUATION_EVENTS][relu]``.
 """
 from __future__ import annotations
 
@@ -15,15 +21,18 @@ import math
 
 import attrs
 
+from ddgraph.core import signs
 from ddgraph.core.approach import Approach, resolve
-from ddgraph.core.expr import INF, Ref, evaluate
-from ddgraph.core.graph import APPROACH, BULK_ORDERS, CLASSES, PRIMITIVE, ROLES, VALUE_ORDERS, Graph
+from ddgraph.core.expr import INF, Call, Ref, evaluate
+from ddgraph.core.graph import APPROACH, BULK_ORDERS, CLASSES, CLIPS, PRIMITIVE, ROLES, VALUE_ORDERS, VALUE_SIGNS, Graph
 from ddgraph.core.rules import RuleSet
 from ddgraph.errors import ConfigError
 
 VALUATION = "valuation"  # node key where results are stored
 VALUATION_INVARIANT = "valuation_invariant"  # the same, every normaliser in its scale-invariant regime
 SCALE_ORDERS = "scale_orders"  # a normaliser's positive finite orders k of its input's scale (THEORY §3.8)
+VALUATION_EVENTS = "valuation_events"  # {relu: (linear, invariant or None)} on the rows it cuts every bulk channel
+SCALE_ORDERS_EVENTS = "scale_orders_events"  # {relu: scale orders} of a normaliser in that event world
 
 
 @attrs.define
@@ -33,6 +42,7 @@ class Valuation:
     v: dict = attrs.Factory(dict)
     d: dict = attrs.Factory(dict)
     w: dict = attrs.Factory(dict)
+    s: dict = attrs.Factory(dict)  # class -> [sign in the lower world, in the upper world] (THEORY §3.11)
     why: dict = attrs.Factory(dict)  # (kind, class) -> {(rule file, 'forward'|'backward')} the lower order rests on
     rule: str | None = None  # source file of the rule used, None when no rule
     reason: str = ""
@@ -63,20 +73,66 @@ def run(graph: Graph, rules: RuleSet, approach: Approach) -> dict[str, Valuation
     if not graph.labelled:
         raise ValueError("label the graph first (ddgraph.label)")
     for n in graph.nx.nodes:
-        graph.nx.nodes[n].pop(VALUATION_INVARIANT, None)
-        graph.nx.nodes[n].pop(SCALE_ORDERS, None)
-    results = _sweeps(graph, rules, approach, "linear")
+        for key in (VALUATION_INVARIANT, SCALE_ORDERS, VALUATION_EVENTS, SCALE_ORDERS_EVENTS):
+            graph.nx.nodes[n].pop(key, None)
+    results, invariant, scales = _world(graph, rules, approach, None)
     for n, val in results.items():
         graph.nx.nodes[n][VALUATION] = val
-    # a scale of order 0 (or an exactly-zero input) has no crossover, and the invariant regime only lowers
-    # orders: when no normaliser's scale vanishes in the linear sweep, the two regimes coincide
-    if any(_scale_orders(graph, rules, approach, results).values()):
-        invariant = _sweeps(graph, rules, approach, "invariant")
-        for n, val in invariant.items():
-            graph.nx.nodes[n][VALUATION_INVARIANT] = val
-        for n, ks in _scale_orders(graph, rules, approach, invariant).items():
-            graph.nx.nodes[n][SCALE_ORDERS] = ks
+        if invariant is not None:
+            graph.nx.nodes[n][VALUATION_INVARIANT] = invariant[n]
+    for n, ks in scales.items():
+        graph.nx.nodes[n][SCALE_ORDERS] = ks
+    for relu in _events(graph, rules, approach, results):
+        lin, inv, scales = _world(graph, rules, approach, relu)
+        for n, val in lin.items():
+            graph.nx.nodes[n].setdefault(VALUATION_EVENTS, {})[relu] = (val, None if inv is None else inv[n])
+        for n, ks in scales.items():
+            if ks:
+                graph.nx.nodes[n].setdefault(SCALE_ORDERS_EVENTS, {})[relu] = ks
     return results
+
+
+def _world(graph, rules, approach, event):
+    """The linear sweeps, the invariant ones (None when no normaliser's scale vanishes: a scale of order
+    0 has no crossover, and the invariant regime only lowers orders) and the scale orders of the latter."""
+    linear = _sweeps(graph, rules, approach, "linear", event)
+    if not any(_scale_orders(graph, rules, approach, linear).values()):
+        return linear, None, {}
+    invariant = _sweeps(graph, rules, approach, "invariant", event)
+    return linear, invariant, _scale_orders(graph, rules, approach, invariant)
+
+
+def _events(graph: Graph, rules: RuleSet, approach: Approach, res: dict) -> list[str]:
+    """The ReLUs whose cut of every bulk channel at once gets its own world (THEORY §3.11): those that clip,
+    whose input bulk is of finite order and not surely positive, and that lie upstream of a normaliser whose
+    scale mixes classes (only there does the cut change an order: it makes that scale vanish)."""
+    g, setting = graph.nx, approach.setting
+    order = graph.order()
+    clipping = [n for n in order if g.nodes[n].get(CLIPS) and n in res]
+    if not clipping:
+        return []
+    reach: dict[str, bool] = {}
+    for n in reversed(order):
+        rule = rules.lookup(g.nodes[n][PRIMITIVE], setting) if n in res else None
+        mixes = rule is not None and rule.scale is not None and _mixes(rule.scale)
+        reach[n] = mixes or any(reach.get(c, False) for c in g.successors(n))
+    out = []
+    for n in clipping:
+        srcs = [s for _, s in g.nodes[n][ROLES] if s in res]
+        if not any(reach.get(c, False) for c in g.successors(n)) or len(srcs) != 1:
+            continue
+        x = res[srcs[0]]
+        v, s = x.v.get(0, [None])[0], x.s.get(0, [signs.MIXED])[0]
+        if v is not None and v < INF and s != signs.PLUS:
+            out.append(n)
+    return out
+
+
+def _mixes(tree) -> bool:
+    """Whether an expression reads every class (``all()``)."""
+    if isinstance(tree, Call):
+        return tree.func == "all" or any(_mixes(a) for a in tree.args)
+    return any(_mixes(t) for t in getattr(tree, "terms", ()))
 
 
 def _scale_orders(graph: Graph, rules: RuleSet, approach: Approach, res: dict) -> dict[str, tuple]:
@@ -96,7 +152,7 @@ def _scale_orders(graph: Graph, rules: RuleSet, approach: Approach, res: dict) -
     return out
 
 
-def _sweeps(graph: Graph, rules: RuleSet, approach: Approach, regime: str) -> dict[str, Valuation]:
+def _sweeps(graph: Graph, rules: RuleSet, approach: Approach, regime: str, event=None) -> dict[str, Valuation]:
     exps = exponent_tables(graph, approach)
     setting = approach.setting
     results = {n: Valuation() for n, d in graph.nx.nodes(data=True)
@@ -104,11 +160,11 @@ def _sweeps(graph: Graph, rules: RuleSet, approach: Approach, regime: str) -> di
     bracket = any(r is not None and r.is_bracket for r in
                   (rules.lookup(graph.nx.nodes[n][PRIMITIVE], setting) for n in results))
     for world in ((0, 1) if bracket else (0,)):
-        _forward(graph, rules, setting, exps, results, world, regime)
+        _forward(graph, rules, setting, exps, results, world, regime, event)
         _backward(graph, rules, setting, exps, results, world, regime)
     if not bracket:  # every rule is exact: the upper world equals the lower one
         for val in results.values():
-            for table in (val.v, val.d, val.w):
+            for table in (val.v, val.d, val.w, val.s):
                 for pair in table.values():
                     pair[1] = pair[0]
     return results
@@ -160,7 +216,33 @@ def _lookup_factory(graph, d, res, exps, world, roles):
     return lookup
 
 
-def _forward(graph, rules, setting, exps, res, world, regime):
+def _sign_lookups(graph, d, res, world, roles):
+    """``operand(role, over_all)`` and ``value(name)`` of :func:`ddgraph.core.signs.evaluate`, per class."""
+    g = graph.nx
+    cmap = d.get("classmap")
+
+    def operand_for(cls):
+        def operand(role, over_all):
+            terms = []
+            for src in roles.get(role, []):
+                val = res.get(src)
+                if val is None:
+                    return signs.MIXED
+                classes = g.nodes[src][CLASSES]
+                picked = classes if over_all else [cmap[role].get(cls, cls) if cmap else cls]
+                for c in picked:
+                    if c in classes:
+                        terms.append((val.v.get(c, [None, None])[world], val.s.get(c, [signs.MIXED] * 2)[world]))
+            return signs.lead(terms)
+        return operand
+
+    def value_for(cls):
+        return lambda name: d.get(VALUE_SIGNS, {}).get(name, {}).get(cls, signs.MIXED)
+
+    return operand_for, value_for
+
+
+def _forward(graph, rules, setting, exps, res, world, regime, event=None):
     g = graph.nx
     all_classes = list(range(graph.n_dead + 1))
     for n in graph.order():
@@ -177,6 +259,7 @@ def _forward(graph, rules, setting, exps, res, world, regime):
             constant = all(all(p[world] == INF for p in res[s].d.values() if p[world] is not None)
                            and all(p[world] is not None for p in res[s].d.values()) for s in srcs)
             val.rule = None
+            _set(val.s, d[CLASSES], world, lambda c: signs.MIXED)
             if constant and srcs:
                 val.reason = f"no rule for {d['primitive']}, but its inputs do not depend on t"
                 _set(val.v, d[CLASSES], world, lambda c: 0.0)
@@ -187,11 +270,13 @@ def _forward(graph, rules, setting, exps, res, world, regime):
                 _set(val.d, d[CLASSES], world, lambda c: None)
             continue
         val.rule = rule.source
+        _set(val.s, d[CLASSES], world, lambda c: signs.MIXED)
         if _reached_by_no_rule(res, roles, world):  # a rule never launders a missing valuation (a reset
             _set(val.v, d[CLASSES], world, lambda c: None)  # to order 0 behind an unknown op is unknown too)
             _set(val.d, d[CLASSES], world, lambda c: None)
             continue
         lookup = _lookup_factory(graph, d, res, exps, world, roles)
+        operand_for, value_for = _sign_lookups(graph, d, res, world, roles)
         for c in d[CLASSES]:
             block = rule.forward["bulk" if c == 0 else "dead"]
             for key in ("v", "d"):
@@ -199,6 +284,15 @@ def _forward(graph, rules, setting, exps, res, world, regime):
                 getattr(val, key).setdefault(c, [None, None])[world] = None if out is None else out[0]
                 if out is not None and world == 0:
                     val.why[(key, c)] = out[1] | {(rule.source, rule.label("forward"))}
+            if block.get("s") is not None:
+                def order(tree, c=c):
+                    out = evaluate(tree, lookup, c, all_classes)
+                    return None if out is None else out[0]
+                val.s[c][world] = signs.evaluate(block["s"], operand_for(c), value_for(c), order, bool(d.get(CLIPS)))
+            if n == event and c == 0:  # the event world: this ReLU cuts every bulk channel
+                val.s[c][world] = signs.ZERO
+            if val.s[c][world] == signs.ZERO:  # a cut: the class is exactly zero on these rows
+                val.v[c][world] = val.d[c][world] = INF
 
 
 def _reached_by_no_rule(res, roles, world) -> bool:
@@ -252,6 +346,8 @@ def _backward(graph, rules, setting, exps, res, world, regime):
                 for c_eval, c_src in pairs:
                     if rule is None:
                         contrib = None
+                    elif val.s.get(c_eval, [None, None])[world] == signs.ZERO:
+                        contrib = (INF, frozenset())  # a cut class: its local Jacobian is zero on these rows
                     else:
                         block = rule.backward["bulk" if c_eval == 0 else "dead"]
                         contrib = evaluate(block[role][world], lookup, c_eval, all_classes)

@@ -4,13 +4,14 @@ Grammar::
 
     expr  := term (('+' | '-') term)*
     term  := NUMBER | 'inf' | name | func '(' expr (',' expr)* ')' | '(' expr ')'
-    func  := 'min' | 'max' | 'all'
+    func  := 'min' | 'max' | 'all' | 'others'
     name  := ('v' | 'd' | 'w') '.' ROLE ['.bulk']  |  EXPONENT
 
 ``v.x`` is the order of operand ``x``'s magnitude in the class being computed, ``d.x`` of its
 deviation, ``w.out`` of the loss gradient at the output; ``.bulk`` pins the bulk class. A bare name
 is an approach exponent the rule's primitive declares (``alpha``, ``beta``). ``all(e)``
-is the minimum of ``e`` over every class (a reduction that mixes classes). Orders live in the
+is the minimum of ``e`` over every class (a reduction that mixes classes), ``others(e)`` over every
+class but the one computed (``inf`` when there is none). Orders live in the
 min-plus semiring: ``+`` adds orders, ``min`` is a sum of terms (no cancellation), ``inf`` is an
 exactly-zero quantity. ``a - b`` divides by a scale of order ``b`` (a normaliser's, docs/THEORY.md §3.8);
 a term that is ``inf`` makes the whole sum ``inf`` (an exactly-zero quantity stays zero, whatever
@@ -27,7 +28,7 @@ import attrs
 from ddgraph.errors import ExprError
 
 INF = math.inf
-FUNCS = ("min", "max", "all")
+FUNCS = ("min", "max", "all", "others")
 KINDS = ("v", "d", "w")
 _TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?|\.\d+)|(?P<name>[A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)*)|(?P<op>[-+(),]))")
 
@@ -116,8 +117,8 @@ def parse(text: str) -> object:
                 take(",")
                 args.append(expr())
             take(")")
-            if tok == "all" and len(args) != 1:
-                raise ExprError(f"all() takes one expression, got {len(args)} in {text!r}")
+            if tok in ("all", "others") and len(args) != 1:
+                raise ExprError(f"{tok}() takes one expression, got {len(args)} in {text!r}")
             return Call(tok, tuple(args))
         parts = tok.split(".")
         if len(parts) == 1 and parts[0] not in KINDS:
@@ -172,14 +173,15 @@ def evaluate(tree, lookup: Lookup, cls: int, classes) -> tuple[float, frozenset]
             return INF, why
         return sum(s * v for s, (v, _) in zip(signs, vals)), why
     if isinstance(tree, Call):
-        if tree.func == "all":
-            vals = [evaluate(tree.args[0], lookup, c, classes) for c in classes]
+        if tree.func in ("all", "others"):
+            vals = [evaluate(tree.args[0], lookup, c, classes) for c in classes
+                    if tree.func == "all" or c != cls]
         else:
             vals = [evaluate(a, lookup, cls, classes) for a in tree.args]
         if any(v is None for v in vals):
             return None
         if not vals:
             return INF, _NONE
-        best = min(v for v, _ in vals) if tree.func in ("min", "all") else max(v for v, _ in vals)
+        best = max(v for v, _ in vals) if tree.func == "max" else min(v for v, _ in vals)
         return best, frozenset().union(*(w for v, w in vals if v == best))
     raise ExprError(f"not an expression tree: {tree!r}")

@@ -25,7 +25,10 @@ attribute          what it holds (set by)
 ``classmap``       element-wise nodes: output class -> operand class, per role (channels)
 ``bulk_orders``    ``{exponent name: order}`` of a parameter's bulk part where it is not generic: inf
                    when the model's own values are exactly zero (a zero-initialised head) (channels)
-``valuation``      orders ``v``, ``d``, ``w`` per class and their provenance (engine)
+``value_signs``    ``{value order: {class: sign}}``: ``+``/``-`` where every entry of the class has that
+                   sign, ``?`` otherwise (channels; THEORY §3.11)
+``clips``          True on an activation that sets its negative half to zero (ReLU, ReLU6) (patterns)
+``valuation``      orders ``v``, ``d``, ``w`` per class, signs ``s`` and their provenance (engine)
 =================  =============================================================================
 
 Patterns may add attributes of their own (``norm_weight``, ``bias_param``, ``scale_param``...),
@@ -41,6 +44,7 @@ from ddgraph.core.primitives import BUILTIN, Primitives
 #: Names of the node attributes the stages share (the table above).
 PRIMITIVE, ROLES, OPERANDS, DEP, MASK, CLASSES, WEIGHT, APPROACH, BULK_ORDERS, VALUE_ORDERS = (
     "primitive", "roles", "operands", "dep", "mask", "classes", "weight", "approach", "bulk_orders", "value_orders")
+VALUE_SIGNS, CLIPS = "value_signs", "clips"
 
 
 @attrs.define

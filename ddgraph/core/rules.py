@@ -7,6 +7,7 @@ A rule file holds::
     derivation = "..."                   # how the expressions follow from the local Jacobian
     [when]                               # optional: loss = "mse"|"ce", regime = ..., fisher = ...
     [forward]      cite = [...], v = "...", d = "..."   # expressions may sit in [forward.bulk] / [forward.dead]
+                   s = "..."                            # optional: the sign of the leading term (THEORY §3.11)
     [backward]     cite = [...], ROLE = "..."           # or in [backward.bulk] / [backward.dead]
     [probe]        case = "...", args = {...}
     band = 0.1                           # optional: finite-t tolerance band (default: the primitive's)
@@ -39,6 +40,7 @@ else:  # Python 3.10: the same parser, published as tomli
 
 import attrs
 
+from ddgraph.core import signs
 from ddgraph.core.expr import Add, Call, Neg, parse, refs
 from ddgraph.core.primitives import BUILTIN, Primitives
 from ddgraph.errors import ExprError, RuleFileError
@@ -79,7 +81,7 @@ class Rule:
     @property
     def is_bracket(self) -> bool:
         blocks = list(self.forward.values()) + list(self.backward.values())
-        return any(lo is not hi for b in blocks for lo, hi in b.values()) or \
+        return any(pair[0] is not pair[1] for b in blocks for k, pair in b.items() if k != "s") or \
             (self.invariant is not None and self.invariant.is_bracket)
 
     @property
@@ -156,6 +158,29 @@ def _subtracts(tree) -> bool:
     return any(_subtracts(c) for c in children)
 
 
+def _sign(path, field, raw, roles, params, values):
+    """A forward block's optional ``s``: the sign of the class's leading term (THEORY §3.11)."""
+    if not isinstance(raw, str):
+        raise _fail(path, field, "a sign expression string", raw)
+    try:
+        tree = signs.parse(raw)
+    except ExprError as exc:
+        raise _fail(path, field, f"a valid sign expression ({exc})") from None
+    used_roles, used_values, orders = signs.names(tree)
+    bad = sorted(used_roles - set(roles)) or sorted(used_values - set(values))
+    if bad:
+        raise _fail(path, field, f"signs of roles ({', '.join(sorted(roles))}) or value orders "
+                    f"({', '.join(values) or 'none'})", bad[0])
+    for order in orders:
+        for r in refs(order):
+            known = r.role in params or r.role in values if r.kind == "param" else \
+                r.kind in ("v", "d") and r.role in roles
+            if not known:
+                raise _fail(path, field, "orders of operands (v.ROLE, d.ROLE), exponents or value orders",
+                            f"{r.kind}.{r.role}" if r.kind != "param" else r.role)
+    return tree
+
+
 def _blocks(path, section, raw, keys, allowed_roles, params, kinds, values=()):
     if not isinstance(raw, dict):
         raise _fail(path, section, "a table", raw)
@@ -173,7 +198,7 @@ def _blocks(path, section, raw, keys, allowed_roles, params, kinds, values=()):
     for kind, block in split.items():
         if not isinstance(block, dict):
             raise _fail(path, f"{section}.{kind}", "a table", block)
-        extra = set(block) - set(keys)
+        extra = set(block) - set(keys) - ({"s"} if "forward" in section else set())
         if extra:
             raise _fail(path, f"{section}.{kind}" if "dead" in raw else section,
                         f"only keys {', '.join(keys)}", sorted(extra))
@@ -185,6 +210,9 @@ def _blocks(path, section, raw, keys, allowed_roles, params, kinds, values=()):
         out[kind] = {k: _expr_pair(path, f"{where}.{k}", block[k], allowed_roles, params, split_block, kinds,
                                    section.startswith("invariant."), values)
                      for k in keys}
+        if "forward" in section:
+            out[kind]["s"] = None if "s" not in block else _sign(path, f"{where}.s", block["s"], allowed_roles,
+                                                                 params if split_block else (), values)
     return out
 
 

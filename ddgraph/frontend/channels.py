@@ -19,7 +19,18 @@ import networkx as nx
 import numpy as np
 import torch
 
-from ddgraph.core.graph import BULK_ORDERS, CLASSES, MASK, OPERANDS, PRIMITIVE, ROLES, VALUE_ORDERS, WEIGHT, Graph
+from ddgraph.core.graph import (
+    BULK_ORDERS,
+    CLASSES,
+    MASK,
+    OPERANDS,
+    PRIMITIVE,
+    ROLES,
+    VALUE_ORDERS,
+    VALUE_SIGNS,
+    WEIGHT,
+    Graph,
+)
 from ddgraph.core.primitives import ALPHA, BETA, node_attr
 from ddgraph.errors import LabelError
 from ddgraph.frontend.tracing import SMALL
@@ -485,21 +496,23 @@ def _assign(graph: Graph, small: bool) -> None:
         d[MASK], d[CLASSES] = ctx.masks[n], ctx.classes[n]
         if prim.values:
             d[VALUE_ORDERS] = {v.name: _value_order(graph, n, d, v) for v in prim.values}
+            d[VALUE_SIGNS] = {v.name: _value_order(graph, n, d, v, signs=True) for v in prim.values}
 
 
-def _value_order(graph: Graph, n, d, spec) -> dict[int, float]:
+def _value_order(graph: Graph, n, d, spec, signs: bool = False) -> dict:
     """A value order per class (:class:`~ddgraph.core.primitives.ValueOrder`): ``inf`` where every entry
-    of the class is exactly zero, else ``0``."""
+    of the class is exactly zero, else ``0``; with ``signs``, the sign of the class's values instead (``+``
+    or ``-`` where every entry has it, ``?`` otherwise or where they cannot be read; THEORY §3.11)."""
     name = node_attr(d, spec.attr)
     if name is None:
-        return {c: spec.absent for c in d[CLASSES]}
+        return {c: ("+" if spec.absent == 0 else "?") if signs else spec.absent for c in d[CLASSES]}
     try:
         value = attribute(graph.gm, name)
     except AttributeError:
         value = None
     if not isinstance(value, torch.Tensor) or value.device.type == "meta" \
             or torch._subclasses.fake_tensor.is_fake(value):
-        return {c: 0.0 for c in d[CLASSES]}
+        return {c: "?" if signs else 0.0 for c in d[CLASSES]}
     offset = node_attr(d, spec.offset) if spec.offset else None
     value = value.detach() + float(offset or 0.0)
     mask = d[MASK]
@@ -513,6 +526,9 @@ def _value_order(graph: Graph, n, d, spec) -> dict[int, float]:
         raise LabelError(f"{_where(n, d)}: its {spec.attr} {name!r} of shape {tuple(value.shape)} does not "
                          f"line up with the channel axes of the activation (shape {tuple(mask.shape)})")
     entries = {c: value[row == c] for c in d[CLASSES]}
+    if signs:
+        return {c: "+" if e.numel() and bool((e > 0).all()) else "-" if e.numel() and bool((e < 0).all()) else "?"
+                for c, e in entries.items()}
     return {c: math.inf if e.numel() and not bool(e.any()) else 0.0 for c, e in entries.items()}
 
 

@@ -78,6 +78,7 @@ def target_repr(fx_node: torch.fx.Node) -> str:
 
 #: Canonical op names by what they compute (patterns and the dependence analysis read these).
 RELU_OPS = frozenset({"relu", "leaky_relu", "hardtanh", "relu6", "prelu", "rrelu"})
+CLIP_OPS = frozenset({"relu", "relu6"})  # the ReLU-class ops whose negative half is exactly zero
 SMOOTH_OPS = frozenset({"gelu", "tanh", "silu", "elu", "selu", "celu", "mish", "hardswish",
                         "softsign", "tanhshrink", "sin", "atan", "asinh", "erf", "hardshrink",
                         "softshrink"})

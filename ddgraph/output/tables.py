@@ -98,9 +98,10 @@ def footer(pred: Prediction) -> str:
     changed = [n.param for n in pred.nodes if n.invariant is not None]
     for c in pred.crossovers:
         star = "unknown (eps is not a number)" if c["t_star"] is None else f"~{c['t_star']:.2g}"
-        lines.append(f"eps crossover {c['primitive']} {c['module'] or c['node']}: t* {star} (input scale of order "
-                     f"{fmt_rate(c['order'])}); {len(changed)} rows change regime: linear below t*, "
-                     f"scale-invariant above (THEORY §3.8)")
+        where = "" if c.get("event") is None else f" on the rows where {c['event']} cuts every bulk channel"
+        lines.append(f"eps crossover {c['primitive']} {c['module'] or c['node']}{where}: t* {star} (input scale of "
+                     f"order {fmt_rate(c['order'])}); {len(changed)} rows change regime: linear below t*, "
+                     f"scale-invariant above (THEORY §3.8, §3.11)")
     if pred.kl_order_above is not None:
         lines.append(f"KL order above every eps crossover: k = {fmt_rate(pred.kl_order_above)}")
     for o in pred.overridden:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ddgraph.core.graph import DEP, OPERANDS, PRIMITIVE, ROLES
-from ddgraph.frontend.ops import COMPOSITE_OPS, OFFSET_OPS, REDUCE_OPS, RELU_OPS, SHAPE_OPS, SMOOTH_OPS
+from ddgraph.core.graph import CLIPS, DEP, OPERANDS, PRIMITIVE, ROLES
+from ddgraph.frontend.ops import CLIP_OPS, COMPOSITE_OPS, OFFSET_OPS, REDUCE_OPS, RELU_OPS, SHAPE_OPS, SMOOTH_OPS
 from ddgraph.frontend.patterns.base import Match, param_of, pattern, positions, reaches, single_consumer, strip_casts
 
 
@@ -103,7 +103,8 @@ def activation(g, n) -> Match | None:
         return None
     x = d[OPERANDS][0]
     if d["op"] in RELU_OPS:
-        return Match("act_relu", [("x", x)])
+        # CLIPS: its negative half is exactly zero (a sign cut, THEORY §3.11)
+        return Match("act_relu", [("x", x)], attrs={CLIPS: d["op"] in CLIP_OPS})
     if d["op"] in SMOOTH_OPS:
         return Match("act_smooth", [("x", x)])
     if d["op"] in OFFSET_OPS:
