@@ -11,11 +11,6 @@ rate checks (the primary, dead-entry check of every weight node's A and G factor
                         observable is at the numerical floor (reported, never seen so far);
     ``out-of-reach``    status ``no-rule`` or ``bracket``: the engine says the theory does not decide
                         the rate (an op without a rule reaches the node, THEORY §3.7);
-    ``rms-after-relu``  known failure: a ``fail`` behind an RMSNorm that a ReLU feeds: on the rows
-                        where the ReLU zeroes every bulk channel (probability > 0) the RMSNorm divides
-                        the dead coordinate by ``sqrt(eps)`` alone, which dominates the K-FAC mean above a
-                        crossover in t far below the grid (``nn.RMSNorm(eps=None)`` in the fp64 probe copy:
-                        ``eps = 2.2e-16``);
     disagreements       ``fail`` (asymptotic slope outside the band), ``inf-but-moves`` (predicted
                         exactly zero, measured moving), ``unfittable`` (NaN, or too few points).
 structural checks (THEORY §5.3: LayerNorm kernel, RMSNorm no-kernel, residual-stream sigma_min)
@@ -35,7 +30,6 @@ import traceback
 from collections import Counter
 
 import attrs
-import networkx as nx
 import numpy as np
 import torch
 
@@ -51,12 +45,10 @@ N_SAMPLES = 2000
 
 PASS, NOT_ASYMPTOTIC, FLOOR, OUT_OF_REACH = "pass", "not-asymptotic", "floor", "out-of-reach"
 FAIL, INF_BUT_MOVES, UNFITTABLE, MOVED, CRASH = "fail", "inf-but-moves", "unfittable", "moved", "crash"
-NO_RULE, RMS_AFTER_RELU = "no-rule", "rms-after-relu"
+NO_RULE = "no-rule"
 #: Outcomes that are a documented reason, not a disagreement.
 DOCUMENTED = frozenset({NOT_ASYMPTOTIC, FLOOR, OUT_OF_REACH, NO_RULE})
-#: Known engine/probe disagreements, reduced to a minimal model (docs/RANDOM_ARCHITECTURES.md).
-KNOWN_FAILURES = frozenset({RMS_AFTER_RELU})
-#: Everything else that is not ``pass`` is an unexplained disagreement.
+#: Everything that is not ``pass`` or documented is an unexplained disagreement.
 OK_OUTCOMES = DOCUMENTED | {PASS}
 
 
@@ -88,40 +80,16 @@ class SeedResult:
     @property
     def disagreements(self) -> list[Outcome]:
         """Outcomes that are neither a pass, a documented reason nor a known failure."""
-        return [o for o in self.outcomes if o.category not in OK_OUTCOMES | KNOWN_FAILURES]
+        return [o for o in self.outcomes if o.category not in OK_OUTCOMES]
 
 
-_RELU = (torch.relu, torch.nn.functional.relu, torch.ops.aten.relu.default)
-
-
-def _rmsnorm_after_relu(graph, node: str) -> bool:
-    """Whether an RMSNorm with a ReLU before it lies upstream of ``node`` (the ReLU read off the traced
-    op, the RMSNorm off what its primitive exposes)."""
-    fx = {n.name: n for n in graph.gm.graph.nodes}
-
-    def is_relu(name):
-        n = fx.get(name)
-        if n is None:
-            return False
-        if n.op == "call_module":
-            return isinstance(graph.gm.get_submodule(n.target), torch.nn.ReLU)
-        return n.target in _RELU or getattr(n.target, "__name__", "") == "relu"
-
-    anc = nx.ancestors(graph.nx, node)
-    return any(r in anc and any(is_relu(a) for a in nx.ancestors(graph.nx, r))
-               for r in graph.nodes_exposing("no_kernel"))
-
-
-def rate_category(check, graph=None) -> str:
-    """The outcome of one primary (dead-entry) check of a :class:`~ddgraph.compare.checks.Check`
-    (``graph``, the prediction's, tells the known rms-after-relu failure from others)."""
+def rate_category(check) -> str:
+    """The outcome of one primary (dead-entry) check of a :class:`~ddgraph.compare.checks.Check`."""
     if check.status != Status.IN_REACH:
         return OUT_OF_REACH
     v = check.verdict
     if v == Verdict.PASS:
         return PASS
-    if v == Verdict.FAIL and graph is not None and _rmsnorm_after_relu(graph, check.node):
-        return RMS_AFTER_RELU
     if check.predicted == math.inf and check.fit.status != FitStatus.FLOOR:
         return INF_BUT_MOVES
     if v == Verdict.NOT_ASYMPTOTIC:
@@ -152,7 +120,7 @@ def _stream_category(diff, rec) -> str:
 
 def outcomes(diff) -> list[Outcome]:
     """Every check of a :class:`~ddgraph.compare.checks.Diff` as an :class:`Outcome`."""
-    out = [Outcome("rate", c.node, c.factor, rate_category(c, diff.prediction.graph), c.predicted,
+    out = [Outcome("rate", c.node, c.factor, rate_category(c), c.predicted,
                    None if not math.isfinite(c.fit.slope) else round(c.fit.slope, 3), c.fit.reason)
            for c in diff.primary]
     out += [Outcome("ln", r["node"], r["claim"], _ln_category(diff, r), None, r["max_ratio"],
@@ -174,7 +142,7 @@ def run_seed(seed: int, *, n_samples: int = N_SAMPLES, grid=GRID) -> SeedResult:
     return SeedResult(seed, desc, tuple(outcomes(diff)), time.perf_counter() - t0)
 
 
-COLUMNS = (PASS, NOT_ASYMPTOTIC, OUT_OF_REACH, NO_RULE, RMS_AFTER_RELU, FLOOR, FAIL,
+COLUMNS = (PASS, NOT_ASYMPTOTIC, OUT_OF_REACH, NO_RULE, FLOOR, FAIL,
            INF_BUT_MOVES, UNFITTABLE, MOVED, CRASH)
 
 
@@ -273,18 +241,6 @@ EXPLAIN = {
     NO_RULE: "A structural check on a normaliser or stream site that no rule reaches (downstream of an op with "
              "no rule): outside the theory's reach. ddgraph's diff still gives such a normaliser check a "
              "pass/fail verdict; here it is counted as out of reach.",
-    RMS_AFTER_RELU: "Known failure (rule premise). The `rmsnorm` rule keeps the dead order (`v = v.x`) because "
-                    "`rms(x)` is of order 0: true on almost every row, but after a ReLU the rows where every bulk "
-                    "channel is cut to zero have positive probability (3e-4 of the rows in seed 71). On those rows "
-                    "`rms(x)^2 = t^(2v) z^2 / n + eps`, so the RMSNorm lifts the dead coordinate to order 0 while "
-                    "`t^(2v) >> eps`, and those rows dominate the mean `E[a a^T]`: the measured A-rate is 0 (two "
-                    "RMSNorms in a row) or not asymptotic (one) on the 1e-3..1e-6 grid. The rule's limit holds only "
-                    "below `t ~ eps^(1/(2v))`, and `nn.RMSNorm(eps=None)` takes `eps` from the dtype, so the fp64 "
-                    "probe copy uses 2.2e-16 where the float32 model uses 1.2e-7. With `eps = 1e-6` and the grid "
-                    "1e-6..1e-10 the same model passes. The crossover lives on the cut rows, which the calculus of "
-                    "generic rows does not carry (THEORY §3.8). Minimal model: `Linear > Linear(bias) > ReLU > RMSNorm > "
-                    "RMSNorm > Linear` with a bias that makes all-zero rows likely "
-                    "(`tests/test_random_arch.py::test_rmsnorm_after_relu_dead_rows`, xfail).",
     FLOOR: "A finite prediction whose observable is exactly zero at every t.",
     FAIL: "An asymptotic fit outside the tolerance of the prediction: a disagreement.",
     INF_BUT_MOVES: "The engine predicted exactly zero, the observable moves: a disagreement.",
