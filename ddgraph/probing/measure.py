@@ -29,10 +29,10 @@ from ddgraph.frontend.tracing import copy_quietly
 from ddgraph.probing import distributed
 from ddgraph.probing.canonical import Canonical, canonicalise
 from ddgraph.probing.data import Sampler, from_user, gaussian_like
-from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check
+from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_check, root_kernel, stream_bottom
 from ddgraph.probing.residual import ExactResidual
 from ddgraph.probing.results import Measurement, SiteSeries
-from ddgraph.probing.sites import WeightSite, bulk_channels, channel_axis, deepest_channels, weight_sites
+from ddgraph.probing.sites import WeightSite, bulk_channels, channel_axis, deepest_channels, stream_root, weight_sites
 from ddgraph.probing.window import Expected, first_segment, next_point, settled
 
 
@@ -335,6 +335,10 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                       enabled=progress and ranks.lead)
     watch = {n: channel_axis(graph[n]) for n in [*ln_nodes, *stream_nodes]}  # node -> its channel axis
     deepest = {n: deepest_channels(graph[n], watch[n]) for n in stream_nodes}
+    # a stream with no deeper dead class is also read against the tensor its skips start from (THEORY §5.3)
+    roots = {n: r for n in stream_nodes if not deepest[n] and (r := stream_root(graph, n)) is not None}
+    for r in roots.values():
+        watch.setdefault(r, channel_axis(graph[r]))
     # a normaliser claimed to have no kernel of its own is read on its bulk channels (the dead ones
     # vanish with t), beside its input: a kernel the input already has is inherited, not made
     kernel_free = {}
@@ -368,7 +372,8 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                     if not ranks.mine(k):
                         continue
                     where = _run_chunk(canon, data, k, size, now, watch if r == 0 else {}, acc,
-                                       targets, approach, locate=t not in found, exact=exact)
+                                       targets, approach, locate=t not in found, exact=exact,
+                                       roots=roots if r == 0 else {})
                     if where and t not in found:
                         found[t] = (k, where)
                     bar.update(1)
@@ -381,7 +386,9 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
             _finish(acc, [s for s in sites if ranks.owns(s.parent or s.node)], weights, graph.n_dead)
             ranks.share(weights)
             with _one_thread():
-                _finish_sites(acc, ln, streams, ln_directions or {}, kernel_free, deepest)
+                _finish_sites(acc, ln, streams, ln_directions or {}, kernel_free, deepest, roots)
+                if i == 0:  # a root without an exact kernel at the first t has none below: no branch moments
+                    roots = {n: r for n, r in roots.items() if root_kernel(acc.second[r][0] / acc.second[r][2])}
             per_t.append(time.perf_counter() - t_start)
             cpu_t.append(time.process_time() - c_start)
             i += 1
@@ -484,7 +491,7 @@ def _t_independent_inputs(graph, sites) -> frozenset:
 
 
 def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, locate=True,
-               exact: ExactResidual | None = None) -> str | None:
+               exact: ExactResidual | None = None, roots: dict | None = None) -> str | None:
     inputs = [x.detach().requires_grad_() if x.is_floating_point() else x for x in data.inputs(k, size)]
     rec = _Recorder(canon.gm, site_map, watch, acc)
     f = _first(rec.run(*inputs))
@@ -500,7 +507,14 @@ def _run_chunk(canon, data, k, size, site_map, watch, acc, targets, approach, lo
         acc.add_g(site_map[name], grad, out)
     for name, val in rec.watched.items():
         acc.add_second(name, val.movedim(watch[name], -1))
+    for name, root in (roots or {}).items():  # the branches' sum, free of the root's order-1 entries
+        acc.add_second(_branches(name), (rec.watched[name] - rec.watched[root]).movedim(watch[name], -1))
     return bad
+
+
+def _branches(stream: str) -> str:
+    """The key of a stream site's branch-sum moment among the watched ones."""
+    return f"{stream} branches"
 
 
 def _all_finite(t: torch.Tensor) -> bool:
@@ -604,16 +618,22 @@ def _bulk_ratio(stats, keep) -> float:
     return float(evals[0] / evals.sum()) if bool(torch.isfinite(cov).all()) else math.nan
 
 
-def _stream_value(m: torch.Tensor, deepest: list[int]) -> float:
+def _stream_value(m: torch.Tensor, deepest: list[int], rooted=None) -> float:
     """sigma_min^2 of a residual stream from its second moment ``m``: the smallest eigenvalue of the
     Schur complement of its deepest dead channels against the other active ones when it has any (equal
     to the active lambda_min to leading order, and read to the last digit where lambda_min sits at the
-    fp64 floor of the bulk, as a weight row's Schur complement is), else the active lambda_min."""
+    fp64 floor of the bulk, as a weight row's Schur complement is); else, when ``rooted`` (the moments of
+    its root and of its branches' sum) shows the root has an exact kernel, the Schur complement of that
+    kernel (:func:`stream_bottom`); else the active lambda_min."""
     dead = [i for i in deepest if m[i, i] > 0]
+    if not dead and rooted is not None:
+        value = stream_bottom(m, *rooted)
+        if value is not None:
+            return value
     return from_matrix(m, dead, set(dead))["schur" if dead else "lmin"]
 
 
-def _finish_sites(acc, ln, streams, directions, kernel_free, deepest) -> None:
+def _finish_sites(acc, ln, streams, directions, kernel_free, deepest, roots) -> None:
     for name, (s, total, n) in acc.second.items():
         if not bool(torch.isfinite(s).all()):
             if name in streams:
@@ -623,7 +643,11 @@ def _finish_sites(acc, ln, streams, directions, kernel_free, deepest) -> None:
                     ln[name][key].append(math.nan)
             continue
         if name in streams:
-            streams[name].append(_stream_value(s / n, deepest.get(name, [])))
+            rooted = None
+            if name in roots:
+                (r, _, nr), (b, _, nb) = acc.second[roots[name]], acc.second[_branches(name)]
+                rooted = (r / nr, b / nb)
+            streams[name].append(_stream_value(s / n, deepest.get(name, []), rooted))
         if name in ln:
             mean = total / n
             cov = s / n - torch.outer(mean, mean)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from ddgraph.probing.fit import FP64_FLOOR
+
 NAMES = ("dd", "schur", "lmin", "lmax")
 
 
@@ -87,6 +89,47 @@ def _bottom_vector(m: torch.Tensor) -> torch.Tensor | None:
     v = m.new_zeros(m.shape[0])
     v[active] = vecs[:, 0]
     return v
+
+
+def root_kernel(root: torch.Tensor):
+    """``(eigenvalues, eigenvectors, kernel mask)`` of a stream root's second moment, the kernel being the
+    eigenvalues at or below ``FP64_FLOOR`` of the largest; None when it has no kernel, or is all kernel
+    (or not finite)."""
+    if not bool(torch.isfinite(root).all()):
+        return None
+    evals, vecs = torch.linalg.eigh(root)
+    kernel = evals <= FP64_FLOOR * evals[-1]
+    return None if not bool(kernel.any()) or bool(kernel.all()) else (evals, vecs, kernel)
+
+
+def stream_bottom(m: torch.Tensor, root: torch.Tensor, branches: torch.Tensor) -> float | None:
+    """sigma_min^2 of a residual stream ``X = R + B`` (``R`` the tensor its skips start from, ``B`` the sum
+    of its branches) where its root has an exact kernel; None where it has none.
+
+    ``m``, ``root`` and ``branches`` are the second moments of ``X``, ``R`` and ``B``. The root's kernel
+    ``K`` (eigenvalues at or below ``FP64_FLOOR`` of its largest: a LayerNorm's, or a map onto more
+    channels than it reads) is filled only by the branches; when they are small (a layer scale of 1e-6)
+    the stream's bottom eigenvalues sit there, under what an eigensolver resolves against the bulk of
+    ``m``. So the stream's moment is written in the root's eigenbasis, its ``K`` block is read from the
+    branches' own small moment (``K^T R`` is zero), and sigma_min^2 is the smallest eigenvalue of the
+    Schur complement of that block against the rest, as for a stream's deepest dead channels, or the
+    rest's own smallest eigenvalue if that is less (THEORY §5.3).
+    """
+    if not all(bool(torch.isfinite(x).all()) for x in (m, root, branches)):
+        return float("nan")
+    found = root_kernel(root)
+    if found is None:
+        return None
+    evals, vecs, kernel = found
+    k = int(kernel.sum())
+    basis = torch.cat([vecs[:, ~kernel], vecs[:, kernel]], 1)
+    rotated = basis.T @ m @ basis
+    rotated[-k:, -k:] = vecs[:, kernel].T @ branches @ vecs[:, kernel]
+    a = len(evals) - k
+    dead = list(range(a, len(evals)))
+    # the rest may hold a smaller scale of its own (a direction vanishing with t): the bottom is the lesser
+    rest = float(torch.linalg.eigvalsh(rotated[:a, :a])[0])
+    return min(from_matrix(rotated, dead, set(dead))["schur"], rest)
 
 
 #: A covariance's quadratic form below this fraction of its trace reads as an exact zero (fp64 rounding).

@@ -168,3 +168,19 @@ def bulk_channels(d: dict, axis: int) -> torch.Tensor:
     mask = d[MASK]
     row = mask.movedim(axis, -1).reshape(-1, mask.shape[axis]).amax(0)
     return torch.nonzero(row == 0).flatten()
+
+
+def stream_root(graph: Graph, node: str) -> str | None:
+    """The tensor a chain of identity skips starts from: follow ``node``'s skip operand (the one the other
+    operand is computed from) back through skip adds. None when the root is not laid out as ``node`` (the
+    branches' sum ``node - root`` is then not an entry-wise difference)."""
+    g = graph.nx
+    position = {n: i for i, n in enumerate(graph.order())}
+    stream = set(graph.nodes_exposing("stream"))
+    x = node
+    while x in stream:
+        x = min((o for _, o in g.nodes[x][ROLES]), key=position.__getitem__)
+    d, root = g.nodes[node], g.nodes[x]
+    if d.get("shape") != root.get("shape") or channel_axis(d) != channel_axis(root):
+        return None
+    return x
