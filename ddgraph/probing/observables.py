@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from ddgraph.probing.symmetric import bottom_eigenvector, eigenvalues
+
 NAMES = ("dd", "schur", "lmin", "lmax")
 
 
@@ -43,18 +45,26 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict
     bulk, chol, info = _memo(memo, ("bulk", frozenset(all_dead)), lambda: _bulk_cholesky(m, all_dead))
     block = m[d[:, None], d]
     if bulk.numel():
-        cross = m[d[:, None], bulk]
+        cross = m.index_select(0, d).index_select(1, bulk)
         sol = torch.cholesky_solve(cross.T, chol) if int(info) == 0 else \
-            torch.linalg.lstsq(m[bulk[:, None], bulk], cross.T).solution
+            torch.linalg.lstsq(_block(m, bulk), cross.T).solution
         block = block - cross @ sol
     out["schur"] = float(torch.linalg.eigvalsh((block + block.T) / 2)[0])
     return out
 
 
+def _block(m: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The principal block of ``m`` on ``idx`` (``m`` itself when that is every coordinate; a gather, not
+    advanced indexing, which copies far slower)."""
+    if idx.numel() == m.shape[0]:
+        return m
+    return m.index_select(0, idx).index_select(1, idx)
+
+
 def _active_extremes(m: torch.Tensor) -> dict[str, float]:
     """lambda_min and lambda_max on the coordinates with a positive diagonal."""
     active = torch.nonzero(torch.diagonal(m) > 0).flatten()
-    evals = torch.linalg.eigvalsh(m[active[:, None], active]) if active.numel() else m.new_zeros(1)
+    evals = eigenvalues(_block(m, active)) if active.numel() else m.new_zeros(1)
     return {"lmin": float(evals[0]), "lmax": float(evals[-1])}
 
 
@@ -65,7 +75,7 @@ def _bulk_cholesky(m: torch.Tensor, all_dead: set[int]):
     bulk = torch.nonzero(positive).flatten()
     if not bulk.numel():
         return bulk, None, 0
-    chol, info = torch.linalg.cholesky_ex(m[bulk[:, None], bulk])
+    chol, info = torch.linalg.cholesky_ex(_block(m, bulk))
     return bulk, chol, info
 
 
@@ -83,9 +93,8 @@ def _bottom_vector(m: torch.Tensor) -> torch.Tensor | None:
     active = torch.nonzero(torch.diagonal(m) > 0).flatten()
     if not active.numel():
         return None
-    _, vecs = torch.linalg.eigh(m[active][:, active])
     v = m.new_zeros(m.shape[0])
-    v[active] = vecs[:, 0]
+    v[active] = bottom_eigenvector(_block(m, active)).to(v.device)
     return v
 
 
