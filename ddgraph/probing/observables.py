@@ -28,7 +28,7 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict
     memo : a dict the caller keeps for ``m`` across calls: what does not depend on ``dead`` (the active
         spectrum, the bulk's Cholesky factor) is computed once per matrix, not once per class.
     """
-    if not _memo(memo, "finite", lambda: bool(torch.isfinite(m).all())):
+    if not _memo(memo, "finite", lambda: _finite(m)):
         return dict.fromkeys(NAMES, float("nan"))  # the fit turns NaN into an 'unfittable' verdict
     if m.dim() == 1:
         diag = m
@@ -51,6 +51,12 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict
         block = block - cross @ sol
     out["schur"] = float(torch.linalg.eigvalsh((block + block.T) / 2)[0])
     return out
+
+
+def _finite(m: torch.Tensor) -> bool:
+    """Whether every entry is finite: one sum settles the usual case (a NaN or inf entry makes it
+    non-finite); only a non-finite sum, which finite entries can also reach by overflow, looks at every entry."""
+    return bool(torch.isfinite(m.sum())) or bool(torch.isfinite(m).all())
 
 
 def _block(m: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -82,7 +88,7 @@ def _bulk_cholesky(m: torch.Tensor, all_dead: set[int]):
 def bottom_overlap(m: torch.Tensor, dead: list[int], memo: dict | None = None) -> float:
     """Norm of the bottom eigenvector's component on the dead coordinates (1: it is the dead one);
     ``memo`` as in :func:`from_matrix` (the eigenvector is computed once per matrix)."""
-    if m.dim() == 1 or not dead or not _memo(memo, "finite", lambda: bool(torch.isfinite(m).all())):
+    if m.dim() == 1 or not dead or not _memo(memo, "finite", lambda: _finite(m)):
         return float("nan")
     v = _memo(memo, "bottom", lambda: _bottom_vector(m))
     return float("nan") if v is None else float(v[torch.tensor(dead, device=v.device)].norm())
