@@ -6,8 +6,6 @@ such a vector back into a shape that multiplies the tensor in place, so no trans
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 
 
@@ -30,17 +28,10 @@ def per_channel(vec: torch.Tensor, like: torch.Tensor, channel_dim) -> torch.Ten
 
 def block_sums(rows, layout, channels: int) -> torch.Tensor:
     """Sum per-tensor channel vectors (length ``channels`` or 1) into a ``(channels, n_blocks)`` matrix."""
-    if layout.n_blocks == len(rows) and list(layout.blocks) == list(range(len(rows))):  # one tensor per block
-        return torch.stack([r.expand(channels) for r in rows], 1)
-    out = rows[0].new_zeros(channels, layout.n_blocks)
-    stacked = torch.stack([r.expand(channels) for r in rows], 1)
-    return out.index_add_(1, _index(layout.blocks, out.device), stacked)
-
-
-@functools.lru_cache(maxsize=64)
-def _index(blocks: tuple, device: torch.device) -> torch.Tensor:
-    """A layout's block index as a tensor, made once per layout and device."""
-    return torch.tensor(blocks, device=device)
+    cols = [None] * layout.n_blocks
+    for r, k in zip(rows, layout.blocks):
+        cols[k] = r if cols[k] is None else cols[k] + r
+    return torch.stack([rows[0].new_zeros(channels) if col is None else col.expand(channels) for col in cols], 1)
 
 
 def n_channels(params, layout) -> int:

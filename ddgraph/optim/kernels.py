@@ -103,26 +103,33 @@ def multiplicative_step(params, grads, states, hp, layout, bases, step, work, sc
     if "rad_m" not in gstate:
         k_inv = u_inv.shape[1]
         gstate["rad_m"], gstate["rad_v"] = r2.new_zeros(c, k_inv), r2.new_zeros(c, k_inv)
-    rel_lr, (b1, b2) = hp["rel_lr"], hp["betas"]
-    d_xi = -rel_lr * adam_direction(gstate["rad_m"], gstate["rad_v"], gam @ u_inv, hp["betas"],
-                                    hp["eps"], step)
+    rel_lr, t = hp["rel_lr"], gstate["step"].to(r2.device)
+    # d_xi <- 0 - rel_lr * m_hat / (sqrt(v_hat) + eps): Adam on the invariant log-norm coordinates
+    xi = gam @ u_inv
+    d_xi = torch.zeros_like(xi)
+    _adam(d_xi, xi, gstate["rad_m"], gstate["rad_v"], t, hp, lr=rel_lr)
     d_rho = d_xi @ u_inv.T + vertical_step(gam @ u_orb, gstate, hp, step) @ u_orb.T
-    per_tensor = list(blocks)
-    minus_coef, scales = (-gam / r2)[:, per_tensor].unbind(1), scale[:, per_tensor].unbind(1)
+    minus_coef, scales = (-gam / r2).unbind(1), scale.unbind(1)
     tangents, steps = [w for w, _ in work], [d.zero_() for _, d in work]
-    for v, g, s, w, cd, mc, sc in zip(views, grads, states, tangents, cds, minus_coef, scales):
+    for v, g, s, w, cd, k in zip(views, grads, states, tangents, cds, blocks):
         if "exp_avg" not in s:
             s["exp_avg"], s["exp_avg_sq"] = torch.zeros_like(v), torch.zeros_like(v)
-        torch.addcmul(g, v, per_channel(mc, v, cd), out=w).mul_(per_channel(sc, v, cd))  # invariant gradient
+        torch.addcmul(g, v, per_channel(minus_coef[k], v, cd), out=w).mul_(per_channel(scales[k], v, cd))  # invariant
     # steps <- 0 - (-1) * m_hat / (sqrt(v_hat) + eps): the moments updated with the invariant gradient
-    torch._fused_adam_(steps, tangents, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
-                       [states[0]["step"].to(views[0].device)] * len(steps), lr=-1.0, beta1=b1, beta2=b2, weight_decay=0.0,
-                       eps=hp["eps"], amsgrad=False, maximize=False)
+    _adam(steps, tangents, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], t, hp, lr=-1.0)
     dots = block_sums([dot(u, v, cd) for u, v, cd in zip(steps, views, cds)], layout, c)
     proj = dots / r2
     usq = block_sums([dot(u, u, cd) for u, cd in zip(steps, cds)], layout, c).sub_(dots * proj).clamp_min_(0)  # step 6
     move = rel_lr * scale
     factor = (r2 / (r2 + move * move * usq)).sqrt_().mul_(d_rho.exp()).mul_(1 - hp["lr"] * hp["weight_decay"])
-    keep, along = (factor * (1 + move * proj))[:, per_tensor], (-factor * move)[:, per_tensor]
-    for v, u, cd, a, b in zip(views, steps, cds, keep.unbind(1), along.unbind(1)):
-        v.mul_(per_channel(a, v, cd)).addcmul_(u, per_channel(b, v, cd))
+    keep, along = (factor * (1 + move * proj)).unbind(1), (-factor * move).unbind(1)
+    for v, u, cd, k in zip(views, steps, cds, blocks):
+        v.mul_(per_channel(keep[k], v, cd)).addcmul_(u, per_channel(along[k], v, cd))
+
+
+def _adam(out, grads, m, v, step, hp, lr):
+    """torch's fused Adam kernel on tensors (or lists of tensors): moments ``m, v`` updated with ``grads``,
+    ``out -= lr * m_hat / (sqrt(v_hat) + eps)`` (``step``: the 1-based step as a tensor)."""
+    out, grads, m, v = ([x] if isinstance(x, torch.Tensor) else list(x) for x in (out, grads, m, v))
+    torch._fused_adam_(out, grads, m, v, [], [step] * len(out), lr=lr, beta1=hp["betas"][0], beta2=hp["betas"][1],
+                       weight_decay=0.0, eps=hp["eps"], amsgrad=False, maximize=False)
