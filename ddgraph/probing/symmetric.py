@@ -3,16 +3,35 @@ spectrum without its eigenvectors.
 
 torch has no rank-k update (``syrk``: half the flops of ``rows.T @ rows``), and its ``eigh`` returns every
 eigenvector where the probe needs the extreme eigenvalues or one bottom eigenvector. On the CPU in fp64
-these go through scipy's BLAS and LAPACK (``dsyrk``, ``dsyevr``); other devices and dtypes use torch.
+these go through scipy's BLAS and LAPACK (``dsyrk``, ``dsyevr``) when scipy is installed (it is optional:
+the ``slt`` extra, or ``pip install scipy``); other devices and dtypes, or no scipy, use torch (the same
+numbers to rounding, slower).
 """
 from __future__ import annotations
 
+import functools
+import logging
+
 import torch
-from scipy.linalg import blas, lapack
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _scipy():
+    """scipy's ``(blas, lapack)``, imported on first use; ``None`` without scipy."""
+    try:
+        from scipy.linalg import blas, lapack
+    except ImportError:
+        log.info("scipy is not installed: the probe's K-FAC sums and spectra use torch (slower per t-point; "
+                 "pip install scipy)")
+        return None
+    return blas, lapack
 
 
 def _native(t: torch.Tensor) -> bool:
-    return t.device.type == "cpu" and t.dtype == torch.float64 and not t.is_conj() and not t.is_neg()
+    return (t.device.type == "cpu" and t.dtype == torch.float64 and not t.is_conj() and not t.is_neg()
+            and _scipy() is not None)
 
 
 def add_gram(total: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
@@ -25,7 +44,7 @@ def add_gram(total: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
         total = rows.new_zeros(rows.shape[1], rows.shape[1])
     if _native(rows) and total.is_contiguous():
         # total's row-major upper triangle is the column-major lower triangle of the same memory
-        out = blas.dsyrk(1.0, rows.contiguous().numpy().T, beta=1.0, c=total.numpy().T, trans=0, lower=1,
+        out = _scipy()[0].dsyrk(1.0, rows.contiguous().numpy().T, beta=1.0, c=total.numpy().T, trans=0, lower=1,
                          overwrite_c=1)
         if out.ctypes.data != total.data_ptr():  # scipy copied instead of writing in place
             total.copy_(torch.from_numpy(out.T))
@@ -43,7 +62,7 @@ def mirror(total: torch.Tensor) -> torch.Tensor:
 def eigenvalues(m: torch.Tensor) -> torch.Tensor:
     """Every eigenvalue of a symmetric matrix, ascending (no eigenvectors)."""
     if _native(m):
-        w, _, found, _, info = lapack.dsyevr(m.contiguous().numpy(), compute_v=0, range="A")
+        w, _, found, _, info = _scipy()[1].dsyevr(m.contiguous().numpy(), compute_v=0, range="A")
         if info == 0 and found == m.shape[0]:
             return torch.from_numpy(w[:found])
     return torch.linalg.eigvalsh(m)
@@ -52,7 +71,7 @@ def eigenvalues(m: torch.Tensor) -> torch.Tensor:
 def bottom_eigenvector(m: torch.Tensor) -> torch.Tensor:
     """The eigenvector of the smallest eigenvalue of a symmetric matrix (sign arbitrary)."""
     if _native(m):
-        _, z, found, _, info = lapack.dsyevr(m.contiguous().numpy(), compute_v=1, range="I", il=1, iu=1)
+        _, z, found, _, info = _scipy()[1].dsyevr(m.contiguous().numpy(), compute_v=1, range="I", il=1, iu=1)
         if info == 0 and found == 1:
             return torch.from_numpy(z[:, 0].copy())
     return torch.linalg.eigh(m)[1][:, 0]
