@@ -12,7 +12,6 @@ prediction are made once, outside the timing.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path

@@ -5,8 +5,8 @@ as the sample count grows tenfold.
 MLP: depth 6, width 64, ReLU, fp64, 20,000 Gaussian samples, 2 threads. Targets: probe per t-point /
 curvlinops' KFACLinearOperator (empirical Fisher) <= 0.75; peak memory flat in the sample count.
 Transformer: transformers' GPT-2 (4 blocks, width 256, vocabulary 1024, 3.4M parameters), fp64,
-``--lm-samples`` sequences of 6 tokens, a 5-point sweep; target: probe per t-point / bare
-forward+backward <= 1.3.
+``--lm-samples`` sequences of 6 tokens (a comma-separated list measures each count), a 5-point sweep;
+target: probe per t-point / bare forward+backward <= 1.3.
 curvlinops' K-FAC does not take GPT-2's Conv1D layers, so the transformer has no curvlinops column.
 
 The references and the probe take turns (interleaved, ``--repeat`` rounds; each probe round sweeps a
@@ -17,7 +17,8 @@ curvlinops is a benchmark-only dependency. Install it without letting pip replac
     pip install --no-deps curvlinops-for-pytorch backpack-for-pytorch einops linear_operator \\
         unfoldNd einconv opt-einsum
 
-    python benchmarks/probe_overhead.py [--samples 20000] [--repeat 5] [--scaling] [--json]
+    python benchmarks/probe_overhead.py [--samples 20000] [--lm-samples 256,768] [--threads 2] [--repeat 5]
+                                        [--scaling] [--json]
 """
 from __future__ import annotations
 
@@ -172,25 +173,26 @@ def scaling(n: int, repeat: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=20000)
-    ap.add_argument("--lm-samples", type=int, default=256, help="sequences for the transformer")
+    ap.add_argument("--lm-samples", default="256", help="sequences for the transformer (comma-separated: each)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the probe runs scipy's BLAS on as many)")
     ap.add_argument("--lm-repeat", type=int, default=2, help="rounds for the transformer (slow: minutes each)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--scaling", action="store_true", help="also measure growth with width, depth and samples")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     n = args.samples
     mlp = mlp_case(n, args.repeat)
-    lm = lm_case(args.lm_samples, args.lm_repeat)
+    lms = {m: lm_case(m, args.lm_repeat) for m in (int(x) for x in args.lm_samples.split(",") if x)}
     mem = {} if args.no_memory else {m: {c: peak_rss_mb(m, c) for c in (0, 256)} for m in (n, 10 * n)}
     grow = scaling(n, max(1, args.repeat // 2)) if args.scaling else []
     result = {"mlp": {"bare_forward_backward_s": mlp["bare"], "probe_per_t_s": mlp["probe"],
                       "curvlinops_kfac_s": mlp.get("curvlinops"), "probe_over_bare": ratios(mlp, "bare"),
                       "probe_over_curvlinops": ratios(mlp, "curvlinops")},
-              "transformer": {"params": lm["params"], "sequences": args.lm_samples,
-                              "bare_forward_backward_s": lm["bare"], "probe_per_t_s": lm["probe"],
-                              "probe_over_bare": ratios(lm, "bare")},
+              "transformer": [{"params": lm["params"], "sequences": m, "bare_forward_backward_s": lm["bare"],
+                               "probe_per_t_s": lm["probe"], "probe_over_bare": ratios(lm, "bare")}
+                              for m, lm in lms.items()],
               "peak_rss_mb": {str(k): v for k, v in mem.items()}, "scaling": grow}
     if args.json:
         print(json.dumps(result, indent=2))
@@ -204,9 +206,10 @@ def main() -> None:
               "probe vs curvlinops (target <= 0.75)")
     else:
         print("curvlinops not installed: see the module docstring for the install line")
-    print(f"GPT-2 style, {lm['params']:,} parameters, fp64, {args.lm_samples} sequences")
-    _line("bare forward+backward", lm["bare"])
-    _line("probe, one t-point", lm["probe"], ratios(lm, "bare"), "vs bare (target <= 1.3)")
+    for m, lm in lms.items():
+        print(f"GPT-2 style, {lm['params']:,} parameters, fp64, {m} sequences")
+        _line("bare forward+backward", lm["bare"])
+        _line("probe, one t-point", lm["probe"], ratios(lm, "bare"), "vs bare (target <= 1.3)")
     for m, row in mem.items():
         print(f"peak RSS, {m:>7} samples       no cache {row[0]:7.0f} MB   256 MB cache {row[256]:7.0f} MB")
     if mem:

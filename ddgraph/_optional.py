@@ -1,6 +1,6 @@
 """Optional dependencies, imported where they are used, and the progress bar of long sweeps.
 
-The core (trace, label, predict, probe, diff) needs none of matplotlib, scipy or pandas; the parts
+The core (trace, label, predict, probe, diff) needs none of matplotlib, pandas or tensorboard; the parts
 that do import them through :func:`require`, which names the extra to install when one is missing.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import weakref
 from ddgraph.errors import MissingDependency
 
 #: extra -> what it installs (kept in step with pyproject.toml's optional-dependencies)
-EXTRAS = {"plot": "matplotlib", "slt": "scipy", "frames": "pandas", "monitor": "tensorboard"}
+EXTRAS = {"plot": "matplotlib", "frames": "pandas", "monitor": "tensorboard"}
 
 
 def require(module: str, extra: str, what: str):

@@ -72,7 +72,6 @@ def test_measurement_frame_has_one_row_per_measured_value(block_diff):
 @pytest.mark.parametrize("module,extra,call", [
     ("pandas", "frames", lambda: ddgraph.predict(zoo.chain(2), torch.randn(4, 8)).to_frame()),
     ("matplotlib", "plot", lambda: importlib.import_module("ddgraph.output.plots").write_plots(None, "unused")),
-    ("scipy", "slt", lambda: importlib.import_module("ddgraph.slt.fluctuation").nu_quadrature(2)),
 ])
 def test_a_missing_optional_dependency_names_its_extra(monkeypatch, tmp_path, module, extra, call):
     monkeypatch.chdir(tmp_path)
@@ -138,14 +137,13 @@ def test_library_messages_go_through_logging(caplog, capfd, tmp_path):
 
 
 @pytest.mark.parametrize("args", [("diff", "examples/chains.py:deep_linear", "--no-progress", "--plot", "figs"),
-                                  ("inspect", "examples/blocks.py:layernorm_chain", "--plot", "figs/x.png"),
-                                  ("slt", "report", "--quick", "--out", "figs/SLT.md")])
+                                  ("inspect", "examples/blocks.py:layernorm_chain", "--plot", "figs/x.png")])
 def test_cli_names_a_missing_extra_before_running(monkeypatch, args):
     from click.testing import CliRunner
 
     from ddgraph.cli.main import main
 
-    module, extra = ("scipy", "slt") if args[0] == "slt" else ("matplotlib", "plot")
+    module, extra = "matplotlib", "plot"
     for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, module, None)

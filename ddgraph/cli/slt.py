@@ -25,12 +25,9 @@ def slt():
               help="Saved output of `benchmarks/slt_vs_devinterp.py --json` (instead of running it).")
 def report(out, quick, devinterp_python, devinterp_script, devinterp_json):
     """Run every worked case and print the report, or write it to OUT."""
-    from ddgraph._optional import require
     from ddgraph.cli.main import writable_file
     from ddgraph.slt.report import build, write
 
-    # a missing slt extra (MissingDependency: exit 2) is reported before the run, not midway through it
-    require("scipy.special", "slt", "ddgraph slt report")
     if out not in (None, "-"):
         writable_file(out, "--out", make_parents=True)
 

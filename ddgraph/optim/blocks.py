@@ -28,9 +28,10 @@ def per_channel(vec: torch.Tensor, like: torch.Tensor, channel_dim) -> torch.Ten
 
 def block_sums(rows, layout, channels: int) -> torch.Tensor:
     """Sum per-tensor channel vectors (length ``channels`` or 1) into a ``(channels, n_blocks)`` matrix."""
-    out = rows[0].new_zeros(channels, layout.n_blocks)
-    stacked = torch.stack([r.expand(channels) for r in rows], 1)
-    return out.index_add_(1, torch.tensor(layout.blocks, device=out.device), stacked)
+    cols = [None] * layout.n_blocks
+    for r, k in zip(rows, layout.blocks):
+        cols[k] = r if cols[k] is None else cols[k] + r
+    return torch.stack([rows[0].new_zeros(channels) if col is None else col.expand(channels) for col in cols], 1)
 
 
 def n_channels(params, layout) -> int:

@@ -109,13 +109,13 @@ class DDCAdam(Optimizer):
         self._bases = {}
 
     def _workspace(self, params):
-        """Buffers kept between steps so a step allocates nothing: one per tensor, of its shape, and a
+        """Buffers kept between steps so a step allocates nothing: two per tensor, of its shape, and a
         flat scratch per dtype and device as long as the largest such tensor."""
         work = []
         for p in params:
             w = self._work.get(p)
-            if w is None or w.shape != p.shape or w.dtype != p.dtype or w.device != p.device:
-                w = self._work[p] = torch.empty_like(p, memory_format=torch.contiguous_format)
+            if w is None or w[0].shape != p.shape or w[0].dtype != p.dtype or w[0].device != p.device:
+                w = self._work[p] = tuple(torch.empty_like(p, memory_format=torch.contiguous_format) for _ in "ud")
             work.append(w)
             key = (p.dtype, p.device)
             if key not in self._scratch or self._scratch[key].numel() < p.numel():

@@ -38,24 +38,17 @@ def vertical_step(nu, gstate, hp, step):
 
 
 def adamw_step(params, grads, states, hp):
-    """Standard decoupled AdamW on parameters under no gauge (multi-tensor)."""
-    lr, wd, (b1, b2), eps = hp["lr"], hp["weight_decay"], hp["betas"], hp["eps"]
+    """Standard decoupled AdamW on parameters under no gauge: torch's fused kernel, one pass per tensor
+    that allocates nothing (what ``torch.optim.AdamW(fused=True)`` runs)."""
     for p, s in zip(params, states):
         if not s:
             s["step"] = torch.zeros((), dtype=torch.float64)
             s["exp_avg"], s["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
         s["step"] += 1
-    steps = [float(s["step"]) for s in states]
-    m, v = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
-    if wd:
-        torch._foreach_mul_(params, 1 - lr * wd)
-    torch._foreach_lerp_(m, grads, 1 - b1)
-    torch._foreach_mul_(v, b2)
-    torch._foreach_addcmul_(v, grads, grads, 1 - b2)
-    denom = torch._foreach_sqrt(v)
-    torch._foreach_div_(denom, [math.sqrt(1 - b2 ** t) for t in steps])
-    torch._foreach_add_(denom, eps)
-    torch._foreach_addcdiv_(params, m, denom, [-lr / (1 - b1 ** t) for t in steps])
+    b1, b2 = hp["betas"]
+    torch._fused_adamw_(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
+                        [s["step"].to(p.device) for p, s in zip(params, states)], lr=hp["lr"], beta1=b1, beta2=b2,
+                        weight_decay=hp["weight_decay"], eps=hp["eps"], amsgrad=False, maximize=False)
 
 
 def translation_step(p, g, state, hp, step):
@@ -78,11 +71,12 @@ def multiplicative_step(params, grads, states, hp, layout, bases, step, work, sc
     """ReLU / LayerNorm / chained rescale gauges in log-norm coordinates (Algorithm 2, steps 2-7).
 
     Fused: each tensor is read and written a fixed handful of times, and nothing is allocated (fresh
-    memory costs page faults as large as the arithmetic): ``work`` holds, per tensor, a buffer of its
-    shape for the tangential direction, and ``scratch`` (``{(dtype, device): flat tensor}``, at least as
-    long as the largest tensor) takes the products that are reduced per channel. The Adam direction is kept unscaled
-    (``m / (sqrt(v) + eps sqrt(1 - b2^t))``, the bias corrections folded into per-channel coefficients),
-    its projection onto the sphere's tangent space is never formed (its squared norm is
+    memory costs page faults as large as the arithmetic): ``work`` holds, per tensor, two buffers of its
+    shape (the invariant gradient, then the Adam direction), and ``scratch`` (``{(dtype, device): flat
+    tensor}``, at least as long as the largest tensor) takes the products that are reduced per channel. The
+    Adam moments and the bias-corrected direction ``m_hat / (sqrt(v_hat) + eps)`` come from torch's fused Adam
+    kernel (one pass over gradient, moments and direction, as ``torch.optim.Adam(fused=True)`` steps), its
+    projection onto the sphere's tangent space is never formed (its squared norm is
     ``|u|^2 - <u, theta>^2 / r^2``), and the retraction is one ``theta <- a theta + b u`` per channel.
     """
     u_orb, u_inv = bases
@@ -109,31 +103,33 @@ def multiplicative_step(params, grads, states, hp, layout, bases, step, work, sc
     if "rad_m" not in gstate:
         k_inv = u_inv.shape[1]
         gstate["rad_m"], gstate["rad_v"] = r2.new_zeros(c, k_inv), r2.new_zeros(c, k_inv)
-    rel_lr, (b1, b2) = hp["rel_lr"], hp["betas"]
-    d_xi = -rel_lr * adam_direction(gstate["rad_m"], gstate["rad_v"], gam @ u_inv, hp["betas"],
-                                    hp["eps"], step)
+    rel_lr, t = hp["rel_lr"], gstate["step"].to(r2.device)
+    # d_xi <- 0 - rel_lr * m_hat / (sqrt(v_hat) + eps): Adam on the invariant log-norm coordinates
+    xi = gam @ u_inv
+    d_xi = torch.zeros_like(xi)
+    _adam(d_xi, xi, gstate["rad_m"], gstate["rad_v"], t, hp, lr=rel_lr)
     d_rho = d_xi @ u_inv.T + vertical_step(gam @ u_orb, gstate, hp, step) @ u_orb.T
-    root2 = math.sqrt(1 - b2 ** step)
-    per_tensor = list(blocks)
-    minus_coef, scales = (-gam / r2)[:, per_tensor].unbind(1), scale[:, per_tensor].unbind(1)
-    steps, uv, uu = [], [], []
-    for v, g, s, w, cd, mc, sc in zip(views, grads, states, work, cds, minus_coef, scales):
+    minus_coef, scales = (-gam / r2).unbind(1), scale.unbind(1)
+    tangents, steps = [w for w, _ in work], [d.zero_() for _, d in work]
+    for v, g, s, w, cd, k in zip(views, grads, states, tangents, cds, blocks):
         if "exp_avg" not in s:
             s["exp_avg"], s["exp_avg_sq"] = torch.zeros_like(v), torch.zeros_like(v)
-        m, sq = s["exp_avg"], s["exp_avg_sq"]
-        u = torch.addcmul(g, v, per_channel(mc, v, cd), out=w).mul_(per_channel(sc, v, cd))  # invariant
-        m.lerp_(u, 1 - b1)
-        sq.mul_(b2).addcmul_(u, u, value=1 - b2)
-        torch.div(m, torch.sqrt(sq, out=u).add_(hp["eps"] * root2), out=u)
-        uv.append(dot(u, v, cd))
-        uu.append(dot(u, u, cd))
-        steps.append(u)
-    unscale = root2 / (1 - b1 ** step)  # the Adam direction is unscale * u
-    dots = block_sums(uv, layout, c).mul_(unscale)
+        torch.addcmul(g, v, per_channel(minus_coef[k], v, cd), out=w).mul_(per_channel(scales[k], v, cd))  # invariant
+    # steps <- 0 - (-1) * m_hat / (sqrt(v_hat) + eps): the moments updated with the invariant gradient
+    _adam(steps, tangents, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], t, hp, lr=-1.0)
+    dots = block_sums([dot(u, v, cd) for u, v, cd in zip(steps, views, cds)], layout, c)
     proj = dots / r2
-    usq = block_sums(uu, layout, c).mul_(unscale * unscale).sub_(dots * proj).clamp_min_(0)  # step 6: tangent part
+    usq = block_sums([dot(u, u, cd) for u, cd in zip(steps, cds)], layout, c).sub_(dots * proj).clamp_min_(0)  # step 6
     move = rel_lr * scale
     factor = (r2 / (r2 + move * move * usq)).sqrt_().mul_(d_rho.exp()).mul_(1 - hp["lr"] * hp["weight_decay"])
-    keep, along = (factor * (1 + move * proj))[:, per_tensor], (-unscale * factor * move)[:, per_tensor]
-    for v, u, cd, a, b in zip(views, steps, cds, keep.unbind(1), along.unbind(1)):
-        v.mul_(per_channel(a, v, cd)).addcmul_(u, per_channel(b, v, cd))
+    keep, along = (factor * (1 + move * proj)).unbind(1), (-factor * move).unbind(1)
+    for v, u, cd, k in zip(views, steps, cds, blocks):
+        v.mul_(per_channel(keep[k], v, cd)).addcmul_(u, per_channel(along[k], v, cd))
+
+
+def _adam(out, grads, m, v, step, hp, lr):
+    """torch's fused Adam kernel on tensors (or lists of tensors): moments ``m, v`` updated with ``grads``,
+    ``out -= lr * m_hat / (sqrt(v_hat) + eps)`` (``step``: the 1-based step as a tensor)."""
+    out, grads, m, v = ([x] if isinstance(x, torch.Tensor) else list(x) for x in (out, grads, m, v))
+    torch._fused_adam_(out, grads, m, v, [], [step] * len(out), lr=lr, beta1=hp["betas"][0], beta2=hp["betas"][1],
+                       weight_decay=0.0, eps=hp["eps"], amsgrad=False, maximize=False)

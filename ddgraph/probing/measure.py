@@ -33,6 +33,7 @@ from ddgraph.probing.observables import bottom_overlap, from_matrix, kernel_chec
 from ddgraph.probing.residual import ExactResidual
 from ddgraph.probing.results import Measurement, SiteSeries
 from ddgraph.probing.sites import WeightSite, bulk_channels, channel_axis, deepest_channels, stream_root, weight_sites
+from ddgraph.probing.symmetric import add_gram, mirror
 from ddgraph.probing.window import Expected, first_segment, next_point, settled
 
 
@@ -148,6 +149,7 @@ class _Factor:
     partial: dict = attrs.Factory(dict)
     base: dict = attrs.Factory(dict)  # site -> full sum at the first t (for partial sites)
     cols: dict = attrs.Factory(dict)  # site -> sum of rows^T rows[:, moving] at this t
+    half: set = attrs.Factory(set)  # sites whose sum holds one triangle so far (see :meth:`close`)
 
     def add(self, key: str, rows: torch.Tensor) -> None:
         if key in self.constant:
@@ -156,11 +158,16 @@ class _Factor:
             moving = self.partial[key].to(rows.device)
             cols = rows.T @ rows.index_select(1, moving)  # a gather: far faster than indexing
             self.cols[key] = self.cols[key] + cols if key in self.cols else cols
-        elif key in self.sums:
-            self.sums[key].addmm_(rows.T, rows)  # in place: no temporary d x d matrix per chunk
-        else:
-            self.sums[key] = rows.T @ rows
+        else:  # one triangle, in place: half the flops, no temporary d x d matrix per chunk
+            self.sums[key] = add_gram(self.sums.get(key), rows)
+            self.half.add(key)
         self.rows[key] = self.rows.get(key, 0) + rows.shape[0]
+
+    def close(self) -> None:
+        """End of a pass over the chunks: fill in the other triangle of every sum accumulated by halves."""
+        for key in self.half:
+            mirror(self.sums[key])
+        self.half.clear()
 
     def add_diagonal(self, key: str, counts: torch.Tensor, n: int) -> None:
         if key not in self.constant:
@@ -193,6 +200,7 @@ class _Accumulators:
     a: _Factor = attrs.Factory(_Factor)
     g: _Factor = attrs.Factory(_Factor)
     second: dict = attrs.Factory(dict)  # watched node -> (sum x x^T, sum x, rows)
+    open_second: set = attrs.Factory(set)  # watched nodes whose sum x x^T holds one triangle so far
 
     def add_a(self, site: WeightSite, x: torch.Tensor) -> None:
         if site.kind == "embedding":
@@ -206,8 +214,17 @@ class _Accumulators:
 
     def add_second(self, name: str, x: torch.Tensor) -> None:
         rows = x.reshape(-1, x.shape[-1])
-        s, m, n = self.second.get(name, (0.0, 0.0, 0))
-        self.second[name] = (s + rows.T @ rows, m + rows.sum(0), n + rows.shape[0])
+        s, m, n = self.second.get(name, (None, 0.0, 0))
+        self.second[name] = (add_gram(s, rows), m + rows.sum(0), n + rows.shape[0])
+        self.open_second.add(name)
+
+    def close(self) -> None:
+        """End of a pass over the chunks: every Gram sum made whole (:func:`ddgraph.probing.symmetric.mirror`)."""
+        self.a.close()
+        self.g.close()
+        for name in self.open_second:
+            mirror(self.second[name][0])
+        self.open_second.clear()
 
 
 class _Targets:
@@ -377,6 +394,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                     if where and t not in found:
                         found[t] = (k, where)
                     bar.update(1)
+                acc.close()
                 ranks.reduce(acc, keys, second=r == 0)
             nan.update(ranks.first_nan(found))
             if i == 1 and not ranks.owners:  # G blocks equal to the last bit at two t-points are carried

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ddgraph.probing.fit import FP64_FLOOR
+from ddgraph.probing.symmetric import bottom_eigenvector, eigenvalues
 
 NAMES = ("dd", "schur", "lmin", "lmax")
 
@@ -28,7 +29,7 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict
     memo : a dict the caller keeps for ``m`` across calls: what does not depend on ``dead`` (the active
         spectrum, the bulk's Cholesky factor) is computed once per matrix, not once per class.
     """
-    if not _memo(memo, "finite", lambda: bool(torch.isfinite(m).all())):
+    if not _memo(memo, "finite", lambda: _finite(m)):
         return dict.fromkeys(NAMES, float("nan"))  # the fit turns NaN into an 'unfittable' verdict
     if m.dim() == 1:
         diag = m
@@ -45,18 +46,32 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict
     bulk, chol, info = _memo(memo, ("bulk", frozenset(all_dead)), lambda: _bulk_cholesky(m, all_dead))
     block = m[d[:, None], d]
     if bulk.numel():
-        cross = m[d[:, None], bulk]
+        cross = m.index_select(0, d).index_select(1, bulk)
         sol = torch.cholesky_solve(cross.T, chol) if int(info) == 0 else \
-            torch.linalg.lstsq(m[bulk[:, None], bulk], cross.T).solution
+            torch.linalg.lstsq(_block(m, bulk), cross.T).solution
         block = block - cross @ sol
     out["schur"] = float(torch.linalg.eigvalsh((block + block.T) / 2)[0])
     return out
 
 
+def _finite(m: torch.Tensor) -> bool:
+    """Whether every entry is finite: one sum settles the usual case (a NaN or inf entry makes it
+    non-finite); only a non-finite sum, which finite entries can also reach by overflow, looks at every entry."""
+    return bool(torch.isfinite(m.sum())) or bool(torch.isfinite(m).all())
+
+
+def _block(m: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The principal block of ``m`` on ``idx`` (``m`` itself when that is every coordinate; a gather, not
+    advanced indexing, which copies far slower)."""
+    if idx.numel() == m.shape[0]:
+        return m
+    return m.index_select(0, idx).index_select(1, idx)
+
+
 def _active_extremes(m: torch.Tensor) -> dict[str, float]:
     """lambda_min and lambda_max on the coordinates with a positive diagonal."""
     active = torch.nonzero(torch.diagonal(m) > 0).flatten()
-    evals = torch.linalg.eigvalsh(m[active[:, None], active]) if active.numel() else m.new_zeros(1)
+    evals = eigenvalues(_block(m, active)) if active.numel() else m.new_zeros(1)
     return {"lmin": float(evals[0]), "lmax": float(evals[-1])}
 
 
@@ -67,14 +82,14 @@ def _bulk_cholesky(m: torch.Tensor, all_dead: set[int]):
     bulk = torch.nonzero(positive).flatten()
     if not bulk.numel():
         return bulk, None, 0
-    chol, info = torch.linalg.cholesky_ex(m[bulk[:, None], bulk])
+    chol, info = torch.linalg.cholesky_ex(_block(m, bulk))
     return bulk, chol, info
 
 
 def bottom_overlap(m: torch.Tensor, dead: list[int], memo: dict | None = None) -> float:
     """Norm of the bottom eigenvector's component on the dead coordinates (1: it is the dead one);
     ``memo`` as in :func:`from_matrix` (the eigenvector is computed once per matrix)."""
-    if m.dim() == 1 or not dead or not _memo(memo, "finite", lambda: bool(torch.isfinite(m).all())):
+    if m.dim() == 1 or not dead or not _memo(memo, "finite", lambda: _finite(m)):
         return float("nan")
     v = _memo(memo, "bottom", lambda: _bottom_vector(m))
     return float("nan") if v is None else float(v[torch.tensor(dead, device=v.device)].norm())
@@ -85,9 +100,8 @@ def _bottom_vector(m: torch.Tensor) -> torch.Tensor | None:
     active = torch.nonzero(torch.diagonal(m) > 0).flatten()
     if not active.numel():
         return None
-    _, vecs = torch.linalg.eigh(m[active][:, active])
     v = m.new_zeros(m.shape[0])
-    v[active] = vecs[:, 0]
+    v[active] = bottom_eigenvector(_block(m, active)).to(v.device)
     return v
 
 

@@ -29,8 +29,6 @@ import math
 import attrs
 import numpy as np
 
-from ddgraph._optional import require
-
 LINE, HALF_LINE = "line", "half-line"
 
 
@@ -63,7 +61,8 @@ def nu0(k: int, domain: str = LINE) -> float:
 
 def _moments(k, domain, xi):
     """``M_j(xi) / Gamma-free normaliser`` for j = 0, 1, 2 in the variable ``g = u^k``."""
-    special = require("scipy.special", "slt", "the singular fluctuation nu(k) (parabolic cylinder functions)")
+    from scipy import special
+
     a = 1.0 / k
     out = []
     for j in range(3):
