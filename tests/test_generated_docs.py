@@ -139,8 +139,6 @@ def test_every_generated_doc_is_covered():
     assert generated == set(SPEC) | NOT_REGENERATED, "a generated doc in docs/ that docs/generate.py does not write"
 
 
-@pytest.mark.xfail(strict=True, reason="docs/ARCHITECTURES.md predates the 27-model zoo: regenerating it "
-                   "(python docs/generate.py --only ARCHITECTURES.md, vision environment) takes about an hour here")
 def test_architectures_doc_has_every_zoo_model():
     from ddgraph.models.catalogue import REAL_SCALE, ZOO
 

@@ -43,7 +43,7 @@ ZOO = (
     + _entries("torch.nn", "torch_nn", {"transformer_encoder": "nn.TransformerEncoder",
                                         "multihead_attention": "nn.MultiheadAttention"})
     + _entries("torchvision", "vision", {"tv_resnet18": "ResNet-18", "tv_mobilenet_v3_small": "MobileNetV3-small",
-                                         "tv_vit_tiny": "VisionTransformer", "tv_convnext_tiny": "ConvNeXt-tiny"})
+                                         "tv_vit_tiny": "VisionTransformer", "tv_convnext": "ConvNeXt"})
     + _entries("timm", "vision", {"timm_resnet18": "ResNet-18 (timm)", "timm_convnext_atto": "ConvNeXt-atto (timm)",
                                   "timm_vit_tiny": "ViT (timm)", "timm_efficientnet_b0": "EfficientNet-B0 (timm)"})
 )

@@ -29,6 +29,14 @@ def tv_convnext_tiny():
     return _require("torchvision.models", extra="vision").convnext_tiny(num_classes=10).eval(), _image()
 
 
+def tv_convnext():
+    """torchvision's ConvNeXt class with a tiny config (three stages of two blocks, widths 24-96; depthwise 7x7
+    convolutions, LayerNorm, layer scale, stochastic depth as in ConvNeXt-tiny)."""
+    cn = _require("torchvision.models.convnext", extra="vision")
+    stages = [cn.CNBlockConfig(24, 48, 2), cn.CNBlockConfig(48, 96, 2), cn.CNBlockConfig(96, None, 2)]
+    return cn.ConvNeXt(stages, stochastic_depth_prob=0.1, num_classes=10).eval(), _image()
+
+
 def tv_vit_tiny():
     """torchvision's VisionTransformer with a tiny config (class token, nn.MultiheadAttention)."""
     vt = _require("torchvision.models.vision_transformer", extra="vision")
@@ -67,5 +75,5 @@ def tv_resnet50_meta():
     return model, (torch.randn(1, 3, 224, 224, device="meta"),)
 
 
-FACTORIES = {f.__name__: f for f in (tv_resnet18, tv_mobilenet_v3_small, tv_convnext_tiny, tv_vit_tiny,
+FACTORIES = {f.__name__: f for f in (tv_resnet18, tv_mobilenet_v3_small, tv_convnext_tiny, tv_convnext, tv_vit_tiny,
                                      timm_resnet18, timm_convnext_atto, timm_vit_tiny, timm_efficientnet_b0)}
