@@ -63,11 +63,13 @@ class Neg:
     term: object
 
 
-def _tokens(text: str) -> list[str]:
+def tokens(text: str, pattern: re.Pattern = _TOKEN) -> list[str]:
+    """``text`` cut into the tokens of ``pattern`` (each alternative a named group); raises :class:`ExprError`
+    at the first character no token matches."""
     pos, out = 0, []
     text = text.rstrip()
     while pos < len(text):
-        m = _TOKEN.match(text, pos)
+        m = pattern.match(text, pos)
         if not m or m.end() == pos:
             raise ExprError(f"unexpected character {text[pos:].strip()[:1]!r} at position {pos} in {text!r}")
         out.append(m.group(m.lastgroup))
@@ -79,7 +81,7 @@ def parse(text: str) -> object:
     """Parse an expression into a small AST; raises :class:`ExprError` naming the problem."""
     if not isinstance(text, str) or not text.strip():
         raise ExprError(f"expected a non-empty expression string, got {text!r}")
-    toks = _tokens(text)
+    toks = tokens(text)
     pos = 0
 
     def peek():

@@ -22,6 +22,7 @@ import re
 import attrs
 
 from ddgraph.core.expr import parse as parse_order
+from ddgraph.core.expr import tokens
 from ddgraph.errors import ExprError
 
 PLUS, MINUS, MIXED, ZERO = "+", "-", "?", "0"
@@ -116,14 +117,7 @@ def _split(body: str, text: str) -> list[str]:
 
 
 def _product(part: str, text: str) -> Product:
-    toks, pos = [], 0
-    part = part.rstrip()
-    while pos < len(part):
-        m = _TOKEN.match(part, pos)
-        if not m or m.end() == pos:
-            raise ExprError(f"unexpected character {part[pos:].strip()[:1]!r} in sign {text!r}")
-        toks.append(m.group(m.lastgroup))
-        pos = m.end()
+    toks = tokens(part, _TOKEN)
     i = 0
 
     def factor():

@@ -327,12 +327,8 @@ def _bulk_orders(graph: Graph, w: dict) -> dict:
         if block.numel() and not bool(block.any()):
             out[ALPHA] = math.inf
     if w.get("bias"):
-        try:
-            bias = attribute(graph.gm, w["bias"])
-        except Exception:
-            bias = None
-        if isinstance(bias, torch.Tensor) and bias.device.type != "meta" and bias.ndim == 1 \
-                and not torch._subclasses.fake_tensor.is_fake(bias):
+        bias = _real_attribute(graph, w["bias"])
+        if bias is not None and bias.ndim == 1:
             keep = [i for i in range(bias.shape[0]) if i not in dead_out]
             if keep and not bool(bias[keep].any()):
                 out[BETA] = math.inf
@@ -407,9 +403,22 @@ def _constant(graph: Graph, name: str, small: bool):
             value = fx.target(*args, **kwargs) if fx.op == "call_function" else None
     except Exception:
         return None
-    if not isinstance(value, torch.Tensor) or value.device.type == "meta" or torch._subclasses.fake_tensor.is_fake(value):
+    return value if _real(value) else None
+
+
+def _real(value) -> bool:
+    """A tensor with values to read (not on the meta device, not a fake tensor of a trace)."""
+    return isinstance(value, torch.Tensor) and value.device.type != "meta" \
+        and not torch._subclasses.fake_tensor.is_fake(value)
+
+
+def _real_attribute(graph: Graph, target: str):
+    """The parameter or buffer ``target`` of the traced module if its values can be read, else None."""
+    try:
+        value = attribute(graph.gm, target)
+    except AttributeError:
         return None
-    return value
+    return value if _real(value) else None
 
 
 def _shape_op(c: MaskContext, n, d, roles):
@@ -506,12 +515,8 @@ def _value_order(graph: Graph, n, d, spec, signs: bool = False) -> dict:
     name = node_attr(d, spec.attr)
     if name is None:
         return {c: ("+" if spec.absent == 0 else "?") if signs else spec.absent for c in d[CLASSES]}
-    try:
-        value = attribute(graph.gm, name)
-    except AttributeError:
-        value = None
-    if not isinstance(value, torch.Tensor) or value.device.type == "meta" \
-            or torch._subclasses.fake_tensor.is_fake(value):
+    value = _real_attribute(graph, name)
+    if value is None:
         return {c: "?" if signs else 0.0 for c in d[CLASSES]}
     offset = node_attr(d, spec.offset) if spec.offset else None
     value = value.detach() + float(offset or 0.0)
