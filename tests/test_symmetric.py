@@ -72,3 +72,70 @@ def test_probe_reads_the_same_rates_on_either_path(monkeypatch):
     without = rates()
     assert [r[:4] for r in with_scipy] == [r[:4] for r in without]
     assert [r[4] for r in with_scipy] == pytest.approx([r[4] for r in without], abs=1e-6)
+
+
+def _planted(n: int, evals, seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """A symmetric matrix with the given spectrum in a random basis, and that basis."""
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    m = (q * torch.as_tensor(evals, dtype=torch.float64)) @ q.T
+    return (m + m.T) / 2, q
+
+
+@pytest.mark.parametrize("case", ["wishart", "degenerate", "clustered top"])
+def test_krylov_ends_agree_with_a_dense_solver(case):
+    n = symmetric.KRYLOV_MIN + 16
+    gen = torch.Generator().manual_seed(3)
+    if case == "wishart":
+        x = torch.randn(2 * n, n, generator=gen, dtype=torch.float64)
+        m = x.T @ x
+    else:
+        evals = torch.rand(n, generator=gen, dtype=torch.float64) + 0.5
+        if case == "degenerate":
+            evals[7] = 1e-9  # a direction dying with t, nine decades under the bulk
+        else:
+            evals[:3] = torch.tensor([2.0, 2.0 - 1e-9, 2.0 - 2e-9])
+        m, _ = _planted(n, evals)
+    found = symmetric.ends(m)
+    want, vecs = torch.linalg.eigh(m)
+    assert found.bottom is not None  # the Krylov path, not the dense fallback
+    assert found.lmax == pytest.approx(float(want[-1]), rel=1e-9)
+    assert found.lmin == pytest.approx(float(want[0]), rel=1e-8)
+    assert float(abs(found.bottom @ vecs[:, 0])) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_singular_matrix_takes_the_full_spectrum():
+    n = symmetric.KRYLOV_MIN + 16
+    x = torch.randn(n // 2, n, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    m = x.T @ x  # rank n/2: no Cholesky factor
+    found = symmetric.ends(m)
+    want = torch.linalg.eigvalsh(m)
+    assert found.bottom is None
+    assert found.lmax == pytest.approx(float(want[-1]), rel=1e-12)
+    assert abs(found.lmin) < 1e-10 * found.lmax
+
+
+def test_probe_reads_the_same_verdicts_with_dense_spectra(monkeypatch):
+    """Wide factors (Krylov ends) and the same factors through dense spectra: same verdicts and overlaps."""
+    import ddgraph
+    from ddgraph.models.zoo import chain
+
+    width = symmetric.KRYLOV_MIN + 16
+
+    def read():
+        torch.manual_seed(0)
+        d = ddgraph.check(chain(2, "relu", width=width), torch.randn(4, width), n_samples=1200,
+                          grid=[1e-2, 1e-3, 1e-4], progress=False)
+        checks = {(c.node, c.factor, c.observable, c.direction): (c.verdict, c.fit.slope) for c in d.checks}
+        overlaps = {(node, f, j): v for node, w in d.measurement.weights.items()
+                    for f, per in w.overlap.items() for j, v in per.items()}
+        return checks, overlaps
+
+    krylov, overlap_k = read()
+    monkeypatch.setattr(symmetric, "KRYLOV_MIN", 10**9)
+    dense, overlap_d = read()
+    assert krylov.keys() == dense.keys()
+    assert any(key[2] == "lmin" for key in krylov)
+    for key, (verdict, slope) in krylov.items():
+        assert verdict == dense[key][0], key
+        assert slope == pytest.approx(dense[key][1], abs=1e-6, nan_ok=True), key
+    assert overlap_k and overlap_k == pytest.approx(overlap_d, abs=1e-6, nan_ok=True)

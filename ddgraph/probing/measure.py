@@ -401,7 +401,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                 g_partial = ranks.decide(_unmoved_bulk(before.g.sums, acc.g.sums, sites))  # verified at `verify`
             if check and i:
                 moved = _moved(acc.a, a_partial) + _moved(acc.g, g_partial)
-            _finish(acc, [s for s in sites if ranks.owns(s.parent or s.node)], weights, graph.n_dead)
+            memos = _finish(acc, [s for s in sites if ranks.owns(s.parent or s.node)], weights, graph.n_dead)
             ranks.share(weights)
             with _one_thread():
                 _finish_sites(acc, ln, streams, ln_directions or {}, kernel_free, deepest, roots)
@@ -417,7 +417,7 @@ def probe(graph: Graph, *, approach: Approach, grid=None, n_samples: int = 20000
                     bar.grow(n_chunks)
     with _one_thread():
         last: list = []
-        _read_last(acc, [s for s in sites if ranks.owns(s.parent or s.node)], weights, graph.n_dead, last)
+        _read_last(acc, [s for s in sites if ranks.owns(s.parent or s.node)], weights, graph.n_dead, last, memos)
     notes += ranks.share(weights, last)
     bar.close()
     notes += exact.notes if exact is not None else []
@@ -562,8 +562,9 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def _finish(acc, sites, weights, n_dead) -> None:
-    """Read every site's observables off this t-point's factors (one thread: small eigenproblems)."""
+def _finish(acc, sites, weights, n_dead) -> dict:
+    """Read every site's observables off this t-point's factors (one thread: small eigenproblems); returns
+    each matrix's spectrum ends, for :func:`_read_last`."""
     with _one_thread():
         means = {"A": acc.a.means(), "G": acc.g.means()}
         memos: dict = {}  # per matrix: its spectrum and bulk factorisation, shared by classes and slices
@@ -577,12 +578,14 @@ def _finish(acc, sites, weights, n_dead) -> None:
                     obs = from_matrix(m, dead.get(j, []), all_dead, memos.setdefault(key, {}))
                     for name, value in obs.items():
                         series.setdefault(factor, {}).setdefault(name, {}).setdefault(j, []).append(value)
+    # the spectra only: the bulks' Cholesky factors are as large as the factors themselves
+    return {key: {k: v for k, v in memo.items() if k in ("finite", "spectrum")} for key, memo in memos.items()}
 
 
-def _read_last(acc, sites, weights, n_dead, notes: list) -> None:
-    """What is read at the smallest t only: the bottom-eigenvector overlaps, and a note per factor with no bulk."""
+def _read_last(acc, sites, weights, n_dead, notes: list, memos: dict) -> None:
+    """What is read at the smallest t only: the bottom-eigenvector overlaps, and a note per factor with no bulk;
+    ``memos`` are the last t-point's, from :func:`_finish` (its spectra carry their bottom eigenvectors)."""
     means = {"A": acc.a.means(), "G": acc.g.means()}
-    memos: dict = {}
     for s in sites:
         for factor, dead in (("A", s.dead_in), ("G", s.dead_out)):
             key = (factor, s.parent or s.node)

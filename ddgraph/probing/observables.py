@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ddgraph.probing.fit import FP64_FLOOR
-from ddgraph.probing.symmetric import bottom_eigenvector, eigenvalues
+from ddgraph.probing.symmetric import Ends, bottom_eigenvector, ends
 
 NAMES = ("dd", "schur", "lmin", "lmax")
 
@@ -38,7 +38,8 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict
         lmin = float(diag[active].min()) if active.any() else 0.0
         return {"dd": dd, "schur": dd, "lmin": lmin, "lmax": float(diag.max())}
     diag = torch.diagonal(m)
-    out = dict(_memo(memo, "spectrum", lambda: _active_extremes(m)))
+    spectrum = _memo(memo, "spectrum", lambda: _active_ends(m))
+    out = {"lmin": spectrum.lmin, "lmax": spectrum.lmax}
     if not dead:
         return {**out, "dd": float("nan"), "schur": float("nan")}
     d = torch.tensor(dead, device=m.device)
@@ -68,11 +69,15 @@ def _block(m: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return m.index_select(0, idx).index_select(1, idx)
 
 
-def _active_extremes(m: torch.Tensor) -> dict[str, float]:
-    """lambda_min and lambda_max on the coordinates with a positive diagonal."""
-    active = torch.nonzero(torch.diagonal(m) > 0).flatten()
-    evals = eigenvalues(_block(m, active)) if active.numel() else m.new_zeros(1)
-    return {"lmin": float(evals[0]), "lmax": float(evals[-1])}
+def _active(m: torch.Tensor) -> torch.Tensor:
+    """The coordinates with a positive diagonal."""
+    return torch.nonzero(torch.diagonal(m) > 0).flatten()
+
+
+def _active_ends(m: torch.Tensor) -> Ends:
+    """The ends of the spectrum on the active coordinates (zeros: nothing is active)."""
+    active = _active(m)
+    return ends(_block(m, active)) if active.numel() else Ends(0.0, 0.0)
 
 
 def _bulk_cholesky(m: torch.Tensor, all_dead: set[int]):
@@ -91,17 +96,19 @@ def bottom_overlap(m: torch.Tensor, dead: list[int], memo: dict | None = None) -
     ``memo`` as in :func:`from_matrix` (the eigenvector is computed once per matrix)."""
     if m.dim() == 1 or not dead or not _memo(memo, "finite", lambda: _finite(m)):
         return float("nan")
-    v = _memo(memo, "bottom", lambda: _bottom_vector(m))
+    v = _memo(memo, "bottom", lambda: _bottom_vector(m, _memo(memo, "spectrum", lambda: _active_ends(m))))
     return float("nan") if v is None else float(v[torch.tensor(dead, device=v.device)].norm())
 
 
-def _bottom_vector(m: torch.Tensor) -> torch.Tensor | None:
-    """The bottom eigenvector on the active coordinates, zero elsewhere (None: nothing is active)."""
-    active = torch.nonzero(torch.diagonal(m) > 0).flatten()
+def _bottom_vector(m: torch.Tensor, spectrum: Ends) -> torch.Tensor | None:
+    """The bottom eigenvector on the active coordinates, zero elsewhere (None: nothing is active); taken
+    from ``spectrum`` when it holds it."""
+    active = _active(m)
     if not active.numel():
         return None
     v = m.new_zeros(m.shape[0])
-    v[active] = bottom_eigenvector(_block(m, active)).to(v.device)
+    bottom = spectrum.bottom if spectrum.bottom is not None else bottom_eigenvector(_block(m, active))
+    v[active] = bottom.to(v.device, v.dtype)
     return v
 
 
@@ -139,6 +146,7 @@ def stream_bottom(m: torch.Tensor, root: torch.Tensor, branches: torch.Tensor) -
     basis = torch.cat([vecs[:, ~kernel], vecs[:, kernel]], 1)
     rotated = basis.T @ m @ basis
     rotated[-k:, -k:] = vecs[:, kernel].T @ branches @ vecs[:, kernel]
+    rotated = (rotated + rotated.T) / 2  # symmetric to the last bit (the spectrum's ends read all of it)
     a = len(evals) - k
     dead = list(range(a, len(evals)))
     # the rest may hold a smaller scale of its own (a direction vanishing with t): the bottom is the lesser

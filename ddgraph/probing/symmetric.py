@@ -1,16 +1,24 @@
-"""Symmetric-matrix kernels of the probe: Gram sums accumulated one triangle at a time, and the ends of a
-spectrum without its eigenvectors.
+"""Symmetric-matrix kernels of the probe: Gram sums accumulated one triangle at a time, and the two ends of a
+spectrum.
 
 torch has no rank-k update (``syrk``: half the flops of ``rows.T @ rows``), and its ``eigh`` returns every
-eigenvector where the probe needs the extreme eigenvalues or one bottom eigenvector. On the CPU in fp64
-these go through scipy's BLAS and LAPACK (``dsyrk``, ``dsyevr``), on as many threads as torch uses (scipy's
-OpenBLAS keeps a pool of its own; threadpoolctl sets it per call); other devices and dtypes use torch (the
-same numbers to rounding, slower).
+eigenvector where the probe needs the extreme eigenvalues and one bottom eigenvector. On the CPU in fp64
+these go through scipy's BLAS and LAPACK (``dsyrk``, ``dsyevr``, ``dpotrf``), on as many threads as torch
+uses (scipy's OpenBLAS keeps a pool of its own; threadpoolctl sets it per call); other devices and dtypes
+use torch (the same numbers to rounding, slower).
+
+The ends of a large spectrum come from Krylov iterations, not a full tridiagonal reduction (about
+``4/3 n^3`` flops, half of them matrix-vector products that do not scale with threads): lambda_max by
+Lanczos on ``M``, lambda_min and its eigenvector by Lanczos on ``M^-1`` applied through a Cholesky factor
+(``n^3/3`` flops, matrix-matrix). Both iterations stop on the Ritz residual; where the factor does not
+exist (``M`` singular to working precision) or an iteration has not converged, the full spectrum is taken.
 """
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
+import numpy as np
 import torch
 
 
@@ -72,6 +80,85 @@ def eigenvalues(m: torch.Tensor) -> torch.Tensor:
         if info == 0 and found == m.shape[0]:
             return torch.from_numpy(w[:found])
     return torch.linalg.eigvalsh(m)
+
+
+#: Below this size a full spectrum costs less than Krylov iterations (whose steps pay Python overhead).
+KRYLOV_MIN = 384
+#: A Ritz value is converged when its residual is this fraction of it: its eigenvalue is then within that
+#: fraction (within its square over the relative gap), the fp64 agreement of two dense eigensolvers.
+RITZ_TOL = 1e-10
+#: Lanczos steps before giving up for the full spectrum (on ``M``, on ``M^-1``).
+MAX_STEPS = (160, 80)
+
+
+class Ends(NamedTuple):
+    """The two ends of a symmetric matrix's spectrum; ``bottom`` is lambda_min's eigenvector where the way
+    they were found gave it (None otherwise)."""
+
+    lmin: float
+    lmax: float
+    bottom: torch.Tensor | None = None
+
+
+def ends(m: torch.Tensor) -> Ends:
+    """lambda_min and lambda_max of a symmetric matrix (and lambda_min's eigenvector when found on the way)."""
+    if _native(m) and m.shape[0] >= KRYLOV_MIN:
+        found = _krylov_ends(m.contiguous())
+        if found is not None:
+            return found
+    w = eigenvalues(m)
+    return Ends(float(w[0]), float(w[-1]))
+
+
+def _krylov_ends(m: torch.Tensor) -> Ends | None:
+    """:func:`ends` by Lanczos on ``M`` and on ``M^-1`` (None: ``M`` is not positive definite to working
+    precision, or an iteration did not converge)."""
+    top = _lanczos_top(lambda v: m @ v, m.shape[0], MAX_STEPS[0])
+    if top is None:
+        return None
+    _, lapack = _scipy()
+    with _torch_threads():
+        # m is symmetric: its row-major memory read column-major is m itself (no copy to Fortran order)
+        factor, info = lapack.dpotrf(m.numpy().T, lower=0, clean=0)
+    if info != 0:
+        return None
+
+    def solve(v):
+        with _torch_threads():
+            x, _ = lapack.dpotrs(factor, v.numpy(), lower=0)
+        return torch.from_numpy(x)
+
+    inverse = _lanczos_top(solve, m.shape[0], MAX_STEPS[1])
+    if inverse is None or not inverse[0] > 0:
+        return None
+    return Ends(1.0 / inverse[0], top[0], inverse[1])
+
+
+def _lanczos_top(op, n: int, steps: int) -> tuple[float, torch.Tensor] | None:
+    """The largest eigenvalue of the symmetric operator ``op`` on fp64 ``n``-vectors and its Ritz vector, by
+    Lanczos with full reorthogonalisation from a fixed start (None: not converged in ``steps``)."""
+    from scipy.linalg import eigh_tridiagonal
+
+    steps = min(steps, n)
+    basis = torch.empty(steps + 1, n, dtype=torch.float64)
+    start = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    basis[0] = start / start.norm()
+    alpha, beta = [], []
+    for k in range(steps):
+        w = op(basis[k])
+        alpha.append(float(w @ basis[k]))
+        done = basis[:k + 1]
+        for _ in range(2):  # twice is enough (Kahan-Parlett)
+            w -= done.T @ (done @ w)
+        b = float(w.norm())
+        invariant = b <= 1e-14 * max(abs(a) for a in alpha)
+        if invariant or (k + 1) % 4 == 0 or k + 1 == steps:
+            theta, s = eigh_tridiagonal(np.array(alpha), np.array(beta), select="i", select_range=(k, k))
+            if invariant or b * abs(s[-1, 0]) <= RITZ_TOL * abs(theta[0]):
+                return float(theta[0]), done.T @ torch.from_numpy(s[:, 0])
+        beta.append(b)
+        basis[k + 1] = w / b
+    return None
 
 
 def bottom_eigenvector(m: torch.Tensor) -> torch.Tensor:
