@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ddgraph.probing.fit import FP64_FLOOR
-from ddgraph.probing.symmetric import Ends, bottom_eigenvector, ends
+from ddgraph.probing.symmetric import Ends, bottom_eigenvector, cholesky_solver, ends
 
 NAMES = ("dd", "schur", "lmin", "lmax")
 
@@ -44,11 +44,11 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict
         return {**out, "dd": float("nan"), "schur": float("nan")}
     d = torch.tensor(dead, device=m.device)
     out["dd"] = float(diag[d].sum())
-    bulk, chol, info = _memo(memo, ("bulk", frozenset(all_dead)), lambda: _bulk_cholesky(m, all_dead))
+    bulk, solve = _memo(memo, ("bulk", frozenset(all_dead)), lambda: _bulk_solver(m, all_dead))
     block = m[d[:, None], d]
     if bulk.numel():
         cross = m.index_select(0, d).index_select(1, bulk)
-        sol = torch.cholesky_solve(cross.T, chol) if int(info) == 0 else \
+        sol = solve(cross.T) if solve is not None else \
             torch.linalg.lstsq(_block(m, bulk), cross.T).solution
         block = block - cross @ sol
     out["schur"] = float(torch.linalg.eigvalsh((block + block.T) / 2)[0])
@@ -80,15 +80,13 @@ def _active_ends(m: torch.Tensor) -> Ends:
     return ends(_block(m, active)) if active.numel() else Ends(0.0, 0.0)
 
 
-def _bulk_cholesky(m: torch.Tensor, all_dead: set[int]):
-    """The bulk (active coordinates of no dead class) and the Cholesky factor of its block."""
+def _bulk_solver(m: torch.Tensor, all_dead: set[int]):
+    """The bulk (active coordinates of no dead class) and solves with its block (None: the block is not
+    positive definite, or the bulk is empty)."""
     positive = torch.diagonal(m) > 0
     positive[list(all_dead)] = False
     bulk = torch.nonzero(positive).flatten()
-    if not bulk.numel():
-        return bulk, None, 0
-    chol, info = torch.linalg.cholesky_ex(_block(m, bulk))
-    return bulk, chol, info
+    return bulk, cholesky_solver(_block(m, bulk)) if bulk.numel() else None
 
 
 def bottom_overlap(m: torch.Tensor, dead: list[int], memo: dict | None = None) -> float:

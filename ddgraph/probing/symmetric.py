@@ -114,24 +114,34 @@ def _krylov_ends(m: torch.Tensor) -> Ends | None:
     """:func:`ends` by Lanczos on ``M`` and on ``M^-1`` (None: ``M`` is not positive definite to working
     precision, or an iteration did not converge)."""
     top = _lanczos_top(lambda v: m @ v, m.shape[0], MAX_STEPS[0])
-    if top is None:
-        return None
-    _, lapack = _scipy()
-    with _torch_threads():
-        # m is symmetric: its row-major memory read column-major is m itself (no copy to Fortran order)
-        factor, info = lapack.dpotrf(m.numpy().T, lower=0, clean=0)
-    if info != 0:
-        return None
-
-    def solve(v):
-        with _torch_threads():
-            x, _ = lapack.dpotrs(factor, v.numpy(), lower=0)
-        return torch.from_numpy(x)
-
-    inverse = _lanczos_top(solve, m.shape[0], MAX_STEPS[1])
+    solve = cholesky_solver(m) if top is not None else None
+    inverse = _lanczos_top(solve, m.shape[0], MAX_STEPS[1]) if solve is not None else None
     if inverse is None or not inverse[0] > 0:
         return None
     return Ends(1.0 / inverse[0], top[0], inverse[1])
+
+
+def cholesky_solver(m: torch.Tensor):
+    """``b -> M^-1 b`` through a Cholesky factor of the symmetric ``M`` (``b`` a vector or a matrix of
+    columns); None where ``M`` is not positive definite to working precision."""
+    if not _native(m):
+        chol, info = torch.linalg.cholesky_ex(m)
+        if int(info):
+            return None
+        return lambda b: torch.cholesky_solve(b.reshape(b.shape[0], -1), chol).reshape(b.shape)
+    lapack = _scipy()[1]
+    with _torch_threads():
+        # m is symmetric: its row-major memory read column-major is m itself (no copy to Fortran order)
+        factor, info = lapack.dpotrf(m.contiguous().numpy().T, lower=0, clean=0)
+    if info != 0:
+        return None
+
+    def solve(b: torch.Tensor) -> torch.Tensor:
+        with _torch_threads():
+            x, _ = lapack.dpotrs(factor, b.numpy(), lower=0)
+        return torch.from_numpy(x)
+
+    return solve
 
 
 def _lanczos_top(op, n: int, steps: int) -> tuple[float, torch.Tensor] | None:
