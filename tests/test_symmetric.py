@@ -139,3 +139,20 @@ def test_probe_reads_the_same_verdicts_with_dense_spectra(monkeypatch):
         assert verdict == dense[key][0], key
         assert slope == pytest.approx(dense[key][1], abs=1e-6, nan_ok=True), key
     assert overlap_k and overlap_k == pytest.approx(overlap_d, abs=1e-6, nan_ok=True)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cholesky_leading_block_of_a_singular_matrix(native, monkeypatch):
+    """Where the factorisation stops at a singular trailing part, the leading block's solves still hold."""
+    if not native:
+        monkeypatch.setattr(symmetric, "_native", lambda t: False)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(60, 40, generator=gen, dtype=torch.float64)
+    m = x.T @ x
+    m = torch.block_diag(m, torch.zeros(3, 3, dtype=torch.float64))  # three null coordinates last
+    chol = symmetric.Cholesky(m)
+    assert not chol.complete and chol.leading == 40
+    assert chol.solver() is None and chol.solver(41) is None
+    b = torch.randn(40, 2, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(chol.solver(40)(b), torch.linalg.solve(m[:40, :40], b))
+    torch.testing.assert_close(chol.solver(25)(b[:25]), torch.linalg.solve(m[:25, :25], b[:25]))

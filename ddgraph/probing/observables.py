@@ -1,10 +1,12 @@
 """Observables read off a K-FAC factor (or an activation moment) for one dead class."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from ddgraph.probing.fit import FP64_FLOOR
-from ddgraph.probing.symmetric import Ends, bottom_eigenvector, cholesky_solver, ends
+from ddgraph.probing.symmetric import Cholesky, Ends, bottom_eigenvector, ends
 
 NAMES = ("dd", "schur", "lmin", "lmax")
 
@@ -27,7 +29,7 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict
     dead : the indices of this class's dead coordinates.
     all_dead : indices of every dead class (excluded from the bulk the Schur complement uses).
     memo : a dict the caller keeps for ``m`` across calls: what does not depend on ``dead`` (the active
-        spectrum, the bulk's Cholesky factor) is computed once per matrix, not once per class.
+        spectrum, the Cholesky factorisation) is computed once per matrix, not once per class.
     """
     if not _memo(memo, "finite", lambda: _finite(m)):
         return dict.fromkeys(NAMES, float("nan"))  # the fit turns NaN into an 'unfittable' verdict
@@ -38,18 +40,19 @@ def from_matrix(m: torch.Tensor, dead: list[int], all_dead: set[int], memo: dict
         lmin = float(diag[active].min()) if active.any() else 0.0
         return {"dd": dd, "schur": dd, "lmin": lmin, "lmax": float(diag.max())}
     diag = torch.diagonal(m)
-    spectrum = _memo(memo, "spectrum", lambda: _active_ends(m))
+    factored = _memo(memo, ("factored", frozenset(all_dead)), lambda: _factored(m, all_dead))
+    spectrum = _memo(memo, "spectrum", lambda: _spectrum(m, factored))
     out = {"lmin": spectrum.lmin, "lmax": spectrum.lmax}
     if not dead:
         return {**out, "dd": float("nan"), "schur": float("nan")}
     d = torch.tensor(dead, device=m.device)
     out["dd"] = float(diag[d].sum())
-    bulk, solve = _memo(memo, ("bulk", frozenset(all_dead)), lambda: _bulk_solver(m, all_dead))
     block = m[d[:, None], d]
-    if bulk.numel():
-        cross = m.index_select(0, d).index_select(1, bulk)
+    if factored.n_bulk:
+        cross = m.index_select(0, d).index_select(1, factored.order[:factored.n_bulk])
+        solve = factored.chol.solver(factored.n_bulk)
         sol = solve(cross.T) if solve is not None else \
-            torch.linalg.lstsq(_block(m, bulk), cross.T).solution
+            torch.linalg.lstsq(factored.block[:factored.n_bulk, :factored.n_bulk], cross.T).solution
         block = block - cross @ sol
     out["schur"] = float(torch.linalg.eigvalsh((block + block.T) / 2)[0])
     return out
@@ -74,19 +77,41 @@ def _active(m: torch.Tensor) -> torch.Tensor:
     return torch.nonzero(torch.diagonal(m) > 0).flatten()
 
 
-def _active_ends(m: torch.Tensor) -> Ends:
-    """The ends of the spectrum on the active coordinates (zeros: nothing is active)."""
+class _Factored(NamedTuple):
+    """A matrix's active block, ordered bulk first (the active coordinates of no dead class) and then the active
+    dead coordinates, and its Cholesky factorisation: the bulk's factor is its leading block, so one
+    factorisation serves the Schur complements and lambda_min."""
+
+    order: torch.Tensor
+    n_bulk: int
+    block: torch.Tensor
+    chol: Cholesky | None  # None: nothing is active
+
+
+def _factored(m: torch.Tensor, all_dead: set[int]) -> _Factored:
     active = _active(m)
-    return ends(_block(m, active)) if active.numel() else Ends(0.0, 0.0)
+    is_dead = torch.zeros(m.shape[0], dtype=torch.bool, device=m.device)
+    is_dead[list(all_dead)] = True
+    in_bulk = ~is_dead[active]
+    order = torch.cat([active[in_bulk], active[~in_bulk]])
+    if order.numel() == m.shape[0] and bool((order[1:] > order[:-1]).all()):
+        block = m  # every coordinate, in place: no copy
+    else:  # a gather, not advanced indexing, which copies far slower
+        block = m.index_select(0, order).index_select(1, order)
+    return _Factored(order, int(in_bulk.sum()), block, Cholesky(block) if order.numel() else None)
 
 
-def _bulk_solver(m: torch.Tensor, all_dead: set[int]):
-    """The bulk (active coordinates of no dead class) and solves with its block (None: the block is not
-    positive definite, or the bulk is empty)."""
-    positive = torch.diagonal(m) > 0
-    positive[list(all_dead)] = False
-    bulk = torch.nonzero(positive).flatten()
-    return bulk, cholesky_solver(_block(m, bulk)) if bulk.numel() else None
+def _spectrum(m: torch.Tensor, factored: _Factored) -> Ends:
+    """The ends of the spectrum on the active coordinates (zeros: nothing is active), the bottom eigenvector
+    (when found) in ``m``'s coordinates."""
+    if not factored.order.numel():
+        return Ends(0.0, 0.0)
+    found = ends(factored.block, factored.chol)
+    if found.bottom is None:
+        return found
+    bottom = m.new_zeros(m.shape[0])
+    bottom[factored.order] = found.bottom.to(m.device, m.dtype)
+    return found._replace(bottom=bottom)
 
 
 def bottom_overlap(m: torch.Tensor, dead: list[int], memo: dict | None = None) -> float:
@@ -94,19 +119,21 @@ def bottom_overlap(m: torch.Tensor, dead: list[int], memo: dict | None = None) -
     ``memo`` as in :func:`from_matrix` (the eigenvector is computed once per matrix)."""
     if m.dim() == 1 or not dead or not _memo(memo, "finite", lambda: _finite(m)):
         return float("nan")
-    v = _memo(memo, "bottom", lambda: _bottom_vector(m, _memo(memo, "spectrum", lambda: _active_ends(m))))
+    v = _memo(memo, "bottom", lambda: _bottom_vector(m, _memo(
+        memo, "spectrum", lambda: _spectrum(m, _factored(m, set())))))
     return float("nan") if v is None else float(v[torch.tensor(dead, device=v.device)].norm())
 
 
 def _bottom_vector(m: torch.Tensor, spectrum: Ends) -> torch.Tensor | None:
     """The bottom eigenvector on the active coordinates, zero elsewhere (None: nothing is active); taken
     from ``spectrum`` when it holds it."""
+    if spectrum.bottom is not None:
+        return spectrum.bottom
     active = _active(m)
     if not active.numel():
         return None
     v = m.new_zeros(m.shape[0])
-    bottom = spectrum.bottom if spectrum.bottom is not None else bottom_eigenvector(_block(m, active))
-    v[active] = bottom.to(v.device, v.dtype)
+    v[active] = bottom_eigenvector(_block(m, active)).to(v.device)
     return v
 
 

@@ -100,48 +100,70 @@ class Ends(NamedTuple):
     bottom: torch.Tensor | None = None
 
 
-def ends(m: torch.Tensor) -> Ends:
-    """lambda_min and lambda_max of a symmetric matrix (and lambda_min's eigenvector when found on the way)."""
+def ends(m: torch.Tensor, chol: Cholesky | None = None) -> Ends:
+    """lambda_min and lambda_max of a symmetric matrix (and lambda_min's eigenvector when found on the way);
+    ``chol``: ``m``'s Cholesky factorisation when the caller has it."""
     if _native(m) and m.shape[0] >= KRYLOV_MIN:
-        found = _krylov_ends(m.contiguous())
+        found = _krylov_ends(m.contiguous(), chol)
         if found is not None:
             return found
     w = eigenvalues(m)
     return Ends(float(w[0]), float(w[-1]))
 
 
-def _krylov_ends(m: torch.Tensor) -> Ends | None:
+def _krylov_ends(m: torch.Tensor, chol: Cholesky | None) -> Ends | None:
     """:func:`ends` by Lanczos on ``M`` and on ``M^-1`` (None: ``M`` is not positive definite to working
     precision, or an iteration did not converge)."""
     top = _lanczos_top(lambda v: m @ v, m.shape[0], MAX_STEPS[0])
-    solve = cholesky_solver(m) if top is not None else None
+    if top is None:
+        return None
+    solve = (chol or Cholesky(m)).solver()
     inverse = _lanczos_top(solve, m.shape[0], MAX_STEPS[1]) if solve is not None else None
     if inverse is None or not inverse[0] > 0:
         return None
     return Ends(1.0 / inverse[0], top[0], inverse[1])
 
 
-def cholesky_solver(m: torch.Tensor):
-    """``b -> M^-1 b`` through a Cholesky factor of the symmetric ``M`` (``b`` a vector or a matrix of
-    columns); None where ``M`` is not positive definite to working precision."""
-    if not _native(m):
-        chol, info = torch.linalg.cholesky_ex(m)
-        if int(info):
+class Cholesky:
+    """The Cholesky factorisation of a symmetric matrix, as far as it goes: ``complete`` where the matrix is
+    positive definite to working precision, else the order of its largest leading block that is (LAPACK's
+    ``info - 1``), whose solves are still available."""
+
+    def __init__(self, m: torch.Tensor):
+        self._m, self._native = m, _native(m)
+        if self._native:
+            with _torch_threads():
+                # m is symmetric: its row-major memory read column-major is m itself (no copy to Fortran order)
+                self._factor, info = _scipy()[1].dpotrf(m.contiguous().numpy().T, lower=0, clean=0)
+        else:
+            self._factor, info = torch.linalg.cholesky_ex(m)
+            info = int(info)
+        self.complete = info == 0
+        self.leading = m.shape[0] if self.complete else max(int(info) - 1, 0)
+
+    def solver(self, k: int | None = None):
+        """``b -> B^-1 b`` with ``B`` the leading ``k``-block (default: the whole matrix), ``b`` a vector or a
+        matrix of columns; None when that block is not positive definite to working precision."""
+        k = self._m.shape[0] if k is None else k
+        if k > self.leading or k == 0:
             return None
-        return lambda b: torch.cholesky_solve(b.reshape(b.shape[0], -1), chol).reshape(b.shape)
-    lapack = _scipy()[1]
-    with _torch_threads():
-        # m is symmetric: its row-major memory read column-major is m itself (no copy to Fortran order)
-        factor, info = lapack.dpotrf(m.contiguous().numpy().T, lower=0, clean=0)
-    if info != 0:
-        return None
+        if not self._native:
+            if k == self._m.shape[0]:
+                chol = self._factor
+            else:
+                chol, info = torch.linalg.cholesky_ex(self._m[:k, :k])
+                if int(info):
+                    return None
+            return lambda b: torch.cholesky_solve(b.reshape(b.shape[0], -1), chol).reshape(b.shape)
+        factor = self._factor if k == self._m.shape[0] else self._factor[:k, :k]
+        dpotrs = _scipy()[1].dpotrs
 
-    def solve(b: torch.Tensor) -> torch.Tensor:
-        with _torch_threads():
-            x, _ = lapack.dpotrs(factor, b.numpy(), lower=0)
-        return torch.from_numpy(x)
+        def solve(b: torch.Tensor) -> torch.Tensor:
+            with _torch_threads():
+                x, _ = dpotrs(factor, b.numpy(), lower=0)
+            return torch.from_numpy(x)
 
-    return solve
+        return solve
 
 
 def _lanczos_top(op, n: int, steps: int) -> tuple[float, torch.Tensor] | None:
