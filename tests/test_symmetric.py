@@ -15,7 +15,7 @@ def backend(request, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_gram_sums_by_halves_equal_the_full_product(dtype, backend):
+def test_gram_sums_by_halves_equal_the_full_product(dtype):
     gen = torch.Generator().manual_seed(0)
     chunks = [torch.randn(n, 9, generator=gen, dtype=dtype) for n in (40, 1, 17)]
     total = None
@@ -29,7 +29,7 @@ def test_gram_sums_by_halves_equal_the_full_product(dtype, backend):
     torch.testing.assert_close(total, want)
 
 
-def test_gram_of_strided_rows(backend):
+def test_gram_of_strided_rows():
     x = torch.randn(30, 8, dtype=torch.float64)[:, ::2]  # not contiguous
     torch.testing.assert_close(mirror(add_gram(None, x)), x.T @ x)
 
@@ -45,16 +45,30 @@ def test_spectrum_ends_and_bottom_vector(dtype, backend):
     assert float(abs(v @ vecs[:, 0])) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_scipy_blas_runs_on_torch_thread_count():
-    before = torch.get_num_threads()
-    try:
-        for n in (1, 2):
-            torch.set_num_threads(n)
-            with symmetric._torch_threads():
-                blas = [i["num_threads"] for i in symmetric._threadpools().info() if i["user_api"] == "blas"]
-            assert blas and set(blas) == {n}
-    finally:
-        torch.set_num_threads(before)
+def test_scipy_blas_runs_on_one_thread():
+    """In a fresh process, where scipy's BLAS loads only with the probe's first call, every BLAS the process
+    then holds runs on one thread inside the probe's calls, whatever torch's thread count."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import json, torch
+from threadpoolctl import threadpool_info
+from ddgraph.probing import symmetric
+seen = []
+for n in (1, 2):
+    torch.set_num_threads(n)
+    symmetric.eigenvalues(torch.eye(3, dtype=torch.float64))
+    with symmetric._one_blas_thread():
+        seen.append({i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+print(json.dumps(seen))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "2"},
+                         capture_output=True, text=True, check=True)
+    for n, blas in zip((1, 2), json.loads(out.stdout)):
+        assert len(blas) >= 1 and set(blas.values()) == {1}, (n, blas)
 
 
 def test_probe_reads_the_same_rates_on_either_path(monkeypatch):

@@ -1,11 +1,11 @@
 """Symmetric-matrix kernels of the probe: Gram sums accumulated one triangle at a time, and the two ends of a
 spectrum.
 
-torch has no rank-k update (``syrk``: half the flops of ``rows.T @ rows``), and its ``eigh`` returns every
-eigenvector where the probe needs the extreme eigenvalues and one bottom eigenvector. On the CPU in fp64
-these go through scipy's BLAS and LAPACK (``dsyrk``, ``dsyevr``, ``dpotrf``), on as many threads as torch
-uses (scipy's OpenBLAS keeps a pool of its own; threadpoolctl sets it per call); other devices and dtypes
-use torch (the same numbers to rounding, slower).
+torch has no rank-k update (``syrk``: half the flops of ``rows.T @ rows``), so Gram sums are made of row
+blocks from the diagonal rightwards, in torch's own thread pool. torch's ``eigh`` returns every eigenvector
+where the probe needs the extreme eigenvalues and one bottom eigenvector, so on the CPU in fp64 the
+spectra go through scipy's LAPACK (``dsyevr``, ``dpotrf``) on one thread (threadpoolctl sets scipy's own
+pool per call); other devices and dtypes use torch (the same numbers to rounding, slower).
 
 The ends of a large spectrum come from Krylov iterations, not a full tridiagonal reduction (about
 ``4/3 n^3`` flops, half of them matrix-vector products that do not scale with threads): lambda_max by
@@ -23,46 +23,55 @@ import torch
 
 
 @functools.cache
-def _scipy():
-    """scipy's ``(blas, lapack)``, imported on first use (``import ddgraph`` stays light)."""
-    from scipy.linalg import blas, lapack
+def _lapack():
+    """scipy's LAPACK, imported on first use (``import ddgraph`` stays light)."""
+    from scipy.linalg import lapack
 
-    return blas, lapack
+    return lapack
 
 
 @functools.cache
 def _threadpools():
+    """The thread pools loaded once scipy's BLAS is (a controller made before sees none of scipy's)."""
     from threadpoolctl import ThreadpoolController
 
+    _lapack()
     return ThreadpoolController()
 
 
-def _torch_threads():
-    """scipy's BLAS limited to torch's thread count for the call it wraps."""
-    return _threadpools().limit(limits=torch.get_num_threads(), user_api="blas")
+def _one_blas_thread():
+    """scipy's BLAS on one thread for the call it wraps. Its pool and torch's OpenMP pool would otherwise
+    contend for the same cores, each one's idle threads spinning while the other's work: with two threads
+    each, a ``dsyrk`` between torch products ran 3.5 times slower than alone."""
+    return _threadpools().limit(limits=1, user_api="blas")
 
 
 def _native(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype == torch.float64 and not t.is_conj() and not t.is_neg()
 
 
+#: Row blocks of a Gram sum on the CPU (see :func:`add_gram`).
+GRAM_BLOCKS = 8
+
+
 def add_gram(total: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor:
     """``total + rows^T rows`` (``total`` updated in place; ``None``: a new sum).
 
     Only the upper triangle is certain to hold the sum: call :func:`mirror` once the accumulation is over.
+    On the CPU by torch's matrix products over row blocks from the diagonal rightwards
+    (``(1 + 1/GRAM_BLOCKS) n^2 k`` flops against a full product's ``2 n^2 k``), in torch's own thread pool
+    (scipy's ``dsyrk`` takes ``n^2 k``, but its pool and torch's contend for the cores); on other devices by
+    one product.
     """
     rows = rows.detach()
     if total is None:
         total = rows.new_zeros(rows.shape[1], rows.shape[1])
-    if _native(rows) and total.is_contiguous():
-        # total's row-major upper triangle is the column-major lower triangle of the same memory
-        with _torch_threads():
-            out = _scipy()[0].dsyrk(1.0, rows.contiguous().numpy().T, beta=1.0, c=total.numpy().T, trans=0,
-                                    lower=1, overwrite_c=1)
-        if out.ctypes.data != total.data_ptr():  # scipy copied instead of writing in place
-            total.copy_(torch.from_numpy(out.T))
-    else:
-        total.addmm_(rows.T, rows)
+    if total.device.type != "cpu":
+        return total.addmm_(rows.T, rows)
+    edges = [round(i * total.shape[0] / GRAM_BLOCKS) for i in range(GRAM_BLOCKS + 1)]
+    for lo, hi in zip(edges, edges[1:]):
+        if hi > lo:
+            total[lo:hi, lo:].addmm_(rows[:, lo:hi].T, rows[:, lo:])
     return total
 
 
@@ -75,8 +84,8 @@ def mirror(total: torch.Tensor) -> torch.Tensor:
 def eigenvalues(m: torch.Tensor) -> torch.Tensor:
     """Every eigenvalue of a symmetric matrix, ascending (no eigenvectors)."""
     if _native(m):
-        with _torch_threads():
-            w, _, found, _, info = _scipy()[1].dsyevr(m.contiguous().numpy(), compute_v=0, range="A")
+        with _one_blas_thread():
+            w, _, found, _, info = _lapack().dsyevr(m.contiguous().numpy(), compute_v=0, range="A")
         if info == 0 and found == m.shape[0]:
             return torch.from_numpy(w[:found])
     return torch.linalg.eigvalsh(m)
@@ -132,9 +141,9 @@ class Cholesky:
     def __init__(self, m: torch.Tensor):
         self._m, self._native = m, _native(m)
         if self._native:
-            with _torch_threads():
+            with _one_blas_thread():
                 # m is symmetric: its row-major memory read column-major is m itself (no copy to Fortran order)
-                self._factor, info = _scipy()[1].dpotrf(m.contiguous().numpy().T, lower=0, clean=0)
+                self._factor, info = _lapack().dpotrf(m.contiguous().numpy().T, lower=0, clean=0)
         else:
             self._factor, info = torch.linalg.cholesky_ex(m)
             info = int(info)
@@ -156,10 +165,10 @@ class Cholesky:
                     return None
             return lambda b: torch.cholesky_solve(b.reshape(b.shape[0], -1), chol).reshape(b.shape)
         factor = self._factor if k == self._m.shape[0] else self._factor[:k, :k]
-        dpotrs = _scipy()[1].dpotrs
+        dpotrs = _lapack().dpotrs
 
         def solve(b: torch.Tensor) -> torch.Tensor:
-            with _torch_threads():
+            with _one_blas_thread():
                 x, _ = dpotrs(factor, b.numpy(), lower=0)
             return torch.from_numpy(x)
 
@@ -196,8 +205,8 @@ def _lanczos_top(op, n: int, steps: int) -> tuple[float, torch.Tensor] | None:
 def bottom_eigenvector(m: torch.Tensor) -> torch.Tensor:
     """The eigenvector of the smallest eigenvalue of a symmetric matrix (sign arbitrary)."""
     if _native(m):
-        with _torch_threads():
-            _, z, found, _, info = _scipy()[1].dsyevr(m.contiguous().numpy(), compute_v=1, range="I", il=1, iu=1)
+        with _one_blas_thread():
+            _, z, found, _, info = _lapack().dsyevr(m.contiguous().numpy(), compute_v=1, range="I", il=1, iu=1)
         if info == 0 and found == 1:
             return torch.from_numpy(z[:, 0].copy())
     return torch.linalg.eigh(m)[1][:, 0]
