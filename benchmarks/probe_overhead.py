@@ -5,8 +5,10 @@ as the sample count grows tenfold.
 MLP: depth 6, width 64, ReLU, fp64, 20,000 Gaussian samples, 2 threads. Targets: probe per t-point /
 curvlinops' KFACLinearOperator (empirical Fisher) <= 0.75; peak memory flat in the sample count.
 Transformer: transformers' GPT-2 (4 blocks, width 256, vocabulary 1024, 3.4M parameters), fp64,
-``--lm-samples`` sequences of 6 tokens (a comma-separated list measures each count), a 5-point sweep;
-target: probe per t-point / bare forward+backward <= 1.3.
+``--lm-samples`` sequences of 6 tokens (a comma-separated list measures each count; default 256 and 2048),
+a 5-point sweep; target: probe per t-point / bare forward+backward <= 1.3. A t-point has a part that does
+not grow with the sample (the factors' observables), so the ratio falls as the sample grows: docs/SCALING.md
+gives where it crosses 1.3.
 curvlinops' K-FAC does not take GPT-2's Conv1D layers, so the transformer has no curvlinops column.
 
 The references and the probe take turns (interleaved, ``--repeat`` rounds; each probe round sweeps a
@@ -17,7 +19,7 @@ curvlinops is a benchmark-only dependency. Install it without letting pip replac
     pip install --no-deps curvlinops-for-pytorch backpack-for-pytorch einops linear_operator \\
         unfoldNd einconv opt-einsum
 
-    python benchmarks/probe_overhead.py [--samples 20000] [--lm-samples 256,768] [--threads 2] [--repeat 5]
+    python benchmarks/probe_overhead.py [--samples 20000] [--lm-samples 256,2048] [--threads 2] [--repeat 5]
                                         [--scaling] [--json]
 """
 from __future__ import annotations
@@ -173,7 +175,7 @@ def scaling(n: int, repeat: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=20000)
-    ap.add_argument("--lm-samples", default="256", help="sequences for the transformer (comma-separated: each)")
+    ap.add_argument("--lm-samples", default="256,2048", help="sequences for the transformer (comma-separated: each)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the probe runs scipy's BLAS on as many)")
     ap.add_argument("--lm-repeat", type=int, default=2, help="rounds for the transformer (slow: minutes each)")
     ap.add_argument("--repeat", type=int, default=5)
