@@ -9,7 +9,9 @@ Transformer: transformers' GPT-2 (4 blocks, width 256, vocabulary 1024, 3.4M par
 a 5-point sweep; target: probe per t-point / bare forward+backward <= 1.3. A t-point has a part that does
 not grow with the sample (the factors' observables), so the ratio falls as the sample grows: docs/SCALING.md
 gives where it crosses 1.3.
-curvlinops' K-FAC does not take GPT-2's Conv1D layers, so the transformer has no curvlinops column.
+curvlinops' K-FAC does not take GPT-2's Conv1D layers, so GPT-2 has no curvlinops column; transformers'
+GPT-Neo is the same architecture with nn.Linear layers (same sizes, global attention in every block) and
+has one (every linear weight, one loss term per token, empirical Fisher). ``--repeat 0`` skips the MLP.
 
 The references and the probe take turns (interleaved, ``--repeat`` rounds; each probe round sweeps a
 pinned grid and gives its median per t-point, the first t-point left out); ratios are of medians, wall and process CPU (CPU time
@@ -19,7 +21,8 @@ curvlinops is a benchmark-only dependency. Install it without letting pip replac
     pip install --no-deps curvlinops-for-pytorch backpack-for-pytorch einops linear_operator \\
         unfoldNd einconv opt-einsum
 
-    python benchmarks/probe_overhead.py [--samples 20000] [--lm-samples 256,2048] [--threads 2] [--repeat 5]
+    python benchmarks/probe_overhead.py [--samples 20000] [--lm-samples 256,2048] [--lm-archs gpt2,gpt-neo]
+                                        [--threads 2] [--repeat 5]
                                         [--scaling] [--json]
 """
 from __future__ import annotations
@@ -128,16 +131,62 @@ def gpt2_model(layers: int = 4, width: int = 256, heads: int = 4, vocab: int = 1
     return gpt2_small(layers=layers, width=width, heads=heads, vocab=vocab)
 
 
-def lm_case(n: int, repeat: int) -> dict:
-    model, example = gpt2_model()
-    ref, _ = gpt2_model()
+def gpt_neo_model(layers: int = 4, width: int = 256, heads: int = 4, vocab: int = 1024):
+    """transformers' GPT-Neo, GPT-2's architecture with ``nn.Linear`` layers (which curvlinops' K-FAC takes),
+    global attention in every block, no dropout, the same sizes as :func:`gpt2_model`."""
+    from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+    torch.manual_seed(0)
+    config = GPTNeoConfig(vocab_size=vocab, max_position_embeddings=16, hidden_size=width, num_layers=layers,
+                          num_heads=heads, attention_types=[[["global"], layers]], intermediate_size=4 * width,
+                          bos_token_id=0, eos_token_id=0, embed_dropout=0.0, attention_dropout=0.0,
+                          resid_dropout=0.0)
+    return GPTNeoForCausalLM(config).eval(), (torch.randint(0, vocab, (1, 6)),)
+
+
+LMS = {"gpt2": gpt2_model, "gpt-neo": gpt_neo_model}
+
+
+def curvlinops_lm_kfac(model, ids, labels):
+    """curvlinops' K-FAC (empirical Fisher) of every linear weight of a causal LM, one term per token."""
+    try:
+        from curvlinops import KFACLinearOperator
+    except ImportError:
+        return None
+
+    class Logits(nn.Module):
+        def __init__(self, lm):
+            super().__init__()
+            self.lm = lm
+
+        def forward(self, x):
+            out = self.lm(x, use_cache=False).logits
+            return out.reshape(-1, out.shape[-1])
+
+    wrapped = Logits(model)
+    params = list({id(m.weight): m.weight for m in model.modules() if isinstance(m, nn.Linear)}.values())
+
+    def step():
+        op = KFACLinearOperator(wrapped, nn.CrossEntropyLoss(), params, [(ids, labels.reshape(-1))],
+                                fisher_type="empirical", check_deterministic=False, num_data=ids.shape[0],
+                                num_per_example_loss_terms=ids.shape[1])
+        op.compute_kronecker_factors()
+    return step
+
+
+def lm_case(n: int, repeat: int, arch: str = "gpt2") -> dict:
+    model, example = LMS[arch]()
+    ref, _ = LMS[arch]()
     ref = ref.double()
     gen = torch.Generator().manual_seed(0)
     vocab = ref.config.vocab_size
     ids = torch.randint(0, vocab, (n, example[0].shape[1]), generator=gen)
     labels = torch.randint(0, vocab, ids.shape, generator=gen)
-    out = interleaved({"bare": bare_lm_pass(ref, ids, labels),
-                       "probe": ProbeRun(model, example, n, min(n, 512), GRID[:5])}, repeat)
+    runs = {"bare": bare_lm_pass(ref, ids, labels), "probe": ProbeRun(model, example, n, min(n, 512), GRID[:5])}
+    kfac = curvlinops_lm_kfac(ref, ids, labels) if arch != "gpt2" else None  # it does not take GPT-2's Conv1D
+    if kfac:
+        runs["curvlinops"] = kfac
+    out = interleaved(runs, repeat)
     out["params"] = sum(p.numel() for p in ref.parameters())
     return out
 
@@ -176,7 +225,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=20000)
     ap.add_argument("--lm-samples", default="256,2048", help="sequences for the transformer (comma-separated: each)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (the probe runs scipy's BLAS on as many)")
+    ap.add_argument("--lm-archs", default="gpt2,gpt-neo",
+                    help="transformers for the transformer cases (comma-separated: gpt2, gpt-neo)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--lm-repeat", type=int, default=2, help="rounds for the transformer (slow: minutes each)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--scaling", action="store_true", help="also measure growth with width, depth and samples")
@@ -185,33 +236,39 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n = args.samples
-    mlp = mlp_case(n, args.repeat)
-    lms = {m: lm_case(m, args.lm_repeat) for m in (int(x) for x in args.lm_samples.split(",") if x)}
+    mlp = mlp_case(n, args.repeat) if args.repeat else None
+    lms = {(arch, m): lm_case(m, args.lm_repeat, arch) for arch in args.lm_archs.split(",") if arch
+           for m in (int(x) for x in args.lm_samples.split(",") if x)}
     mem = {} if args.no_memory else {m: {c: peak_rss_mb(m, c) for c in (0, 256)} for m in (n, 10 * n)}
     grow = scaling(n, max(1, args.repeat // 2)) if args.scaling else []
-    result = {"mlp": {"bare_forward_backward_s": mlp["bare"], "probe_per_t_s": mlp["probe"],
-                      "curvlinops_kfac_s": mlp.get("curvlinops"), "probe_over_bare": ratios(mlp, "bare"),
-                      "probe_over_curvlinops": ratios(mlp, "curvlinops")},
-              "transformer": [{"params": lm["params"], "sequences": m, "bare_forward_backward_s": lm["bare"],
-                               "probe_per_t_s": lm["probe"], "probe_over_bare": ratios(lm, "bare")}
-                              for m, lm in lms.items()],
+    result = {"mlp": mlp and {"bare_forward_backward_s": mlp["bare"], "probe_per_t_s": mlp["probe"],
+                              "curvlinops_kfac_s": mlp.get("curvlinops"), "probe_over_bare": ratios(mlp, "bare"),
+                              "probe_over_curvlinops": ratios(mlp, "curvlinops")},
+              "transformer": [{"arch": arch, "params": lm["params"], "sequences": m,
+                               "bare_forward_backward_s": lm["bare"], "probe_per_t_s": lm["probe"],
+                               "curvlinops_kfac_s": lm.get("curvlinops"), "probe_over_bare": ratios(lm, "bare"),
+                               "probe_over_curvlinops": ratios(lm, "curvlinops")}
+                              for (arch, m), lm in lms.items()],
               "peak_rss_mb": {str(k): v for k, v in mem.items()}, "scaling": grow}
     if args.json:
         print(json.dumps(result, indent=2))
         return
     print(f"{torch.get_num_threads()} threads; ratios wall / cpu")
-    print(f"ReLU MLP depth {DEPTH}, width {WIDTH}, fp64, {n} samples")
-    _line("bare forward+backward", mlp["bare"])
-    _line("probe, one t-point", mlp["probe"], ratios(mlp, "bare"), "vs bare")
-    if "curvlinops" in mlp:
-        _line("curvlinops KFAC (empirical)", mlp["curvlinops"], ratios(mlp, "curvlinops"),
-              "probe vs curvlinops (target <= 0.75)")
-    else:
-        print("curvlinops not installed: see the module docstring for the install line")
-    for m, lm in lms.items():
-        print(f"GPT-2 style, {lm['params']:,} parameters, fp64, {m} sequences")
+    if mlp:
+        print(f"ReLU MLP depth {DEPTH}, width {WIDTH}, fp64, {n} samples")
+        _line("bare forward+backward", mlp["bare"])
+        _line("probe, one t-point", mlp["probe"], ratios(mlp, "bare"), "vs bare")
+        if "curvlinops" in mlp:
+            _line("curvlinops KFAC (empirical)", mlp["curvlinops"], ratios(mlp, "curvlinops"),
+                  "probe vs curvlinops (target <= 0.75)")
+        else:
+            print("curvlinops not installed: see the module docstring for the install line")
+    for (arch, m), lm in lms.items():
+        print(f"{arch}, {lm['params']:,} parameters, fp64, {m} sequences of 6 tokens")
         _line("bare forward+backward", lm["bare"])
         _line("probe, one t-point", lm["probe"], ratios(lm, "bare"), "vs bare (target <= 1.3)")
+        if "curvlinops" in lm:
+            _line("curvlinops KFAC (empirical)", lm["curvlinops"], ratios(lm, "curvlinops"), "probe vs curvlinops")
     for m, row in mem.items():
         print(f"peak RSS, {m:>7} samples       no cache {row[0]:7.0f} MB   256 MB cache {row[256]:7.0f} MB")
     if mem:
