@@ -83,6 +83,7 @@ def bare_lm_pass(model, ids, labels):
     def step():
         model.zero_grad(set_to_none=True)
         logits = model(ids)
+        logits = getattr(logits, "logits", logits)  # a transformers output, or the logits themselves
         nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)).backward()
     return step
 
