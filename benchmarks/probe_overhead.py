@@ -88,16 +88,17 @@ def bare_lm_pass(model, ids, labels):
     return step
 
 
-def curvlinops_kfac(model, x, y):
+def curvlinops_kfac(model, loss, params, x, y, terms: int = 1):
+    """One computation of curvlinops' K-FAC factors (empirical Fisher) on ``(x, y)``, ``terms`` loss terms
+    per example; None when curvlinops is not installed."""
     try:
         from curvlinops import KFACLinearOperator
     except ImportError:
         return None
-    params = [p for p in model.parameters() if p.requires_grad]
 
     def step():
-        op = KFACLinearOperator(model, nn.MSELoss(reduction="sum"), params, [(x, y)], fisher_type="empirical",
-                                check_deterministic=False, num_data=x.shape[0], num_per_example_loss_terms=1)
+        op = KFACLinearOperator(model, loss, params, [(x, y)], fisher_type="empirical", check_deterministic=False,
+                                num_data=x.shape[0], num_per_example_loss_terms=terms)
         op.compute_kronecker_factors()
     return step
 
@@ -121,7 +122,8 @@ def mlp_case(n: int, repeat: int, depth: int = DEPTH, width: int = WIDTH, with_c
     y = torch.randn(n, width, dtype=torch.float64)
     runs = {"bare": bare_pass(model, x, y),
             "probe": ProbeRun(chain(depth, "relu", width=width), x[:4].float(), n, n)}
-    kfac = curvlinops_kfac(model, x, y) if with_curvlinops else None
+    kfac = curvlinops_kfac(model, nn.MSELoss(reduction="sum"), [p for p in model.parameters() if p.requires_grad],
+                           x, y) if with_curvlinops else None
     if kfac:
         runs["curvlinops"] = kfac
     return interleaved(runs, repeat)
@@ -148,31 +150,16 @@ def gpt_neo_model(layers: int = 4, width: int = 256, heads: int = 4, vocab: int 
 LMS = {"gpt2": gpt2_model, "gpt-neo": gpt_neo_model}
 
 
-def curvlinops_lm_kfac(model, ids, labels):
-    """curvlinops' K-FAC (empirical Fisher) of every linear weight of a causal LM, one term per token."""
-    try:
-        from curvlinops import KFACLinearOperator
-    except ImportError:
-        return None
+class _Logits(nn.Module):
+    """A causal LM's logits, one row per token (the shape curvlinops' loss takes)."""
 
-    class Logits(nn.Module):
-        def __init__(self, lm):
-            super().__init__()
-            self.lm = lm
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
 
-        def forward(self, x):
-            out = self.lm(x, use_cache=False).logits
-            return out.reshape(-1, out.shape[-1])
-
-    wrapped = Logits(model)
-    params = list({id(m.weight): m.weight for m in model.modules() if isinstance(m, nn.Linear)}.values())
-
-    def step():
-        op = KFACLinearOperator(wrapped, nn.CrossEntropyLoss(), params, [(ids, labels.reshape(-1))],
-                                fisher_type="empirical", check_deterministic=False, num_data=ids.shape[0],
-                                num_per_example_loss_terms=ids.shape[1])
-        op.compute_kronecker_factors()
-    return step
+    def forward(self, x):
+        out = self.lm(x, use_cache=False).logits
+        return out.reshape(-1, out.shape[-1])
 
 
 def lm_case(n: int, repeat: int, arch: str = "gpt2") -> dict:
@@ -184,7 +171,9 @@ def lm_case(n: int, repeat: int, arch: str = "gpt2") -> dict:
     ids = torch.randint(0, vocab, (n, example[0].shape[1]), generator=gen)
     labels = torch.randint(0, vocab, ids.shape, generator=gen)
     runs = {"bare": bare_lm_pass(ref, ids, labels), "probe": ProbeRun(model, example, n, min(n, 512), GRID[:5])}
-    kfac = curvlinops_lm_kfac(ref, ids, labels) if arch != "gpt2" else None  # it does not take GPT-2's Conv1D
+    linears = list({id(m.weight): m.weight for m in ref.modules() if isinstance(m, nn.Linear)}.values())
+    kfac = curvlinops_kfac(_Logits(ref), nn.CrossEntropyLoss(), linears, ids, labels.reshape(-1), ids.shape[1]) \
+        if arch != "gpt2" else None  # curvlinops does not take GPT-2's Conv1D
     if kfac:
         runs["curvlinops"] = kfac
     out = interleaved(runs, repeat)

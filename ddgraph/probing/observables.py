@@ -65,9 +65,9 @@ def _finite(m: torch.Tensor) -> bool:
 
 
 def _block(m: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """The principal block of ``m`` on ``idx`` (``m`` itself when that is every coordinate; a gather, not
-    advanced indexing, which copies far slower)."""
-    if idx.numel() == m.shape[0]:
+    """The principal block of ``m`` on ``idx``, in that order (``m`` itself when that is every coordinate in
+    order; a gather, not advanced indexing, which copies far slower)."""
+    if idx.numel() == m.shape[0] and bool((idx[1:] > idx[:-1]).all()):
         return m
     return m.index_select(0, idx).index_select(1, idx)
 
@@ -94,10 +94,7 @@ def _factored(m: torch.Tensor, all_dead: set[int]) -> _Factored:
     is_dead[list(all_dead)] = True
     in_bulk = ~is_dead[active]
     order = torch.cat([active[in_bulk], active[~in_bulk]])
-    if order.numel() == m.shape[0] and bool((order[1:] > order[:-1]).all()):
-        block = m  # every coordinate, in place: no copy
-    else:  # a gather, not advanced indexing, which copies far slower
-        block = m.index_select(0, order).index_select(1, order)
+    block = _block(m, order)
     return _Factored(order, int(in_bulk.sum()), block, Cholesky(block) if order.numel() else None)
 
 

@@ -126,7 +126,7 @@ def _krylov_ends(m: torch.Tensor, chol: Cholesky | None) -> Ends | None:
     top = _lanczos_top(lambda v: m @ v, m.shape[0], MAX_STEPS[0])
     if top is None:
         return None
-    solve = (chol or Cholesky(m)).solver()
+    solve = (chol if chol is not None else Cholesky(m)).solver()
     inverse = _lanczos_top(solve, m.shape[0], MAX_STEPS[1]) if solve is not None else None
     if inverse is None or not inverse[0] > 0:
         return None
@@ -147,8 +147,11 @@ class Cholesky:
         else:
             self._factor, info = torch.linalg.cholesky_ex(m)
             info = int(info)
-        self.complete = info == 0
-        self.leading = m.shape[0] if self.complete else max(int(info) - 1, 0)
+        self.leading = m.shape[0] if info == 0 else max(int(info) - 1, 0)
+
+    @property
+    def complete(self) -> bool:
+        return self.leading == self._m.shape[0]
 
     def solver(self, k: int | None = None):
         """``b -> B^-1 b`` with ``B`` the leading ``k``-block (default: the whole matrix), ``b`` a vector or a
@@ -184,15 +187,16 @@ def _lanczos_top(op, n: int, steps: int) -> tuple[float, torch.Tensor] | None:
     basis = torch.empty(steps + 1, n, dtype=torch.float64)
     start = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     basis[0] = start / start.norm()
-    alpha, beta = [], []
+    alpha, beta, scale = [], [], 0.0
     for k in range(steps):
         w = op(basis[k])
         alpha.append(float(w @ basis[k]))
+        scale = max(scale, abs(alpha[-1]))
         done = basis[:k + 1]
         for _ in range(2):  # twice is enough (Kahan-Parlett)
             w -= done.T @ (done @ w)
         b = float(w.norm())
-        invariant = b <= 1e-14 * max(abs(a) for a in alpha)
+        invariant = b <= 1e-14 * scale
         if invariant or (k + 1) % 4 == 0 or k + 1 == steps:
             theta, s = eigh_tridiagonal(np.array(alpha), np.array(beta), select="i", select_range=(k, k))
             if invariant or b * abs(s[-1, 0]) <= RITZ_TOL * abs(theta[0]):
